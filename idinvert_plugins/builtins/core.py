@@ -1,0 +1,18 @@
+"""Built-in latent spaces (Z, W, W+) and the backend-independent editors."""
+
+from ..editors.interpolate import Interpolate, StyleMix
+from ..hookspecs import hookimpl
+from ..spaces import WPlusSpace, WSpace, ZSpace
+
+
+@hookimpl
+def register_latent_spaces(register):
+    register(ZSpace())
+    register(WSpace())
+    register(WPlusSpace())
+
+
+@hookimpl
+def register_editors(register):
+    register(Interpolate())
+    register(StyleMix())

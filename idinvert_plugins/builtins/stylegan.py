@@ -1,0 +1,27 @@
+"""Built-in StyleGAN (v1) backend, as released with IDInvert: generator, discriminator, the domain-guided
+encoder, and the converter for genforce/IDInvert ``.pth`` files."""
+
+from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_generators(register):
+    from ..models.stylegan import StyleGANGenerator
+
+    register(StyleGANGenerator)
+
+
+@hookimpl
+def register_networks(register):
+    from ..models.discriminator import StyleGANDiscriminator
+    from ..models.idinvert_encoder import IDInvertEncoder
+
+    register(IDInvertEncoder, kind="encoder")
+    register(StyleGANDiscriminator, kind="discriminator")
+
+
+@hookimpl
+def register_converters(register):
+    from ..convert.genforce import GenforceFormat
+
+    register(GenforceFormat())

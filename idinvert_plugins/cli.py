@@ -1,0 +1,214 @@
+"""The ``idinvert`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-3,7,10-11"`` -> ``[0, 1, 2, 3, 7, 10, 11]``."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad seed list {text!r}: use e.g. 0-15 or 1,5,9") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("empty seed list")
+    return seeds
+
+
+# -- commands -------------------------------------------------------------------------------------------
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugins import get_plugins
+
+    plugins = get_plugins()
+    if args.json:
+        print(json.dumps({
+            "plugins": plugins.plugin_list(),
+            "items": [{"kind": r.kind, "name": r.name, "plugin": r.plugin, "source": r.source}
+                      for r in plugins.registered()],
+            "problems": [p.__dict__ for p in plugins.problems],
+        }, indent=2))
+        return 0
+    print("Plugins:")
+    for p in plugins.plugin_list():
+        print(f"  {p['name']}  [{p['source']}]  hooks: {', '.join(p['hooks']) or '-'}")
+    print("\nRegistered:")
+    for r in plugins.registered():
+        print(f"  {r.kind:<14} {r.name:<28} from {r.plugin}")
+    if plugins.problems:
+        print("\nProblems:")
+        for prob in plugins.problems:
+            print(f"  - {prob}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .hub import list_models
+
+    for m in list_models():
+        where = "bundled" if m["bundled"] else (f"hub {m['repo_id']}" if m["repo_id"] else "not available here")
+        print(f"{m['name']:<32} {m['kind'] or '?':<14} {m['architecture'] or '?':<24} {m['resolution'] or ''}  "
+              f"[{where}]")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .hub import build_model, read_config, resolve_model
+
+    resolved = resolve_model(args.name, revision=args.revision)
+    config = read_config(resolved.folder)
+    model = build_model(config)
+    n_params = sum(p.numel() for p in model.parameters())
+    info = {"name": resolved.name, "origin": resolved.origin, "folder": str(resolved.folder),
+            "kind": config["kind"], "architecture": config["architecture"], "parameters": n_params,
+            "args": config["args"]}
+    if resolved.repo_id:
+        info.update(repo_id=resolved.repo_id, revision=resolved.revision, commit=resolved.commit)
+    for attr in ("resolution", "num_layers", "w_dim", "z_dim", "has_w_space"):
+        if hasattr(model, attr):
+            info[attr] = getattr(model, attr)
+    if resolved.card is not None:
+        info["card"] = {k: v for k, v in resolved.card.data.items() if k not in ("name",)}
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .hub import load_generator
+    from .images import make_grid, save_image
+
+    G = load_generator(args.name, revision=args.revision, device=args.device)
+    psi = args.truncation if args.truncation is not None else 1.0
+    cutoff = args.truncation_cutoff
+    if cutoff is None and args.truncation is not None:
+        cutoff = G.config.get("truncation_layers")  # StyleGAN v1 (IDInvert) truncates the first 8 layers only
+    images = []
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for start in tqdm(range(0, len(args.seeds), args.batch), desc="generate", unit="batch",
+                          disable=not sys.stderr.isatty() and not args.progress):
+            seeds = args.seeds[start : start + args.batch]
+            z = torch.cat([G.sample_z(1, seed=s, device=args.device) for s in seeds])
+            images.append(G(z, truncation_psi=psi, truncation_cutoff=cutoff, noise_mode=args.noise_mode).cpu())
+    batch = torch.cat(images)
+    out = save_image(make_grid(batch, nrow=args.nrow), args.output)
+    print(f"wrote {out} ({len(args.seeds)} images at {G.resolution}x{G.resolution}, "
+          f"{time.perf_counter() - t0:.2f} s)")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert_checkpoint
+
+    folders = convert_checkpoint(args.src, args.output, args.format, name=args.name)
+    for folder in folders:
+        print(f"wrote {folder}")
+    print(f"load it with: idinvert_plugins.load_generator({str(folders[0])!r})")
+    return 0
+
+
+def cmd_data_render(args: argparse.Namespace) -> int:
+    from .data import toyfaces
+
+    out = Path(args.output)
+    if args.ood:
+        toyfaces.render_ood(out, n=args.n, seed=args.seed, resolution=args.resolution)
+    else:
+        toyfaces.render_dataset(out, n=args.n, seed=args.seed, resolution=args.resolution, workers=args.workers)
+    print(f"wrote {args.n} images to {out}")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="idinvert", description="In-domain GAN inversion and editing.")
+    parser.add_argument("--version", action="version", version=f"idinvert-plugins {__version__}")
+    parser.add_argument("--plugins-dir", action="append", metavar="DIR",
+                        help="load *.py plugins from DIR (repeatable; replaces the default hooks/ and "
+                             "$IDINVERT_PLUGINS_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list plugins, what they registered, and any problems")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("models", help="list named models and where they load from")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("info", help="describe a model (name, Hub id or folder)")
+    p.add_argument("name")
+    p.add_argument("--revision")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("generate", help="sample an image grid from a generator")
+    p.add_argument("name")
+    p.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-15"))
+    p.add_argument("--truncation", type=float, default=None, help="truncation psi (default: none)")
+    p.add_argument("--truncation-cutoff", type=int, default=None, help="truncate only the first N layers")
+    p.add_argument("--noise-mode", choices=("const", "random", "none"), default="const")
+    p.add_argument("--nrow", type=int, default=None)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--revision")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when not a terminal")
+    p.add_argument("-o", "--output", default="grid.png")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("convert", help="convert an official checkpoint into a model folder")
+    p.add_argument("src")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--format", default="auto", help="auto, genforce, rosinality, nvlabs or a plugin's format")
+    p.add_argument("--name", help="model name written into the card (default: the folder name)")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("data", help="the bundled toy-face domain")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    r = data_sub.add_parser("render", help="render toy faces + attribute table")
+    r.add_argument("--n", type=int, default=70_000)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--resolution", type=int, default=64)
+    r.add_argument("--workers", type=int, default=1)
+    r.add_argument("--ood", action="store_true", help="render the out-of-distribution set instead")
+    r.add_argument("-o", "--output", required=True)
+    r.set_defaults(func=cmd_data_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pickle import UnpicklingError
+
+    from .convert import ConversionError
+    from .hub import ModelLoadError, ModelNotFoundError
+    from .images import ImageError
+    from .plugins import PluginError, UnknownNameError, configure
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.plugins_dir:
+        configure(args.plugins_dir)
+    try:
+        return int(args.func(args) or 0)
+    except (ModelNotFoundError, ModelLoadError, UnknownNameError, PluginError, ImageError, ConversionError,
+            UnpicklingError, ValueError) as exc:
+        print(f"idinvert: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
