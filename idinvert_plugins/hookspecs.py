@@ -42,6 +42,7 @@ A minimal editor plugin (``hooks/brightness.py``)::
 from __future__ import annotations
 
 from collections.abc import Callable
+
 import pluggy
 
 PROJECT_NAME = "idinvert_plugins"

@@ -8,6 +8,7 @@ message saying what is wrong and what to do.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,15 +36,21 @@ def open_image(source: str | Path | bytes | Image.Image | np.ndarray) -> Image.I
         img = source
     else:
         name = str(source)[:200] if not isinstance(source, bytes) else "uploaded data"
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         try:
-            img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-            img.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                img = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+                w, h = img.size  # from the header: refuse huge images before decoding them
+                if w * h > MAX_PIXELS:
+                    raise ImageError(f"{name} is too large ({w}x{h}): downscale it below {MAX_PIXELS:,} pixels")
+                img.load()
         except FileNotFoundError:
             raise ImageError(f"{name}: no such file") from None
         except Image.DecompressionBombError:
             raise ImageError(f"{name} is too large (over {MAX_PIXELS:,} pixels): downscale it first") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            if isinstance(exc, ImageError):
+                raise
             raise ImageError(f"{name} is not an image file that can be read ({exc}); use PNG or JPEG") from None
     if getattr(img, "n_frames", 1) > 1:
         raise ImageError(f"{name} is animated ({img.n_frames} frames): save the frame you want as PNG or JPEG")
@@ -89,7 +96,7 @@ def load_image(source: Any, resolution: int | None = None, *, crop: bool = False
 
 def from_uint8(array: np.ndarray) -> torch.Tensor:
     """``HxWx3`` or ``NxHxWx3`` uint8 -> float ``[-1, 1]``, channels first."""
-    t = torch.from_numpy(np.ascontiguousarray(array)).float() / 127.5 - 1.0
+    t = torch.tensor(np.asarray(array), dtype=torch.float32) / 127.5 - 1.0
     return t.permute(2, 0, 1) if t.ndim == 3 else t.permute(0, 3, 1, 2)
 
 

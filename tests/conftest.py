@@ -39,7 +39,7 @@ def tiny_stylegan2(resolution: int = 16, seed: int = 0, **kwargs):
 
     torch.manual_seed(seed)
     args = dict(resolution=resolution, z_dim=32, w_dim=32, mapping_layers=2,
-                channels={str(r): 16 for r in (4, 8, 16, 32, 64)})
+                channels={str(2**k): 16 for k in range(2, resolution.bit_length())})
     args.update(kwargs)
     G = StyleGAN2Generator(**args).eval()
     with torch.no_grad():
@@ -51,7 +51,8 @@ def tiny_stylegan(resolution: int = 16, seed: int = 0, **kwargs):
     from idinvert_plugins.models.stylegan import StyleGANGenerator
 
     torch.manual_seed(seed)
-    args = dict(resolution=resolution, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256, channel_max=16)
+    args = dict(resolution=resolution, z_dim=32, w_dim=32, mapping_layers=2, channel_base=256, channel_max=16,
+                repeat_w=False, final_tanh=True)
     args.update(kwargs)
     return StyleGANGenerator(**args).eval()
 

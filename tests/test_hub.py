@@ -46,6 +46,7 @@ def offline_cache(tmp_path, monkeypatch):
     return cache, g_main, g_v01
 
 
+@torch.no_grad()
 def _same_output(G1, G2) -> float:
     z = G1.sample_z(2, seed=7)
     return float((G1(z) - G2(z)).abs().max())
