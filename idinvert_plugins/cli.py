@@ -135,6 +135,20 @@ def cmd_data_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_gan(args: argparse.Namespace) -> int:
+    from .training.gan import TrainConfig, export, train_gan
+
+    overrides = json.loads(args.set) if args.set else {}
+    cfg = TrainConfig.preset(args.preset, **overrides)
+    summary = train_gan(cfg, args.out, max_kimg=args.kimg, max_minutes=args.minutes, resume=not args.restart)
+    print(f"stopped at {summary['kimg']:.1f} kimg after {summary['wall_s'] / 60:.1f} min of training "
+          f"({summary['images_per_s']:.1f} img/s this run); checkpoint {summary['checkpoint']}")
+    if args.export:
+        for folder in export(args.out, args.export, {"generator": args.preset, "discriminator": f"{args.preset}-d"}):
+            print(f"exported {folder}")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="idinvert", description="In-domain GAN inversion and editing.")
@@ -187,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ood", action="store_true", help="render the out-of-distribution set instead")
     r.add_argument("-o", "--output", required=True)
     r.set_defaults(func=cmd_data_render)
+
+    p = sub.add_parser("train-gan", help="train (or resume) a GAN on the toy-face domain or an image folder; "
+                                         "runs under torchrun for several processes")
+    p.add_argument("--preset", default="toyfaces-stylegan2-64", help="a preset of idinvert_plugins.training.gan")
+    p.add_argument("--out", required=True, help="run folder (resume.pt, log.jsonl, sample grids)")
+    p.add_argument("--kimg", type=float, default=None, help="stop after this many thousand images in all")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes in this call")
+    p.add_argument("--set", default="", help='JSON overrides of the preset, e.g. \'{"batch": 16}\'')
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start afresh")
+    p.add_argument("--export", metavar="WEIGHTS_DIR", help="write G_ema and D model folders here when done")
+    p.set_defaults(func=cmd_train_gan)
     return parser
 
 

@@ -32,6 +32,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "idinvert_plugins.builtins.core",
     "idinvert_plugins.builtins.stylegan",
     "idinvert_plugins.builtins.stylegan2",
+    "idinvert_plugins.builtins.toyfaces",
 )
 
 #: hook name -> the kind of item it registers
