@@ -22,7 +22,7 @@ from idinvert_plugins.models.stylegan2 import StyleGAN2Generator
 
 CONFIGS = {
     # the bundled toy-face models' shapes (see idinvert_plugins/training/gan.py presets)
-    ("stylegan", 64): dict(resolution=64, z_dim=256, w_dim=256, channel_base=4096, channel_max=128,
+    ("stylegan", 64): dict(resolution=64, z_dim=256, w_dim=256, channel_base=1024, channel_max=128,
                            repeat_w=False, final_tanh=True),
     ("stylegan2", 64): dict(resolution=64, z_dim=256, w_dim=256,
                             channels={"4": 128, "8": 128, "16": 64, "32": 32, "64": 16}),
