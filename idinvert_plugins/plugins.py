@@ -33,6 +33,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "idinvert_plugins.builtins.stylegan",
     "idinvert_plugins.builtins.stylegan2",
     "idinvert_plugins.builtins.toyfaces",
+    "idinvert_plugins.builtins.inversion",
 )
 
 #: hook name -> the kind of item it registers

@@ -1,0 +1,176 @@
+"""Feature networks for perceptual losses.
+
+A perceptual loss compares two images by the mean squared difference of their features under a fixed
+network F: ``mean((F(x) - F(y))^2)``. IDInvert uses VGG16 ``conv4_3`` (after ReLU) with weight 5e-5.
+
+* :class:`FeatureNetwork` - the interface: ``name``, a recommended ``loss_weight`` and ``forward(images)``
+  with images in [-1, 1]. It is an ``nn.Module``, so ``.to(device)`` and ``requires_grad_`` work; inverters
+  freeze it and switch it to eval mode while they run.
+* :class:`VGG16Perceptual` - the IDInvert choice (:mod:`idinvert_plugins.models.vgg`). **VGG16 weights are
+  not shipped** (ImageNet-trained, 59 MB, and nothing can be downloaded here): load your own file.
+* :class:`ClassifierFeatures` - any classifier with ``features(x, layer)``; the bundled toy-face attribute
+  classifier (``toyfaces-classifier-64``, layer ``stage2``) is the offline default for the toy-face domain.
+
+:func:`load_feature_network` builds one from a short spec string (see there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.vgg import VGG16Features, load_vgg16
+
+#: IDInvert's perceptual weight for VGG16 conv4_3 features of Caffe-scaled ([0, 255]) images.
+VGG16_LOSS_WEIGHT = 5e-5
+#: Weight for the toy-face classifier's ``stage2`` features, chosen so that the perceptual term is of the
+#: order of the pixel term (the balance IDInvert's 5e-5 aims at for VGG16): between toy faces, and between a
+#: toy face and a blurred, noisy copy, ``mean((F(x) - F(y))^2)`` is about 2.5-3x ``mean((x - y)^2)``.
+CLASSIFIER_LOSS_WEIGHT = 0.3
+DEFAULT_CLASSIFIER_LAYER = "stage2"
+VGG_PREFIX = "vgg16-conv43:"
+CLASSIFIER_PREFIX = "classifier:"
+
+
+class FeatureNetwork(nn.Module):
+    """Base class: a fixed network whose features of images in [-1, 1] are compared by mean squared error.
+
+    Subclasses set ``name`` and ``loss_weight`` (the recommended weight of ``mean((F(x) - F(y))^2)`` next to
+    a pixel MSE of weight 1) and implement :meth:`forward`. Features may be any tensor ``[N, ...]``; they must
+    be computed per image (no batch statistics), so that batch inversion equals per-image inversion.
+    """
+
+    name: str = ""
+    loss_weight: float = 1.0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, loss_weight={self.loss_weight}"
+
+
+class VGG16Perceptual(FeatureNetwork):
+    """VGG16 trunk features (``relu4_3`` by default) as in IDInvert, with IDInvert's weight 5e-5."""
+
+    def __init__(self, vgg: VGG16Features, loss_weight: float = VGG16_LOSS_WEIGHT) -> None:
+        super().__init__()
+        self.vgg = vgg
+        self.loss_weight = loss_weight
+        self.name = "vgg16-conv43" if vgg.output_layer == "relu4_3" else f"vgg16-{vgg.output_layer}"
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.vgg(images)
+
+
+class ClassifierFeatures(FeatureNetwork):
+    """Intermediate features of a classifier that has ``features(x, layer)`` (e.g. the toy-face
+    :class:`~idinvert_plugins.models.classifier.AttributeClassifier`).
+
+    Images of another size than the classifier's ``resolution`` are resized first (area averaging when
+    shrinking, bilinear when enlarging), so one classifier serves generators of any resolution.
+    """
+
+    def __init__(self, classifier: nn.Module, layer: str = DEFAULT_CLASSIFIER_LAYER,
+                 loss_weight: float = CLASSIFIER_LOSS_WEIGHT, name: str | None = None) -> None:
+        super().__init__()
+        names = getattr(classifier, "layer_names", None)
+        if not callable(getattr(classifier, "features", None)):
+            raise TypeError(f"{type(classifier).__name__} has no features(x, layer) method")
+        if names is not None and layer not in names:
+            raise ValueError(f"unknown feature layer {layer!r}; this classifier has {list(names)}")
+        self.classifier = classifier
+        self.layer = layer
+        self.loss_weight = loss_weight
+        resolved = getattr(classifier, "resolved", None)
+        base = getattr(resolved, "name", None) or getattr(classifier, "architecture", "classifier")
+        self.name = name or f"{base}:{layer}"
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        size = getattr(self.classifier, "resolution", None)
+        if size is not None and images.ndim == 4 and images.shape[-1] != size:
+            mode = "area" if images.shape[-1] > size else "bilinear"
+            images = F.interpolate(images, size=(size, size), mode=mode,
+                                   **({"align_corners": False} if mode == "bilinear" else {}))
+        return self.classifier.features(images, self.layer)
+
+
+def load_feature_network(spec: str | Path | nn.Module | None, *, device: str | torch.device | None = None,
+                         layer: str | None = None, loss_weight: float | None = None) -> FeatureNetwork | None:
+    """Build a perceptual feature network from a short description, in eval mode.
+
+    ``spec`` is one of:
+
+    * ``None``, ``""`` or ``"none"``: no feature network (returns None);
+    * ``"vgg16-conv43:PATH"``: VGG16 up to ``relu4_3`` from ``PATH``, a ``.safetensors`` file in
+      torchvision (``features.{idx}.weight``) or official IDInvert (``layer{idx}.weight``) layout, a
+      ``.pth`` state dict (read with the restricted unpickler) or a saved model folder. ``layer`` picks
+      another VGG16 layer (e.g. ``"relu3_3"``). VGG16 weights do not ship with this library;
+    * a path to such a VGG16 weights file (``.safetensors`` / ``.pth`` / ``.pt``) on its own;
+    * ``"classifier:NAME_OR_PATH"`` or just ``NAME_OR_PATH`` of a classifier model (e.g.
+      ``"toyfaces-classifier-64"``, bundled): its ``features(x, layer)``, ``layer`` default ``"stage2"``;
+    * a model folder / name of kind ``feature`` (a saved :class:`VGG16Features`);
+    * an existing ``nn.Module``: a :class:`FeatureNetwork` is returned as is, a bare
+      :class:`VGG16Features` is wrapped.
+
+    ``loss_weight`` overrides the network's recommended weight.
+    """
+    net = _build(spec, layer)
+    if net is None:
+        return None
+    if loss_weight is not None:
+        net.loss_weight = float(loss_weight)
+    if device is not None:
+        net = net.to(device)
+    return net.eval()
+
+
+def _build(spec: Any, layer: str | None) -> FeatureNetwork | None:
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "none")):
+        return None
+    if isinstance(spec, FeatureNetwork):
+        return spec
+    if isinstance(spec, VGG16Features):
+        return VGG16Perceptual(spec)
+    if isinstance(spec, nn.Module):
+        return ClassifierFeatures(spec, layer or DEFAULT_CLASSIFIER_LAYER)
+    text = str(spec)
+    if text.startswith(VGG_PREFIX):
+        return VGG16Perceptual(load_vgg16(text[len(VGG_PREFIX):], output_layer=layer or "relu4_3"))
+    if text.startswith(CLASSIFIER_PREFIX):
+        return _classifier(text[len(CLASSIFIER_PREFIX):], layer)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix in (".safetensors", ".pth", ".pt"):
+            return VGG16Perceptual(load_vgg16(path, output_layer=layer or "relu4_3"))
+        raise ValueError(f"{path}: unsupported feature-network file type {path.suffix!r} "
+                         "(expected a VGG16 .safetensors or .pth)")
+
+    from ..hub import load_model, read_config, resolve_model
+
+    kind = read_config(resolve_model(text).folder)["kind"]
+    if kind == "classifier":
+        return _classifier(text, layer)
+    if kind == "feature":
+        model = load_model(text, kind="feature")
+        if isinstance(model, VGG16Features):
+            if layer is not None and layer != model.output_layer:
+                raise ValueError(f"{text} is a VGG16 trunk up to {model.output_layer}, not {layer}")
+            return VGG16Perceptual(model)
+        if isinstance(model, FeatureNetwork):
+            return model
+        raise TypeError(f"{text}: a feature model must be a FeatureNetwork or VGG16Features, got "
+                        f"{type(model).__name__}")
+    raise ValueError(f"{text!r} is a {kind} model; a feature network must be a classifier or a feature model "
+                     f"(or use '{VGG_PREFIX}PATH' for VGG16 weights)")
+
+
+def _classifier(name_or_path: str, layer: str | None) -> ClassifierFeatures:
+    from ..hub import load_model
+
+    classifier = load_model(name_or_path, kind="classifier")
+    return ClassifierFeatures(classifier, layer or DEFAULT_CLASSIFIER_LAYER)
