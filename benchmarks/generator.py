@@ -56,12 +56,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
     ap.add_argument("--only", default="", help="e.g. 'stylegan2:64' to run one configuration")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     batches = [int(b) for b in args.batches.split(",")]
     print(f"# generator benchmark: {platform.processor() or platform.machine()}, {args.threads} threads, "
-          f"torch {torch.__version__}, median of {args.repeats}")
+          f"torch {torch.__version__}, median of {args.repeats} after {args.warmup} warm-up")
     print("| backend | res | params (M) | batch | forward img/s | fwd+bwd(ws) img/s | fwd+bwd s/step |")
     print("|---|---|---|---|---|---|---|")
     for (arch, res), kwargs in CONFIGS.items():
@@ -73,7 +74,8 @@ def main() -> None:
         for batch in batches:
             row = []
             for backward in (False, True):
-                time_once(G, batch, backward)  # warm-up
+                for _ in range(args.warmup):
+                    time_once(G, batch, backward)
                 times = [time_once(G, batch, backward) for _ in range(args.repeats)]
                 row.append(statistics.median(times))
             print(f"| {arch} | {res} | {n_params:.1f} | {batch} | {batch / row[0]:.1f} | {batch / row[1]:.1f} | "

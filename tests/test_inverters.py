@@ -177,7 +177,7 @@ def test_image2stylegan_starts_from_w_avg_without_encoder(targets):
 
 def test_options_and_inputs_are_validated(G, E, targets):
     inv = IDInvert()
-    with pytest.raises(ValueError, match=r"no option\(s\) \['step'\]; it takes .*'steps'"):
+    with pytest.raises(ValueError, match=r"inverter 'idinvert' has no parameter\(s\) \['step'\]; it takes .*'steps'"):
         inv.invert(G, targets, encoder=E, step=3)
     with pytest.raises(ValueError, match=r"'steps'=-1 is outside \[0, 100000\]"):
         inv.invert(G, targets, encoder=E, steps=-1)

@@ -9,56 +9,12 @@ CLI build their controls from ``params`` alone, so a third-party editor needs no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 
 from ..models.base import Generator
-
-ParamKind = Literal["float", "int", "bool", "choice", "layers", "code", "image", "mask", "direction"]
-
-
-@dataclass(frozen=True)
-class Param:
-    """One declared editor parameter.
-
-    ``kind`` tells a UI which control to draw: ``float``/``int`` (slider from ``min`` to ``max`` by
-    ``step``), ``bool`` (checkbox), ``choice`` (dropdown of ``choices``), ``layers`` (a ``(start, stop)``
-    layer range; ``None`` = all layers), ``code`` (a second latent code, e.g. another inverted image),
-    ``image``/``mask`` (pictures), ``direction`` (a named direction file).
-    """
-
-    name: str
-    kind: ParamKind
-    default: Any = None
-    min: float | None = None
-    max: float | None = None
-    step: float | None = None
-    choices: tuple[Any, ...] = ()
-    help: str = ""
-    required: bool = False
-
-    def validate(self, value: Any) -> Any:
-        """Check ``value`` against the declaration and return it normalised."""
-        if value is None:
-            if self.required:
-                raise ValueError(f"parameter {self.name!r} is required ({self.help or self.kind})")
-            return None
-        if self.kind in ("float", "int"):
-            try:
-                value = float(value) if self.kind == "float" else int(value)
-            except (TypeError, ValueError):
-                raise ValueError(f"parameter {self.name!r} must be a number, got {value!r}") from None
-            if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
-                raise ValueError(f"parameter {self.name!r}={value} is outside [{self.min}, {self.max}]")
-        elif self.kind == "bool":
-            value = bool(value)
-        elif self.kind == "choice" and value not in self.choices:
-            raise ValueError(f"parameter {self.name!r}={value!r} is not one of {list(self.choices)}")
-        return value
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, (), "")}
+from ..params import Param, resolve_params
 
 
 @dataclass
@@ -89,12 +45,7 @@ class Editor:
 
     def resolve_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Fill defaults and validate; unknown names are an error listing the declared ones."""
-        declared = {p.name: p for p in self.params}
-        unknown = set(params) - set(declared)
-        if unknown:
-            raise ValueError(f"editor {self.name!r} has no parameter(s) {sorted(unknown)}; "
-                             f"it takes {sorted(declared)}")
-        return {name: p.validate(params.get(name, p.default)) for name, p in declared.items()}
+        return resolve_params(self.params, params, f"editor {self.name!r}")
 
     def __call__(self, generator: Generator, codes: torch.Tensor, *, render: bool = True,
                  noise_mode: str = "const", **params: Any) -> EditResult:

@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..editors.base import Param
 from ..models.base import NOISE_MODES, Generator
+from ..params import Param, resolve_params
 
 #: ``callback(step, codes, terms)`` after each optimisation step (``step`` counts from 1; ``codes`` is a
 #: detached copy ``[N, L, D]``; ``terms`` maps ``"total"`` and each loss term to a tensor ``[N]``, evaluated
@@ -121,12 +121,7 @@ class Inverter:
 
     def resolve_params(self, options: dict[str, Any]) -> dict[str, Any]:
         """Fill defaults and validate; unknown names are an error listing the declared ones."""
-        declared = {p.name: p for p in self.params}
-        unknown = set(options) - set(declared)
-        if unknown:
-            raise ValueError(f"inverter {self.name!r} has no option(s) {sorted(unknown)}; "
-                             f"it takes {sorted(declared)}")
-        return {name: p.validate(options.get(name, p.default)) for name, p in declared.items()}
+        return resolve_params(self.params, options, f"inverter {self.name!r}")
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description,
