@@ -1,6 +1,8 @@
 """Built-in latent spaces (Z, W, W+) and the backend-independent editors."""
 
+from ..editors.diffusion import Diffuse
 from ..editors.interpolate import Interpolate, StyleMix
+from ..editors.manipulate import Manipulate
 from ..hookspecs import hookimpl
 from ..spaces import WPlusSpace, WSpace, ZSpace
 
@@ -16,3 +18,5 @@ def register_latent_spaces(register):
 def register_editors(register):
     register(Interpolate())
     register(StyleMix())
+    register(Manipulate())
+    register(Diffuse())

@@ -1,0 +1,306 @@
+"""Editing directions in W / W+: what they are, how to store them, and three ways to find them.
+
+A :class:`Direction` is a unit vector ``n`` (``[w_dim]``, the same for every layer) or one unit vector per
+W+ layer (``[num_layers, w_dim]``, like the released IDInvert boundaries), plus the layers it is meant for.
+Editing moves a code along it: ``w' = w + a * n`` (see :mod:`.manipulate`).
+
+Sources:
+
+* :func:`learn_direction` -- InterFaceGAN (Shen et al., CVPR 2020): the normal of a linear classifier
+  separating codes by an attribute score;
+* :func:`ganspace_directions` -- GANSpace (Härkönen et al., NeurIPS 2020): principal components of sampled w;
+* :func:`sefa_directions` -- SeFa (Shen & Zhou, CVPR 2021): closed form, the top eigenvectors of ``A^T A``
+  where ``A`` stacks the style-modulation weights.
+
+Directions are saved as safetensors (the vector plus a JSON metadata string), never as pickles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from ..models.base import Generator
+
+EPS = 1e-12
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    """Normalise the last axis to unit length (rows that are all zero stay zero)."""
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(EPS)
+
+
+def _canonical_sign(v: torch.Tensor) -> torch.Tensor:
+    """Flip ``v`` so that its largest-magnitude entry is positive (PCA / eigenvectors have no sign)."""
+    return v if v.flatten()[v.abs().argmax()] >= 0 else -v
+
+
+@dataclass
+class Direction:
+    """A unit editing direction in W (``vector`` ``[w_dim]``) or per W+ layer (``[num_layers, w_dim]``).
+
+    ``layers`` lists the W+ layers the direction edits (None: all). ``accuracy`` is the held-out accuracy
+    of the classifier it came from, if any; ``source`` names the method ("interfacegan", "ganspace",
+    "sefa", ...); ``extra`` holds JSON-serialisable extras (e.g. the explained variance).
+    The vector is normalised to unit length (per layer for per-layer directions) on construction.
+    """
+
+    vector: torch.Tensor
+    name: str = ""
+    attribute: str | None = None
+    layers: list[int] | None = None
+    accuracy: float | None = None
+    source: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        vector = torch.as_tensor(self.vector).detach().float()
+        if vector.ndim == 3 and vector.shape[0] == 1:  # the official [1, L, w_dim] boundary layout
+            vector = vector[0]
+        if vector.ndim not in (1, 2) or vector.numel() == 0:
+            raise ValueError(f"a direction is [w_dim] or [num_layers, w_dim], got {list(vector.shape)}")
+        if vector.norm() == 0:
+            raise ValueError(f"direction {self.name!r} is the zero vector")
+        self.vector = _unit(vector)
+        if self.layers is not None:
+            self.layers = sorted({int(i) for i in self.layers})
+
+    @property
+    def per_layer(self) -> bool:
+        return self.vector.ndim == 2
+
+    @property
+    def w_dim(self) -> int:
+        return self.vector.shape[-1]
+
+    def offsets(self, num_layers: int, w_dim: int) -> torch.Tensor:
+        """The W+ offset ``[num_layers, w_dim]`` of one unit step: ``n`` on the selected layers, 0 elsewhere."""
+        if self.w_dim != w_dim:
+            raise ValueError(f"direction {self.name!r} has w_dim {self.w_dim}, the generator {w_dim}")
+        if self.per_layer and self.vector.shape[0] != num_layers:
+            raise ValueError(f"direction {self.name!r} has {self.vector.shape[0]} layers, the generator "
+                             f"{num_layers}")
+        rows = self.vector if self.per_layer else self.vector.expand(num_layers, -1)
+        if self.layers is None:
+            return rows.clone()
+        bad = [i for i in self.layers if not 0 <= i < num_layers]
+        if bad:
+            raise ValueError(f"direction {self.name!r} selects layers {bad} outside [0, {num_layers})")
+        keep = torch.zeros(num_layers, 1, dtype=rows.dtype)
+        keep[self.layers] = 1.0
+        return rows * keep
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "attribute": self.attribute, "layers": self.layers,
+                "accuracy": self.accuracy, "source": self.source, "extra": self.extra}
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path`` (safetensors: tensor ``direction`` + JSON string metadata ``direction``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"direction": self.vector.contiguous()}, str(path),
+                  metadata={"format": "idinvert-direction", "direction": json.dumps(self.metadata())})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Direction:
+        """Read a direction written by :meth:`save`. Anything else (pickles, ``.npy``) is refused."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no direction file at {path}")
+        try:
+            tensors = load_file(str(path))
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{path} is not a safetensors direction file ({err}); directions are stored with "
+                             "Direction.save, pickled / .npy boundaries are not loaded") from None
+        if "direction" not in tensors:
+            raise ValueError(f"{path} has no 'direction' tensor (found {sorted(tensors)})")
+        info = json.loads(meta.get("direction", "{}"))
+        return cls(tensors["direction"], name=info.get("name", ""), attribute=info.get("attribute"),
+                   layers=info.get("layers"), accuracy=info.get("accuracy"), source=info.get("source", ""),
+                   extra=info.get("extra") or {})
+
+
+def as_direction(value: Direction | str | Path | torch.Tensor) -> Direction:
+    """Accept a :class:`Direction`, a path to a saved one, or a raw vector."""
+    if isinstance(value, Direction):
+        return value
+    if isinstance(value, (str, Path)):
+        return Direction.load(value)
+    if isinstance(value, torch.Tensor):
+        return Direction(value)
+    raise TypeError(f"expected a Direction, a path or a tensor, got {type(value).__name__}")
+
+
+def orthogonalize(direction: Direction, others: Direction | Sequence[Direction]) -> Direction:
+    """InterFaceGAN conditional manipulation: remove from ``direction`` its component in the span of
+    ``others`` so that editing it leaves those attributes unchanged. The result is unit-norm and orthogonal
+    to each of ``others`` (per layer when any of them is per-layer)."""
+    others = [others] if isinstance(others, Direction) else list(others)
+    if not others:
+        return direction
+    per_layer = direction.per_layer or any(o.per_layer for o in others)
+    num_layers = max([d.vector.shape[0] for d in (direction, *others) if d.per_layer], default=1)
+
+    def rows(d: Direction) -> torch.Tensor:  # [L, D] (L = 1 when nothing is per-layer)
+        v = d.vector.double()
+        return v if d.per_layer else v.expand(num_layers, -1)
+
+    target = rows(direction)
+    basis = torch.stack([rows(o) for o in others], dim=1)  # [L, K, D]
+    if basis.shape[-1] != target.shape[-1]:
+        raise ValueError("directions to orthogonalise have different w_dim")
+    q, _ = torch.linalg.qr(basis.transpose(1, 2))  # [L, D, K], orthonormal basis of span(others)
+    rest = target - torch.einsum("ldk,lk->ld", q, torch.einsum("ldk,ld->lk", q, target))
+    if (rest.norm(dim=-1) < 1e-6).any():
+        raise ValueError(f"direction {direction.name!r} lies in the span of the conditions; nothing is left")
+    vector = rest if per_layer else rest[0]
+    names = ",".join(o.name or "?" for o in others)
+    return Direction(vector.float(), name=f"{direction.name}|{names}", attribute=direction.attribute,
+                     layers=direction.layers, accuracy=direction.accuracy, source=direction.source,
+                     extra={**direction.extra, "conditioned_on": [o.name for o in others]})
+
+
+def _sklearn():
+    try:
+        import sklearn.linear_model
+        import sklearn.svm
+    except ImportError:
+        raise ImportError("learn_direction needs scikit-learn: pip install 'idinvert-plugins[edit]'") from None
+    return sklearn
+
+
+def learn_direction(
+    codes: torch.Tensor,
+    scores: torch.Tensor,
+    *,
+    method: Literal["logistic", "svm"] = "logistic",
+    holdout: float = 0.2,
+    seed: int = 0,
+    ratio: float = 0.5,
+    name: str = "",
+    attribute: str | None = None,
+    layers: Sequence[int] | None = None,
+) -> Direction:
+    """InterFaceGAN: the unit normal of a linear boundary separating ``codes`` ``[N, w_dim]`` by ``scores`` ``[N]``.
+
+    Binary scores (only 0 and 1) are the labels. Otherwise the ``ratio`` of codes with the highest scores are
+    positives and the same number with the lowest are negatives (0.5: split at the median; InterFaceGAN keeps
+    the extreme 2 % of 500k samples). A ``holdout`` fraction (shuffled with ``seed``) is kept out of training
+    and gives ``accuracy``. The normal points towards the positives.
+    """
+    if method not in ("logistic", "svm"):
+        raise ValueError(f"method must be 'logistic' or 'svm', got {method!r}")
+    if not 0 <= holdout < 1:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+    codes = torch.as_tensor(codes).detach().double().cpu()
+    scores = torch.as_tensor(scores).detach().double().cpu().flatten()
+    if codes.ndim != 2 or codes.shape[0] != scores.shape[0]:
+        raise ValueError(f"codes must be [N, w_dim] with one score each, got {list(codes.shape)} and "
+                         f"{list(scores.shape)} scores")
+    if set(scores.unique().tolist()) <= {0.0, 1.0}:
+        x, y = codes, scores.long()
+    else:
+        if not 0 < ratio <= 0.5:
+            raise ValueError(f"ratio must be in (0, 0.5], got {ratio}")
+        k = int(len(scores) * ratio)
+        order = scores.argsort()
+        x = torch.cat([codes[order[-k:]], codes[order[:k]]])
+        y = torch.cat([torch.ones(k, dtype=torch.long), torch.zeros(k, dtype=torch.long)])
+    if y.unique().numel() < 2:
+        raise ValueError("scores give a single class; a boundary needs positives and negatives")
+
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(len(y) * holdout))
+    val, train = perm[:n_val], perm[n_val:]
+    sk = _sklearn()
+    if method == "svm":
+        clf = sk.svm.LinearSVC(C=1.0, dual="auto", max_iter=10_000, random_state=seed)
+    else:
+        clf = sk.linear_model.LogisticRegression(max_iter=2_000)
+    clf.fit(x[train].numpy(), y[train].numpy())
+    accuracy = float(clf.score(x[val].numpy(), y[val].numpy())) if n_val else None
+    normal = torch.from_numpy(clf.coef_.reshape(-1)).float()
+    return Direction(normal, name=name or attribute or "", attribute=attribute,
+                     layers=list(layers) if layers is not None else None, accuracy=accuracy,
+                     source=f"interfacegan-{method}", extra={"n_train": len(train), "n_holdout": n_val})
+
+
+@torch.no_grad()
+def ganspace_directions(
+    G: Generator, n_samples: int = 10_000, k: int = 10, seed: int = 0, batch: int = 1000
+) -> list[Direction]:
+    """GANSpace: the top ``k`` principal components of ``n_samples`` mapped codes w, by decreasing variance.
+
+    Models without a single W space (IDInvert StyleGAN, ``repeat_w=False``) use W+ layer 0. Each direction
+    keeps its variance and explained-variance ratio in ``extra``; signs are fixed (largest entry positive).
+    """
+    z = G.sample_z(n_samples, seed=seed)
+    ws = []
+    for i in range(0, n_samples, batch):
+        w = G.mapping(z[i : i + batch])
+        ws.append((w[:, 0] if w.ndim == 3 else w).double().cpu())
+    w = torch.cat(ws)
+    w = w - w.mean(0)
+    variance, vectors = torch.linalg.eigh(w.T @ w / (len(w) - 1))  # ascending
+    variance, vectors = variance.flip(0), vectors.flip(1)
+    k = min(k, G.w_dim)
+    total = float(variance.sum())
+    return [
+        Direction(_canonical_sign(vectors[:, i]).float(), name=f"ganspace-{i}", source="ganspace",
+                  extra={"component": i, "variance": float(variance[i]),
+                         "explained": float(variance[i]) / total})
+        for i in range(k)
+    ]
+
+
+def sefa_weight(G: Generator, layers: Sequence[int] | None = None) -> torch.Tensor:
+    """The matrix ``A`` of SeFa: the style-modulation weights of the W+ ``layers`` stacked row-wise
+    (``[sum of channels, w_dim]``), each row normalised to unit length as in the official code.
+
+    StyleGAN2: the ``affine`` weights of the modulated convs (``conv0``/``conv1``, not ``torgb``).
+    StyleGAN v1: the scale half of each AdaIN ``style`` dense layer.
+    """
+    wanted = set(range(G.num_layers)) if layers is None else {int(i) for i in layers}
+    synthesis = getattr(G, "synthesis_network", None)
+    rows = []
+    if synthesis is not None and hasattr(synthesis, "blocks"):  # StyleGAN2
+        for name, layer, idx in synthesis.layers():
+            if idx in wanted and not name.endswith("torgb"):
+                rows.append(layer.affine.weight)
+    elif synthesis is not None and isinstance(getattr(synthesis, "layers", None), torch.nn.ModuleList):  # v1
+        for idx, layer in enumerate(synthesis.layers):
+            if idx in wanted:
+                rows.append(layer.style.weight[: layer.style.weight.shape[0] // 2])
+    else:
+        raise TypeError(f"SeFa does not know where {type(G).__name__} keeps its style-modulation weights")
+    if not rows:
+        raise ValueError(f"layers {sorted(wanted)} select no modulated layer of a {G.num_layers}-layer generator")
+    return _unit(torch.cat(rows).detach().double().cpu())
+
+
+@torch.no_grad()
+def sefa_directions(G: Generator, k: int = 5, layers: Sequence[int] | None = None) -> list[Direction]:
+    """SeFa: the top ``k`` eigenvectors of ``A^T A`` (``A`` from :func:`sefa_weight`), by decreasing eigenvalue.
+
+    The directions edit the ``layers`` they were computed from (None: all). Signs are fixed (largest entry
+    positive); each keeps its eigenvalue in ``extra``.
+    """
+    A = sefa_weight(G, layers)
+    values, vectors = torch.linalg.eigh(A.T @ A)
+    values, vectors = values.flip(0), vectors.flip(1)
+    chosen = None if layers is None else sorted({int(i) for i in layers})
+    return [
+        Direction(_canonical_sign(vectors[:, i]).float(), name=f"sefa-{i}", layers=chosen, source="sefa",
+                  extra={"component": i, "eigenvalue": float(values[i])})
+        for i in range(min(k, G.w_dim))
+    ]
