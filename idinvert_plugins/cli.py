@@ -113,6 +113,41 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_invert(args: argparse.Namespace) -> int:
+    import torch
+    from safetensors.torch import save_file
+
+    from .hub import load_encoder, load_generator
+    from .images import load_image, save_image
+    from .losses import load_feature_network
+    from .metrics import mse
+    from .plugins import get_plugins
+
+    G = load_generator(args.name, device=args.device)
+    inverter = get_plugins().get("inverter", args.method)
+    encoder = load_encoder(args.encoder, device=args.device) if args.encoder else None
+    if args.method in ("idinvert", "encoder") and encoder is None:
+        raise ValueError(f"--method {args.method} needs a domain-guided encoder: pass --encoder NAME_OR_FOLDER "
+                         "(e.g. one converted with `idinvert convert styleganinv_ffhq256_encoder.pth`), or use "
+                         "--method image2stylegan")
+    feature_net = load_feature_network(args.feature_net, device=args.device) if args.feature_net else None
+    paths = [Path(p) for p in args.images]
+    images = torch.stack([load_image(p, G.resolution, crop=args.crop) for p in paths]).to(args.device)
+    options = {"steps": args.steps} if args.steps is not None and args.method != "encoder" else {}
+    result = inverter.invert(G, images, encoder=encoder, feature_net=feature_net, progress=True, **options)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    errors = mse(result.images.to(images), images)
+    for path, code, image, err in zip(paths, result.codes, result.images, errors):
+        save_image(image, out / f"{path.stem}.png")
+        save_file({"code": code.detach().cpu().contiguous()}, str(out / f"{path.stem}.safetensors"),
+                  metadata={"space": "wp", "generator": str(args.name), "method": args.method})
+        print(f"{path.name}: mse {float(err):.5f}  -> {out / path.stem}.png, .safetensors")
+    print(f"{len(paths)} image(s) inverted with {args.method} in {result.seconds:.2f} s "
+          f"({result.seconds / len(paths):.2f} s per image)")
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint
 
@@ -183,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="show the progress bar even when not a terminal")
     p.add_argument("-o", "--output", default="grid.png")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("invert", help="invert images into a generator's W+ space")
+    p.add_argument("name", help="generator: a named model, Hub id or folder")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--method", default="idinvert", help="idinvert, encoder, image2stylegan or a plugin's inverter")
+    p.add_argument("--encoder", help="domain-guided encoder (name or folder) for idinvert / encoder")
+    p.add_argument("--feature-net", help="perceptual network, e.g. toyfaces-classifier-64 or vgg16-conv43:PATH")
+    p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
+    p.add_argument("--crop", action="store_true", help="take the centred square of non-square images")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("-o", "--output", required=True, help="folder for STEM.png and STEM.safetensors")
+    p.set_defaults(func=cmd_invert)
 
     p = sub.add_parser("convert", help="convert an official checkpoint into a model folder")
     p.add_argument("src")

@@ -76,3 +76,35 @@ def test_parse_seeds():
 
     with pytest.raises(argparse.ArgumentTypeError, match="bad seed list"):
         parse_seeds("a-b")
+
+
+def test_invert_command_writes_reconstructions_and_codes(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from idinvert_plugins.hub import load_encoder
+    from idinvert_plugins.images import load_image, save_image
+
+    folder = reference_dir("idinvert")
+    gen, enc = tmp_path / "gen", tmp_path / "enc"
+    assert main(["convert", str(folder / "idinvert_stylegan64_generator.pth"), "-o", str(gen)]) == 0
+    assert main(["convert", str(folder / "idinvert_stylegan64_encoder.pth"), "-o", str(enc)]) == 0
+    io = np.load(folder / "idinvert_stylegan64_io.npz")
+    paths = [save_image(torch.from_numpy(io["image_from_wp"][i]), tmp_path / f"face{i}.png") for i in range(2)]
+    capsys.readouterr()
+    out = tmp_path / "inv"
+    assert main(["invert", str(gen), *map(str, paths), "--encoder", str(enc), "--steps", "3", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "face0.png: mse " in printed and "2 image(s) inverted with idinvert" in printed
+    for p in paths:
+        assert Image.open(out / f"{p.stem}.png").size == (64, 64)
+        assert load_file(out / f"{p.stem}.safetensors")["code"].shape == (10, 512)
+    # encoder-only codes are exactly E(x) of the decoded PNG
+    assert main(["invert", str(gen), str(paths[0]), "--method", "encoder", "--encoder", str(enc), "-o",
+                 str(tmp_path / "enc_only")]) == 0
+    E = load_encoder(enc)
+    with torch.no_grad():
+        expected = E(load_image(paths[0], 64)[None])[0]
+    assert torch.allclose(load_file(tmp_path / "enc_only" / "face0.safetensors")["code"], expected, atol=1e-6)
+    capsys.readouterr()
+    assert main(["invert", str(gen), str(paths[0]), "-o", str(tmp_path / "x")]) == 2
+    assert "--method idinvert needs a domain-guided encoder" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 An inverter turns images ``[N, C, R, R]`` in [-1, 1] into W+ codes ``[N, num_layers, w_dim]`` of a
 generator, one code per image. Its options (steps, learning rate, loss weights, ...) are declared as
-:class:`~idinvert_plugins.editors.base.Param` objects, so the CLI and the app render controls for any
+:class:`~idinvert_plugins.params.Param` objects, so the CLI and the app render controls for any
 inverter, and :meth:`Inverter.invert` validates them. Register inverters with the ``register_inverters``
 hook; get them with ``idinvert_plugins.get_inverter(name)``.
 """
