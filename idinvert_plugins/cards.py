@@ -23,22 +23,22 @@ WEIGHTS_ENV = "IDINVERT_WEIGHTS"
 _ROOT = Path(__file__).resolve().parent.parent
 
 
+def _bundled_dir(env: str, name: str) -> Path:
+    """``$env``, else ``name/`` at the top of the checkout, else the copy a wheel carries in the package."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    repo = _ROOT / name
+    return repo if repo.is_dir() else Path(__file__).resolve().parent / "_bundled" / name
+
+
 def model_cards_dir() -> Path:
-    """``$IDINVERT_MODEL_CARDS``, else ``model_cards/`` of the checkout, else the copy inside the package."""
-    env = os.environ.get(CARDS_ENV)
-    if env:
-        return Path(env)
-    repo = _ROOT / "model_cards"
-    return repo if repo.is_dir() else Path(__file__).resolve().parent / "_bundled" / "model_cards"
+    """Where the named models' cards are (``$IDINVERT_MODEL_CARDS`` overrides)."""
+    return _bundled_dir(CARDS_ENV, "model_cards")
 
 
 def weights_dir() -> Path:
-    """``$IDINVERT_WEIGHTS``, else ``weights/`` of the checkout, else the copy inside the package."""
-    env = os.environ.get(WEIGHTS_ENV)
-    if env:
-        return Path(env)
-    repo = _ROOT / "weights"
-    return repo if repo.is_dir() else Path(__file__).resolve().parent / "_bundled" / "weights"
+    """Where bundled model folders are (``$IDINVERT_WEIGHTS`` overrides)."""
+    return _bundled_dir(WEIGHTS_ENV, "weights")
 
 
 @dataclass

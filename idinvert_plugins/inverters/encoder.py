@@ -12,9 +12,8 @@ import torch
 from torch import nn
 
 from ..models.base import Generator
-from .base import ADD_W_AVG, CHUNK_SIZE, NOISE_MODE, InversionResult, Inverter, StepCallback, encode
-from .idinvert import resolve_feature_weight
-from .optimize import batch_chunks, frozen, run_inversion
+from .base import ADD_W_AVG, CHUNK_SIZE, NOISE_MODE, InversionResult, Inverter, StepCallback
+from .optimize import encode_images, resolve_feature_weight, run_inversion
 
 
 class EncoderInverter(Inverter):
@@ -29,9 +28,7 @@ class EncoderInverter(Inverter):
             chunk_size: int | None, **_: Any) -> InversionResult:
         if init_codes is None:
             assert encoder is not None
-            with frozen(encoder), torch.no_grad():
-                chunks = batch_chunks(images.shape[0], chunk_size)
-                init_codes = torch.cat([encode(encoder, generator, images[c], add_w_avg) for c in chunks])
+            init_codes = encode_images(encoder, generator, images, add_w_avg, chunk_size)
         # steps=0: no optimisation, only the rendering and the loss of E(x) (perceptual if a network is given)
         return run_inversion(
             generator, images, init_codes, steps=0, lr=0.0, feature_net=feature_net, mask=mask,

@@ -28,18 +28,10 @@ from .base import (
     InversionResult,
     Inverter,
     StepCallback,
-    encode,
     lr_param,
     steps_param,
 )
-from .optimize import batch_chunks, frozen, run_inversion
-
-
-def resolve_feature_weight(l_feat: float | None, feature_net: nn.Module | None) -> float:
-    """``None`` means the feature network's recommended weight (0 without a network)."""
-    if l_feat is None:
-        return float(getattr(feature_net, "loss_weight", 1.0)) if feature_net is not None else 0.0
-    return float(l_feat)
+from .optimize import encode_images, resolve_feature_weight, run_inversion
 
 
 class IDInvert(Inverter):
@@ -58,9 +50,7 @@ class IDInvert(Inverter):
             feature_autocast: bool, chunk_size: int | None, **_: Any) -> InversionResult:
         if init_codes is None:
             assert encoder is not None
-            with frozen(encoder), torch.no_grad():
-                chunks = batch_chunks(images.shape[0], chunk_size)
-                init_codes = torch.cat([encode(encoder, generator, images[c], add_w_avg) for c in chunks])
+            init_codes = encode_images(encoder, generator, images, add_w_avg, chunk_size)
         return run_inversion(
             generator, images, init_codes, steps=steps, lr=lr, encoder=encoder, feature_net=feature_net,
             mask=mask, l_pix=l_pix, l_feat=resolve_feature_weight(l_feat, feature_net), l_dom=l_dom,

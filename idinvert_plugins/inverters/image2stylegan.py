@@ -25,8 +25,7 @@ from .base import (
     lr_param,
     steps_param,
 )
-from .idinvert import resolve_feature_weight
-from .optimize import run_inversion
+from .optimize import resolve_feature_weight, run_inversion
 
 
 class Image2StyleGAN(Inverter):

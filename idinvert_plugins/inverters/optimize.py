@@ -134,6 +134,21 @@ def batch_chunks(n: int, chunk_size: int | None) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def encode_images(encoder: nn.Module, generator: Generator, images: torch.Tensor, add_w_avg: bool | None,
+                  chunk_size: int | None) -> torch.Tensor:
+    """E(x) as W+ for a batch, in chunks, with the encoder frozen (the starting point of the optimisers)."""
+    with frozen(encoder), torch.no_grad():
+        return torch.cat([encode(encoder, generator, images[c], add_w_avg)
+                          for c in batch_chunks(images.shape[0], chunk_size)])
+
+
+def resolve_feature_weight(l_feat: float | None, feature_net: nn.Module | None) -> float:
+    """``None`` means the feature network's recommended weight (0 without a network)."""
+    if l_feat is None:
+        return float(getattr(feature_net, "loss_weight", 1.0)) if feature_net is not None else 0.0
+    return float(l_feat)
+
+
 def optimize_codes(
     objective: ReconstructionObjective,
     init_codes: torch.Tensor,

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, bias_act, setup_filter, upfirdn2d
-from .stylegan2 import _resolve_channels as resolve_channels
+from .stylegan2 import resolve_channels
 
 
 def _config_channels(channels: Mapping[int | str, int] | None) -> dict[str, int] | None:

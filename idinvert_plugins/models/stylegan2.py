@@ -377,4 +377,3 @@ def resolve_channels(
     return {r: table[r] for r in needed}
 
 
-_resolve_channels = resolve_channels  # former private name, kept for existing importers
