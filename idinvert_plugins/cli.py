@@ -113,28 +113,55 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_invert(args: argparse.Namespace) -> int:
-    import torch
-    from safetensors.torch import save_file
+def default_encoder(generator_name: str | Path | None) -> str | None:
+    """The named encoder that goes with a named generator by convention (``<name>-encoder``), if it exists."""
+    from .cards import list_cards
 
-    from .hub import load_encoder, load_generator
-    from .images import load_image, save_image
+    if generator_name is None:
+        return None
+    name = f"{generator_name}-encoder"
+    return name if name in list_cards() else None
+
+
+def invert_images(G, paths: Sequence[str | Path], *, method: str = "idinvert", encoder: str | None = None,
+                  feature_net: str | None = None, steps: int | None = None, crop: bool = False,
+                  device: str = "cpu", generator_name: str | Path | None = None):
+    """Load ``paths`` at ``G``'s resolution and invert them with ``method`` (shared by ``invert``, ``edit``,
+    ``interpolate``, ``mix`` and ``diffuse``). ``encoder`` / ``feature_net`` are names or folders; a method
+    that needs an encoder and got none uses ``<generator_name>-encoder`` when that named model exists.
+    Returns ``(images [N, 3, R, R], InversionResult)``."""
+    import torch
+
+    from .hub import load_encoder
+    from .images import load_image
     from .losses import load_feature_network
-    from .metrics import mse
     from .plugins import get_plugins
 
-    G = load_generator(args.name, device=args.device)
-    inverter = get_plugins().get("inverter", args.method)
-    encoder = load_encoder(args.encoder, device=args.device) if args.encoder else None
-    if args.method in ("idinvert", "encoder") and encoder is None:
-        raise ValueError(f"--method {args.method} needs a domain-guided encoder: pass --encoder NAME_OR_FOLDER "
+    inverter = get_plugins().get("inverter", method)
+    encoder = encoder or (default_encoder(generator_name) if getattr(inverter, "requires_encoder", False) else None)
+    E = load_encoder(encoder, device=device) if encoder else None
+    if getattr(inverter, "requires_encoder", False) and E is None:
+        raise ValueError(f"--method {method} needs a domain-guided encoder: pass --encoder NAME_OR_FOLDER "
                          "(e.g. one converted with `idinvert convert styleganinv_ffhq256_encoder.pth`), or use "
                          "--method image2stylegan")
-    feature_net = load_feature_network(args.feature_net, device=args.device) if args.feature_net else None
+    F = load_feature_network(feature_net, device=device) if feature_net else None
+    images = torch.stack([load_image(p, G.resolution, crop=crop) for p in paths]).to(device)
+    options = {"steps": steps} if steps is not None and method != "encoder" else {}
+    return images, inverter.invert(G, images, encoder=E, feature_net=F, progress=True, **options)
+
+
+def cmd_invert(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from .hub import load_generator
+    from .images import save_image
+    from .metrics import mse
+
+    G = load_generator(args.name, device=args.device)
     paths = [Path(p) for p in args.images]
-    images = torch.stack([load_image(p, G.resolution, crop=args.crop) for p in paths]).to(args.device)
-    options = {"steps": args.steps} if args.steps is not None and args.method != "encoder" else {}
-    result = inverter.invert(G, images, encoder=encoder, feature_net=feature_net, progress=True, **options)
+    images, result = invert_images(G, paths, method=args.method, encoder=args.encoder,
+                                   feature_net=args.feature_net, steps=args.steps, crop=args.crop,
+                                   device=args.device, generator_name=args.name)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     errors = mse(result.images.to(images), images)
@@ -181,6 +208,39 @@ def cmd_train_gan(args: argparse.Namespace) -> int:
     if args.export:
         for folder in export(args.out, args.export, {"generator": args.preset, "discriminator": f"{args.preset}-d"}):
             print(f"exported {folder}")
+    return 0
+
+
+def cmd_train_encoder(args: argparse.Namespace) -> int:
+    import os
+    import shlex
+
+    from .training import encoder as enc
+
+    overrides = enc.parse_overrides(args.set)
+    if args.data:
+        overrides["data_dir"] = args.data
+    cfg = enc.EncoderTrainConfig.preset(args.preset, generator=args.generator, objective=args.objective, **overrides)
+    # The command as given (reconstructed from the parsed flags), for the model card.
+    parts = ["idinvert", "train-encoder", "--generator", args.generator, "--objective", args.objective,
+             "--out", args.out, "--preset", args.preset]
+    for flag, value in (("--data", args.data), ("--kimg", args.kimg), ("--minutes", args.minutes)):
+        if value is not None:
+            parts += [flag, str(value)]
+    for item in args.set or []:
+        parts += ["--set", item]
+    parts += ["--restart"] if args.restart else []
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    command = (f"torchrun --nproc_per_node {world} ... " if world > 1 else "") + shlex.join(parts)
+    summary = enc.train_encoder(cfg, args.out, max_kimg=args.kimg, max_minutes=args.minutes,
+                                resume=not args.restart, command=command)
+    print(f"stopped at {summary['kimg']:.2f} kimg after {summary['wall_s'] / 60:.1f} min of training "
+          f"({summary['images_per_s']:.1f} img/s this run); checkpoint {summary['checkpoint']}")
+    if summary["eval_mse"] is not None:
+        print(f"reconstruction MSE {summary['eval_mse']:.5f} on {summary['eval_images']}")
+    if args.export and int(os.environ.get("RANK", "0")) == 0:
+        folder = enc.export_encoder(args.out, args.export, args.name or enc.default_encoder_name(cfg))
+        print(f"exported {folder}")
     return 0
 
 
@@ -259,6 +319,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start afresh")
     p.add_argument("--export", metavar="WEIGHTS_DIR", help="write G_ema and D model folders here when done")
     p.set_defaults(func=cmd_train_gan)
+
+    p = sub.add_parser("train-encoder", help="train (or resume) an encoder for a frozen generator: IDInvert's "
+                                             "domain-guided one or the conventional baseline; torchrun-ready")
+    p.add_argument("--generator", required=True, help="the frozen generator (named model, Hub id or folder)")
+    p.add_argument("--objective", default="domain-guided",
+                   help="domain-guided (real images, pixel + perceptual + adversarial) or conventional "
+                        "(regress w from the generator's samples)")
+    p.add_argument("--data", metavar="DIR", help="train on this image folder instead of the toy faces")
+    p.add_argument("--out", required=True, help="run folder (resume.pt, log.jsonl, previews)")
+    p.add_argument("--preset", default="toyfaces-64", help="a preset of idinvert_plugins.training.encoder")
+    p.add_argument("--kimg", type=float, default=None, help="stop after this many thousand images in all")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes in this call")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a setting of the preset (repeatable; value read as JSON), e.g. --set batch=16 "
+                        "--set discriminator=FOLDER; or a JSON object")
+    p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start afresh")
+    p.add_argument("--export", metavar="DEST_ROOT", help="write the encoder as a model folder under DEST_ROOT")
+    p.add_argument("--name", help="its name (default: GENERATOR-encoder or GENERATOR-encoder-conventional)")
+    p.set_defaults(func=cmd_train_encoder)
+
+    from .cli_edit import add_parsers as add_edit_parsers  # edit, interpolate, mix, diffuse, directions
+
+    add_edit_parsers(sub)
+
+    from .evaluation.cli import add_parser as add_evaluate_parser  # evaluate
+
+    add_evaluate_parser(sub)
+
+    from .app.commands import add_parsers as add_app_parsers  # app, space export
+
+    add_app_parsers(sub)
     return parser
 
 

@@ -109,8 +109,29 @@ def _download(repo_id: str, revision: str | None, cache_dir: str | Path | None,
     folder = paths[CONFIG_NAME].parent
     if paths[WEIGHTS_NAME].parent != folder:
         raise ModelLoadError(f"{repo_id}: config.json and model.safetensors resolved to different snapshots")
+    if not offline:
+        _download_extras(repo_id, folder.name, cache_dir)
     return ResolvedModel(folder=folder, name=f"{repo_id}@{rev}" if revision else repo_id, origin="hub",
                          repo_id=repo_id, revision=rev, commit=folder.name)
+
+
+#: Optional files of a model repo fetched with it: its editing directions (see ``editors/directions.py``).
+EXTRA_PATTERNS = ("directions/*.safetensors", "directions/summary.json", "directions/README.md")
+
+
+def _download_extras(repo_id: str, commit: str, cache_dir: str | Path | None) -> None:
+    """Fetch the optional :data:`EXTRA_PATTERNS` files of the snapshot ``commit`` into the cache (online only;
+    offline, whatever is already cached in the snapshot folder is used). Failure is a warning: the model
+    itself is already there."""
+    import warnings
+
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(repo_id, revision=commit, cache_dir=cache_dir, allow_patterns=list(EXTRA_PATTERNS))
+    except Exception as exc:  # network or Hub errors must not stop the model from loading
+        warnings.warn(f"could not fetch the editing directions of {repo_id}@{commit[:12]} ({type(exc).__name__}: "
+                      f"{exc}); the model loads without them", stacklevel=3)
 
 
 def resolve_model(name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,

@@ -13,6 +13,11 @@ Sources:
   where ``A`` stacks the style-modulation weights.
 
 Directions are saved as safetensors (the vector plus a JSON metadata string), never as pickles.
+
+Directions by name: a generator's model folder may hold ``directions/<name>.safetensors`` (plus a
+``summary.json`` / ``README.md`` table of how they were made). :func:`find_directions` lists them for a model
+name, Hub id or folder, and :func:`load_direction` / :func:`as_direction` accept a bare name when the model is
+known. ``idinvert directions learn|sefa|ganspace`` writes them (see :mod:`.learn`).
 """
 
 from __future__ import annotations
@@ -130,15 +135,144 @@ class Direction:
                    extra=info.get("extra") or {})
 
 
-def as_direction(value: Direction | str | Path | torch.Tensor) -> Direction:
-    """Accept a :class:`Direction`, a path to a saved one, or a raw vector."""
-    if isinstance(value, Direction):
-        return value
-    if isinstance(value, (str, Path)):
-        return Direction.load(value)
-    if isinstance(value, torch.Tensor):
-        return Direction(value)
-    raise TypeError(f"expected a Direction, a path or a tensor, got {type(value).__name__}")
+# -- directions by name ----------------------------------------------------------------------------------
+DIRECTIONS_DIR = "directions"
+SUMMARY_NAME = "summary.json"
+LEARN_HINT = ("learn them with `idinvert directions learn GENERATOR` (InterFaceGAN, needs an attribute "
+              "classifier) or `idinvert directions sefa GENERATOR` / `ganspace` (unsupervised)")
+
+
+class DirectionNotFoundError(LookupError, ValueError):
+    """A direction name that is neither a file nor one of the model's saved directions."""
+
+
+def _resolved_model(model: Any) -> Any:
+    """A :class:`~idinvert_plugins.hub.ResolvedModel` for a name / Hub id / folder, a ResolvedModel, or a
+    loaded model carrying ``.resolved`` (what :func:`~idinvert_plugins.hub.load_model` attaches)."""
+    from ..hub import ResolvedModel, resolve_model
+
+    if isinstance(model, ResolvedModel):
+        return model
+    if isinstance(model, (str, Path)):
+        return resolve_model(model)
+    resolved = getattr(model, "resolved", None)
+    if isinstance(resolved, ResolvedModel):
+        return resolved
+    raise TypeError(f"cannot tell which model folder {type(model).__name__} came from: pass a model name, "
+                    "Hub id or folder (generators loaded with load_generator carry it as .resolved)")
+
+
+def directions_folder(model: Any) -> Path:
+    """The ``directions/`` folder of a model (it may not exist yet)."""
+    return Path(_resolved_model(model).folder) / DIRECTIONS_DIR
+
+
+def find_directions(model: Any, extra_dirs: Sequence[str | Path] = ()) -> dict[str, Path]:
+    """Saved directions of ``model`` (a name, Hub id, folder, or loaded generator), by name (the file stem).
+
+    ``extra_dirs`` are searched first and win on a name clash (e.g. directions learned into another folder).
+    """
+    found: dict[str, Path] = {}
+    folders = [directions_folder(model)] if model is not None else []
+    for folder in [*folders, *reversed([Path(d) for d in extra_dirs])]:
+        if folder.is_dir():
+            found.update({p.stem: p for p in sorted(folder.glob("*.safetensors")) if p.is_file()})
+    return dict(sorted(found.items()))
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.endswith(".safetensors") or "/" in text or "\\" in text or text.startswith(".")
+
+
+def load_direction(spec: Direction | str | Path | torch.Tensor, model: Any = None,
+                   extra_dirs: Sequence[str | Path] = ()) -> Direction:
+    """A :class:`Direction` from a Direction, a raw vector, a path to a saved one, or a bare name looked up
+    in ``model``'s ``directions/`` folder (and ``extra_dirs``).
+
+    An unknown name raises :class:`DirectionNotFoundError` listing the available names and how to learn one.
+    """
+    if isinstance(spec, Direction):
+        return spec
+    if isinstance(spec, torch.Tensor):
+        return Direction(spec)
+    if not isinstance(spec, (str, Path)):
+        raise TypeError(f"expected a Direction, a path, a name or a tensor, got {type(spec).__name__}")
+    path = Path(spec).expanduser()
+    if isinstance(spec, Path) or _looks_like_path(str(spec)) or (path.suffix and path.is_file()):
+        return Direction.load(path)
+    name = str(spec)
+    if model is None and not extra_dirs:
+        raise DirectionNotFoundError(
+            f"direction {name!r} is not a file, and a bare name is looked up among a generator's saved "
+            "directions: pass the model (model=..., --model NAME) or the path of a .safetensors direction")
+    available = find_directions(model, extra_dirs)
+    if name in available:
+        return Direction.load(available[name])
+    where = ", ".join(str(p) for p in ([directions_folder(model)] if model is not None else []) +
+                      [Path(d) for d in extra_dirs])
+    listing = ", ".join(available) if available else "none"
+    raise DirectionNotFoundError(f"no direction {name!r} in {where}. Available: {listing}. To add one, {LEARN_HINT}.")
+
+
+def as_direction(value: Direction | str | Path | torch.Tensor, model: Any = None) -> Direction:
+    """Accept a :class:`Direction`, a path to a saved one, a raw vector, or (when ``model`` is given) the
+    name of one of the model's saved directions. Same as :func:`load_direction`."""
+    return load_direction(value, model)
+
+
+def read_summary(folder: str | Path) -> dict[str, Any]:
+    """The ``summary.json`` of a directions folder (``{"directions": {name: info}}``; empty if absent)."""
+    path = Path(folder) / SUMMARY_NAME
+    if not path.is_file():
+        return {"directions": {}}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); delete it, it is rewritten on the next save") from None
+    data.setdefault("directions", {})
+    return data
+
+
+def save_directions(directions: Sequence[Direction], folder: str | Path, info: dict[str, dict[str, Any]] | None = None,
+                    run: dict[str, Any] | None = None) -> list[Path]:
+    """Write each direction as ``folder/<name>.safetensors`` and merge their rows into ``summary.json`` and
+    the ``README.md`` table (source, held-out accuracy, samples). ``info`` adds per-name table fields, ``run``
+    records how this batch was made (under ``runs`` in the summary)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = read_summary(folder)
+    skipped: dict[str, str] = dict(summary.get("skipped") or {})
+    paths = []
+    for d in directions:
+        if not d.name or _looks_like_path(d.name) or d.name != Path(d.name).name:
+            raise ValueError(f"direction name {d.name!r} cannot be a file name; use letters, digits, - and _")
+        paths.append(d.save(folder / f"{d.name}.safetensors"))
+        row = {"source": d.source, "attribute": d.attribute, "accuracy": d.accuracy, "layers": d.layers,
+               "n_samples": d.extra.get("n_samples")}
+        row.update((info or {}).get(d.name, {}))
+        summary["directions"][d.name] = row
+        skipped.pop(d.name, None)
+    if run:
+        skipped.update(run.get("skipped") or {})
+        summary.setdefault("runs", []).append(run)
+    summary["skipped"] = skipped
+    (folder / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    lines = ["# Editing directions", "",
+             "Unit vectors in W written by idinvert-plugins (`Direction.save`); edit with "
+             "`idinvert edit IMAGE --model MODEL --edit NAME=STRENGTH`. Held-out accuracy: of the linear "
+             "classifier whose normal is the direction, on the held-out codes; majority share: the accuracy of "
+             "always guessing the larger class (for imbalanced labels).", "",
+             "| name | source | held-out accuracy | majority share | samples | note |", "|---|---|---|---|---|---|"]
+    for name, row in sorted(summary["directions"].items()):
+        acc = "" if row.get("accuracy") is None else f"{row['accuracy']:.3f}"
+        maj = "" if row.get("majority") is None else f"{row['majority']:.3f}"
+        lines.append(f"| {name} | {row.get('source') or ''} | {acc} | {maj} | {row.get('n_samples') or ''} | "
+                     f"{row.get('note') or ''} |")
+    if skipped:
+        lines += ["", "Not learned (no usable boundary):", ""]
+        lines += [f"- {name}: {why}" for name, why in sorted(skipped.items())]
+    (folder / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths
 
 
 def orthogonalize(direction: Direction, others: Direction | Sequence[Direction]) -> Direction:

@@ -3,6 +3,9 @@
 ``w' = w + a * n`` on the direction's layers (per-layer directions add their own vector to each layer, as
 the released IDInvert boundaries do). With ``condition_on`` the direction is first made orthogonal to other
 attribute directions (conditional manipulation), so those attributes stay put.
+
+Directions may be given by name (``direction="smile"``) when the generator was loaded by name or folder
+(``load_generator`` records where it came from): the name is looked up in the model's ``directions/`` folder.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ class Manipulate(Editor):
     description = ("Move codes along a semantic direction: w + strength * n on the direction's layers "
                    "(InterFaceGAN / IDInvert manipulation); optionally conditioned on other directions.")
     params = (
-        Param("direction", "direction", required=True, help="a Direction or the path of a saved one"),
+        Param("direction", "direction", required=True,
+              help="a Direction, the path of a saved one, or the name of one of the generator's directions"),
         Param("strength", "float", default=0.0, min=-10.0, max=10.0, step=0.1,
               help="distance to move along the unit direction"),
         Param("steps", "int", default=1, min=1, max=64, step=1,
@@ -42,10 +46,11 @@ class Manipulate(Editor):
     def edit(self, generator: Generator, codes: torch.Tensor, *, direction: Direction | str | Path,
              strength: float, steps: int, condition_on: Sequence[Direction | str | Path] | None = None,
              layers: tuple[int, int] | None = None) -> torch.Tensor:
-        n = as_direction(direction)
+        model = generator if getattr(generator, "resolved", None) is not None else None
+        n = as_direction(direction, model)
         if condition_on:
             conditions = [condition_on] if isinstance(condition_on, (Direction, str, Path)) else condition_on
-            n = orthogonalize(n, [as_direction(c) for c in conditions])
+            n = orthogonalize(n, [as_direction(c, model) for c in conditions])
         offsets = n.offsets(generator.num_layers, generator.w_dim)
         if steps == 1:
             return manipulate_codes(codes, offsets, torch.tensor([strength]))[:, 0]

@@ -1,0 +1,525 @@
+"""The editing commands of ``idinvert``: ``edit``, ``interpolate``, ``mix``, ``diffuse`` and ``directions``.
+
+Inputs are images (inverted with ``--method``, through the same helper as ``idinvert invert``) or W+ codes
+saved by ``idinvert invert`` (``*.safetensors`` with a tensor ``code``), which skip the inversion. Directions
+are given by name (looked up in the generator's ``directions/`` folder, see
+:mod:`idinvert_plugins.editors.directions`) or by path. :func:`add_parsers` adds the subcommands to the
+``idinvert`` parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EDIT_FORM = "NAME=STRENGTH, e.g. smile=+2 or eyeglasses=-1.5 (NAME: a direction of the model or a .safetensors path)"
+
+
+# -- argument parsing -------------------------------------------------------------------------------------
+def parse_edit(text: str) -> tuple[str, float]:
+    """``"smile=+2"`` -> ``("smile", 2.0)`` (split at the last ``=``, so paths may contain one)."""
+    name, sep, value = text.rpartition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad edit {text!r}: expected {EDIT_FORM}") from None
+
+
+def parse_layers(text: str) -> tuple[int, int | None]:
+    """``"2:6"`` -> ``(2, 6)`` (W+ layers [2, 6)); ``"4"`` or ``"4:"`` -> ``(4, None)`` (to the last layer)."""
+    start, sep, stop = text.partition(":")
+    try:
+        a = int(start) if start.strip() else 0
+        b = int(stop) if sep and stop.strip() else None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad layer range {text!r}: expected START:STOP (W+ layers [START, "
+                                         "STOP), counted from 0) or START (to the last layer)") from None
+    if a < 0 or (b is not None and b <= a):
+        raise argparse.ArgumentTypeError(f"bad layer range {text!r}: need 0 <= START < STOP")
+    return a, b
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    """``"cx,cy,w[,h]"`` in pixels of the generator's resolution -> ``(cx, cy, w, h)`` (``h`` defaults to ``w``)."""
+    parts = [p.strip() for p in text.split(",")]
+    form = "expected CX,CY,W[,H]: the box centre column and row and its width (and height) in pixels"
+    if len(parts) not in (3, 4):
+        raise argparse.ArgumentTypeError(f"bad box {text!r}: {form}, e.g. 32,36,28")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad box {text!r}: {form}; whole numbers only") from None
+    if len(values) == 3:
+        values.append(values[2])
+    cx, cy, w, h = values
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"bad box {text!r}: width and height must be positive")
+    return cx, cy, w, h
+
+
+# -- inputs -----------------------------------------------------------------------------------------------
+def is_code_file(source: str | Path) -> bool:
+    return Path(source).suffix == ".safetensors"
+
+
+def load_code(path: str | Path, G: Any):
+    """A W+ code ``[L, D]`` from a file written by ``idinvert invert`` (W codes ``[D]`` are broadcast)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such code file (codes are the .safetensors files `idinvert invert` writes)")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise ValueError(f"{path} is not a safetensors code file ({exc})") from None
+    if "code" not in tensors:
+        raise ValueError(f"{path} has no 'code' tensor (found {sorted(tensors)}): codes are written by "
+                         "`idinvert invert`")
+    code = tensors["code"].float()
+    while code.ndim > 2 and code.shape[0] == 1:
+        code = code[0]
+    if code.ndim == 2 and code.shape[0] == 1:
+        code = code[0]
+    if tuple(code.shape) not in ((G.num_layers, G.w_dim), (G.w_dim,)):
+        raise ValueError(f"the code in {path} is {list(tensors['code'].shape)} but this generator needs W+ "
+                         f"[{G.num_layers}, {G.w_dim}] or W [{G.w_dim}]: was it inverted with another generator?")
+    return G.to_wplus(code[None].to(G.w_avg.device))[0]
+
+
+def codes_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace):
+    """W+ codes ``[N, L, D]`` for ``sources`` (images are inverted together, codes loaded) and the input tile
+    of each: the image itself, or for a code its rendering. Prints the inversion error of images."""
+    import torch
+
+    from .cli import invert_images
+    from .metrics import mse
+
+    codes: list[Any] = [None] * len(sources)
+    tiles: list[Any] = [None] * len(sources)
+    images = [i for i, s in enumerate(sources) if not is_code_file(s)]
+    for i, s in enumerate(sources):
+        if is_code_file(s):
+            codes[i] = load_code(s, G)
+    if images:
+        x, result = invert_images(G, [sources[i] for i in images], method=args.method, encoder=args.encoder,
+                                  feature_net=args.feature_net, steps=args.steps, crop=args.crop,
+                                  device=args.device, generator_name=args.model)
+        errors = mse(result.images.to(x), x)
+        for j, i in enumerate(images):
+            codes[i], tiles[i] = result.codes[j].detach(), x[j]
+            print(f"{Path(sources[i]).name}: inverted with {args.method}, mse {float(errors[j]):.5f}")
+    codes_t = torch.stack(codes)
+    with torch.no_grad():
+        for i in range(len(sources)):
+            if tiles[i] is None:
+                tiles[i] = G.synthesis(codes_t[i : i + 1], noise_mode="const")[0]
+    return codes_t, tiles
+
+
+def _direction(spec: str, G: Any, extra_dirs: Sequence[str] | None):
+    from .editors.directions import load_direction
+
+    try:
+        return load_direction(spec, G, extra_dirs=extra_dirs or ())
+    except FileNotFoundError as exc:
+        raise ValueError(f"{exc} (give a direction name of the model or the path of a .safetensors direction)"
+                         ) from None
+
+
+def _strip_path(output: Path, strip: str | None) -> Path | None:
+    if strip is None:
+        return None
+    return Path(strip) if strip else output.with_name(f"{output.stem}_strip{output.suffix or '.png'}")
+
+
+def _layer_range(G: Any, layers: tuple[int, int | None] | None) -> tuple[int, int] | None:
+    if layers is None:
+        return None
+    start, stop = layers[0], G.num_layers if layers[1] is None else layers[1]
+    if stop > G.num_layers or start >= stop:
+        raise ValueError(f"layer range {start}:{stop} is not within this generator's {G.num_layers} W+ layers "
+                         f"(use START:STOP with 0 <= START < STOP <= {G.num_layers})")
+    return start, stop
+
+
+# -- commands ---------------------------------------------------------------------------------------------
+def cmd_edit(args: argparse.Namespace) -> int:
+    import torch
+    from safetensors.torch import save_file
+
+    from .editors.directions import find_directions
+    from .editors.manipulate import Manipulate
+    from .hub import load_generator
+    from .images import load_image, save_image, save_strip
+
+    G = load_generator(args.model, device=args.device)
+    if not args.edit:
+        names = ", ".join(find_directions(G, args.directions or ())) or "none yet"
+        raise ValueError(f"no --edit given: pass --edit {EDIT_FORM}. Directions of this model: {names}")
+    if args.code:
+        code = load_code(args.code, G)[None]
+        tiles = [load_image(args.image, G.resolution, crop=args.crop).to(args.device)] if args.image else []
+    elif args.image:
+        code, tiles = codes_for(G, [args.image], args)
+    else:
+        raise ValueError("give an IMAGE to invert, or --code CODE.safetensors (a W+ code from `idinvert invert`)")
+    layers = _layer_range(G, args.layers)
+    conditions = {c: _direction(c, G, args.directions) for c in (args.condition_on or [])}
+    editor = Manipulate()
+    edited, singles = code.clone(), []
+    for name, strength in args.edit:
+        n = _direction(name, G, args.directions)
+        cond = [d for spec, d in conditions.items() if spec != name]
+        new = editor(G, code, direction=n, strength=strength, condition_on=cond or None, layers=layers,
+                     render=False).codes
+        delta = new - code
+        edited, singles = edited + delta, [*singles, new]
+        moved = [i for i in range(G.num_layers) if float(delta[0, i].abs().max()) > 0]
+        acc = "" if n.accuracy is None else f", held-out accuracy {n.accuracy:.3f}"
+        where = f"layers {moved[0]}..{moved[-1]}" if moved else "no layer"
+        print(f"{name}: strength {strength:+g} along {n.source or 'a direction'}{acc}; moved {where} by "
+              f"|dw| {float(delta[0].norm(dim=-1).max()):.3f}"
+              + (f"; conditioned on {', '.join(s for s in conditions if s != name)}" if cond else ""))
+    with torch.no_grad():
+        image = G.synthesis(edited, noise_mode="const")[0]
+    out = save_image(image, args.output)
+    print(f"wrote {out} ({len(args.edit)} edit(s) summed)")
+    if args.save_code:
+        save_file({"code": edited[0].detach().cpu().contiguous()}, str(args.save_code),
+                  metadata={"space": "wp", "generator": str(args.model), "edits": json.dumps(args.edit)})
+        print(f"wrote {args.save_code} (the edited W+ code)")
+    strip = _strip_path(Path(args.output), args.strip)
+    if strip is not None:
+        with torch.no_grad():
+            frames = [code, *singles] + ([edited] if len(singles) > 1 else [])
+            rendered = G.synthesis(torch.cat(frames), noise_mode="const")
+        save_strip(torch.cat([torch.stack(tiles), rendered]) if tiles else rendered, strip)
+        print(f"wrote {strip} ({'input, ' if tiles else ''}reconstruction, each edit"
+              f"{', all edits' if len(singles) > 1 else ''})")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .editors.interpolate import Interpolate
+    from .hub import load_generator
+    from .images import save_strip
+
+    G = load_generator(args.model, device=args.device)
+    codes, tiles = codes_for(G, [args.a, args.b], args)
+    if args.space == "w":  # one w per code: the mean over layers (exact for W codes)
+        codes = G.to_wplus(codes.mean(dim=1))
+    frames = Interpolate()(G, codes[:1], target=codes[1:2], steps=args.frames).images[0]
+    out = save_strip(torch.cat([tiles[0][None], frames.to(tiles[0]), tiles[1][None]]), args.output)
+    print(f"wrote {out}: input A | {args.frames} frames in {'W' if args.space == 'w' else 'W+'} | input B")
+    return 0
+
+
+def cmd_mix(args: argparse.Namespace) -> int:
+    import torch
+
+    from .editors.base import restrict_layers
+    from .hub import load_generator
+    from .images import save_image, save_strip
+
+    G = load_generator(args.model, device=args.device)
+    codes, tiles = codes_for(G, [args.a, args.b], args)
+    start, stop = _layer_range(G, args.layers)
+    mixed = restrict_layers(codes[:1], codes[1:2], (start, stop))
+    with torch.no_grad():
+        image = G.synthesis(mixed, noise_mode="const")
+    out = save_image(image[0], args.output)
+    print(f"wrote {out}: layers {start}..{stop - 1} from B, the others from A (of {G.num_layers})")
+    strip = _strip_path(Path(args.output), args.strip)
+    if strip is not None:
+        save_strip(torch.cat([torch.stack(tiles), image.to(tiles[0])]), strip)
+        print(f"wrote {strip} (A, B, mix)")
+    return 0
+
+
+def cmd_diffuse(args: argparse.Namespace) -> int:
+    import torch
+
+    from .cli import default_encoder
+    from .editors.diffusion import box_mask, diffuse
+    from .hub import load_encoder, load_generator
+    from .images import load_image, save_image
+    from .losses import load_feature_network
+
+    G = load_generator(args.model, device=args.device)
+    R = G.resolution
+    target = (load_code(args.target, G) if is_code_file(args.target) else None)
+    with torch.no_grad():
+        target_img = (G.synthesis(target[None], noise_mode="const")[0] if target is not None
+                      else load_image(args.target, R, crop=args.crop).to(args.device))
+    if args.mask:
+        mask = (load_image(args.mask, R, crop=args.crop).mean(0) > 0).float()[None, None].to(args.device)
+        if mask.sum() == 0:
+            raise ValueError(f"mask {args.mask} is empty: paint the target region white (above 50 % grey)")
+    else:
+        cx, cy, w, h = args.box or (R // 2, R // 2, round(R * 110 / 256), round(R * 110 / 256))
+        if not (0 <= cx < R and 0 <= cy < R):
+            raise ValueError(f"box centre ({cx}, {cy}) is outside the {R}x{R} image: --box takes pixels of the "
+                             "generator's resolution")
+        mask = box_mask(R, cx, cy, w, h).to(args.device)
+    encoder = args.encoder or default_encoder(args.model)
+    E = load_encoder(encoder, device=args.device) if encoder else None
+    if is_code_file(args.context):
+        init = load_code(args.context, G)[None]
+        with torch.no_grad():
+            context = G.synthesis(init, noise_mode="const")
+    elif E is None:
+        raise ValueError("diffuse needs a domain-guided encoder to start from E(stitched image): pass --encoder "
+                         "NAME_OR_FOLDER, or give CONTEXT as a saved W+ code (.safetensors from `idinvert invert`), "
+                         "whose code is then the starting point")
+    else:
+        init, context = None, load_image(args.context, R, crop=args.crop)[None].to(args.device)
+    F = load_feature_network(args.feature_net, device=args.device) if args.feature_net else None
+    l_feat = args.l_feat if args.l_feat is not None else float(getattr(F, "loss_weight", 1.0)) if F else 0.0
+    codes = diffuse(G, target_img, context, mask, encoder=E, init_codes=init, feature_net=F, steps=args.steps,
+                    lr=args.lr, l_feat=l_feat)
+    with torch.no_grad():
+        result = G.synthesis(codes, noise_mode="const")
+    stitched = target_img[None] * mask + context * (1 - mask)
+    inside = float((((result - stitched) * mask) ** 2).sum() / (mask.sum() * result.shape[1]))
+    out = save_image(result[0], args.output)
+    start = "E(stitched)" if E is not None else "the context code"
+    print(f"wrote {out}: diffused from {start} in {args.steps} steps, mse inside the region {inside:.5f}")
+    if args.stitched:
+        print(f"wrote {save_image(stitched[0], args.stitched)} (the stitched input)")
+    return 0
+
+
+def _writable_directions(G: Any, out: str | None) -> Path:
+    from .editors.directions import directions_folder
+
+    if out:
+        return Path(out)
+    if G.resolved.origin == "hub":
+        raise ValueError(f"{G.resolved.name} comes from the Hugging Face cache, which is not to be written to: "
+                         "pass --out DIR (and use it with `idinvert edit --directions DIR`)")
+    folder = directions_folder(G)
+    probe = folder if folder.is_dir() else folder.parent
+    if not os.access(probe, os.W_OK):
+        raise ValueError(f"{folder} is not writable: pass --out DIR (and use it with `idinvert edit --directions "
+                         "DIR`)")
+    return folder
+
+
+def _print_saved(paths: Sequence[Path], folder: Path) -> None:
+    from .editors.directions import SUMMARY_NAME
+
+    print(f"wrote {len(paths)} direction(s) to {folder} (+ {SUMMARY_NAME}, README.md)")
+
+
+def cmd_directions_learn(args: argparse.Namespace) -> int:
+    from .editors.directions import save_directions
+    from .editors.learn import ClassifierScorer, learn_generator_directions
+    from .hub import load_generator, load_model
+
+    G = load_generator(args.generator, device=args.device)
+    folder = _writable_directions(G, args.out)
+    classifier = load_model(args.classifier, kind="classifier", device=args.device)
+    attributes = None if not args.attributes else "all" if args.attributes == "all" else args.attributes.split(",")
+    scorer = ClassifierScorer(classifier, attributes)
+    directions, skipped = learn_generator_directions(G, scorer, n=args.n, seed=args.seed, batch=args.batch,
+                                                     ratio=args.ratio, method=args.method)
+    for d in directions:
+        d.extra.update(generator=str(args.generator), classifier=str(args.classifier))
+    info = {d.name: {"majority": d.extra.get("majority"), "note": d.extra.get("note") or d.extra.get("label")}
+            for d in directions}
+    run = {"command": "learn", "generator": str(args.generator), "classifier": str(args.classifier), "n": args.n,
+           "seed": args.seed, "ratio": args.ratio, "method": args.method, "skipped": skipped}
+    paths = save_directions(directions, folder, info, run)
+    print(f"{'direction':<24} {'held-out acc':>12} {'majority':>9}  label")
+    for d in directions:
+        maj = d.extra.get("majority")
+        acc = "" if d.accuracy is None else f"{d.accuracy:.3f}"
+        print(f"{d.name:<24} {acc:>12} {'' if maj is None else f'{maj:.3f}':>9}  "
+              f"{d.extra.get('label', '')}")
+    for name, why in skipped.items():
+        print(f"{name:<24} skipped: {why}")
+    _print_saved(paths, folder)
+    return 0
+
+
+def _save_unsupervised(args: argparse.Namespace, directions: list, prefix: str) -> int:
+    from .editors.directions import save_directions
+
+    for i, d in enumerate(directions):
+        d.name = f"{prefix}_{i:02d}"
+        d.extra.update(generator=str(args.model))
+    folder = _writable_directions(args.G, args.out)
+    note = {d.name: {"note": (f"explained variance {d.extra['explained']:.3f}" if "explained" in d.extra
+                              else f"eigenvalue {d.extra.get('eigenvalue', 0):.3g}")} for d in directions}
+    paths = save_directions(directions, folder, note, {"command": prefix, "generator": str(args.model), "k": args.k})
+    for d in directions:
+        print(f"{d.name}: {note[d.name]['note']}")
+    _print_saved(paths, folder)
+    return 0
+
+
+def cmd_directions_sefa(args: argparse.Namespace) -> int:
+    from .editors.directions import sefa_directions
+    from .hub import load_generator
+
+    args.G = load_generator(args.model, device=args.device)
+    layers = _layer_range(args.G, args.layers)
+    chosen = None if layers is None else list(range(*layers))
+    return _save_unsupervised(args, sefa_directions(args.G, k=args.k, layers=chosen), "sefa")
+
+
+def cmd_directions_ganspace(args: argparse.Namespace) -> int:
+    from .editors.directions import ganspace_directions
+    from .hub import load_generator
+
+    args.G = load_generator(args.model, device=args.device)
+    return _save_unsupervised(args, ganspace_directions(args.G, n_samples=args.n, k=args.k, seed=args.seed),
+                              "ganspace")
+
+
+def cmd_directions_list(args: argparse.Namespace) -> int:
+    from .editors.directions import LEARN_HINT, Direction, directions_folder, find_directions
+
+    found = find_directions(args.model, args.directions or ())
+    rows = []
+    for name, path in found.items():
+        d = Direction.load(path)
+        rows.append({"name": name, "source": d.source, "attribute": d.attribute, "accuracy": d.accuracy,
+                     "majority": d.extra.get("majority"), "layers": d.layers, "per_layer": d.per_layer,
+                     "n_samples": d.extra.get("n_samples"), "path": str(path)})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no directions for {args.model} (looked in {directions_folder(args.model)}); {LEARN_HINT}")
+        return 0
+    print(f"{'name':<24} {'source':<22} {'held-out acc':>12} {'majority':>9} {'samples':>8}  layers")
+    for r in rows:
+        acc = "" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        maj = "" if r["majority"] is None else f"{r['majority']:.3f}"
+        layers = "all" if r["layers"] is None else f"{r['layers'][0]}..{r['layers'][-1]}"
+        print(f"{r['name']:<24} {r['source']:<22} {acc:>12} {maj:>9} {r['n_samples'] or '':>8}  {layers}")
+    return 0
+
+
+# -- parsers ----------------------------------------------------------------------------------------------
+def _inversion_args(p: argparse.ArgumentParser, steps_flag: str = "--steps") -> None:
+    p.add_argument("--model", required=True, help="generator: a named model, Hub id or folder")
+    p.add_argument("--method", default="idinvert", help="how images are inverted: idinvert, encoder, "
+                                                         "image2stylegan or a plugin's inverter")
+    p.add_argument("--encoder", help="domain-guided encoder (name or folder); default: MODEL-encoder if it exists")
+    p.add_argument("--feature-net", help="perceptual network, e.g. toyfaces-classifier-64")
+    p.add_argument(steps_flag, dest="steps", type=int, default=None, help="inversion steps (default: the method's)")
+    p.add_argument("--crop", action="store_true", help="take the centred square of non-square images")
+    p.add_argument("--device", default="cpu")
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``edit``, ``interpolate``, ``mix``, ``diffuse`` and ``directions`` to the ``idinvert`` subparsers."""
+    p = sub.add_parser("edit", help="invert an image (or load a code) and move it along named directions")
+    p.add_argument("image", nargs="?", help="the image to edit (optional with --code: then the strip's input)")
+    _inversion_args(p)
+    p.add_argument("--code", help="a W+ code (.safetensors from `idinvert invert`): skip the inversion")
+    p.add_argument("--edit", action="append", type=parse_edit, metavar="NAME=STRENGTH",
+                   help="a direction and how far to move (repeatable; the offsets add up)")
+    p.add_argument("--directions", action="append", metavar="DIR",
+                   help="also look up direction names in DIR (repeatable; wins over the model's own)")
+    p.add_argument("--condition-on", type=lambda s: [x for x in s.split(",") if x], default=None,
+                   metavar="NAME,...", help="keep these attributes fixed (directions made orthogonal to them)")
+    p.add_argument("--layers", type=parse_layers, default=None, metavar="START:STOP",
+                   help="edit only W+ layers [START, STOP)")
+    p.add_argument("--strip", nargs="?", const="", default=None, metavar="PATH",
+                   help="also write a strip input | reconstruction | each edit | all edits (default path: "
+                        "OUTPUT_strip.png)")
+    p.add_argument("--save-code", metavar="PATH", help="also write the edited W+ code")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("interpolate", help="a strip from one image (or code) to another")
+    p.add_argument("a", help="image or W+ code (.safetensors)")
+    p.add_argument("b", help="image or W+ code (.safetensors)")
+    _inversion_args(p, steps_flag="--inversion-steps")
+    p.add_argument("--steps", dest="frames", type=int, default=7, help="frames from A to B, both included")
+    p.add_argument("--space", choices=("wplus", "w"), default="wplus",
+                   help="wplus: interpolate the W+ codes; w: first reduce each code to one w (mean over layers)")
+    p.add_argument("-o", "--output", required=True, help="strip: input A | frames | input B")
+    p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("mix", help="style mixing: W+ layers START:STOP from B, the rest from A")
+    p.add_argument("a", help="image or W+ code (.safetensors)")
+    p.add_argument("b", help="image or W+ code (.safetensors)")
+    _inversion_args(p)
+    p.add_argument("--layers", type=parse_layers, required=True, metavar="START[:STOP]",
+                   help="layers taken from B (fine layers, e.g. 6:, change colours; coarse, e.g. 0:4, pose)")
+    p.add_argument("--strip", nargs="?", const="", default=None, metavar="PATH", help="also write A | B | mix")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_mix)
+
+    p = sub.add_parser("diffuse", help="semantic diffusion: blend TARGET's region into CONTEXT")
+    p.add_argument("target", help="image (or W+ code) whose region is pasted")
+    p.add_argument("context", help="image (needs an encoder) or W+ code (.safetensors) to paste into")
+    p.add_argument("--model", required=True, help="generator: a named model, Hub id or folder")
+    p.add_argument("--encoder", help="domain-guided encoder; default: MODEL-encoder if it exists")
+    p.add_argument("--feature-net", help="perceptual network, e.g. toyfaces-classifier-64")
+    p.add_argument("--box", type=parse_box, default=None, metavar="CX,CY,W[,H]",
+                   help="the target region in pixels (default: centred, 43%% of the side)")
+    p.add_argument("--mask", help="a mask image instead of the box (white = target region)")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--l-feat", type=float, default=None, help="perceptual weight (default: the network's)")
+    p.add_argument("--crop", action="store_true", help="take the centred square of non-square images")
+    p.add_argument("--stitched", metavar="PATH", help="also write the stitched input")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_diffuse)
+
+    p = sub.add_parser("directions", help="editing directions of a generator: learn, list, sefa, ganspace")
+    dsub = p.add_subparsers(dest="directions_command", required=True)
+    d = dsub.add_parser("learn", help="InterFaceGAN: score sampled images with an attribute classifier and fit "
+                                      "one linear boundary per attribute in W")
+    d.add_argument("generator")
+    d.add_argument("--classifier", default="toyfaces-classifier-64")
+    d.add_argument("--n", type=int, default=20_000, help="number of sampled codes")
+    d.add_argument("--attributes", default=None,
+                   help="comma-separated classifier heads, or 'all' (default: the semantic attributes)")
+    d.add_argument("--ratio", type=float, default=0.5,
+                   help="continuous scores: the top and bottom RATIO of the samples are the two classes "
+                        "(0.5: split at the median)")
+    d.add_argument("--method", choices=("logistic", "svm"), default="logistic")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--batch", type=int, default=256)
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--out", help="folder to write to (default: the model folder's directions/, if writable)")
+    d.set_defaults(func=cmd_directions_learn)
+
+    d = dsub.add_parser("list", help="the saved directions of a model, with their accuracies")
+    d.add_argument("model")
+    d.add_argument("--directions", action="append", metavar="DIR", help="also list the directions in DIR")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_directions_list)
+
+    for name, helptext in (("sefa", "SeFa: closed-form directions from the style-modulation weights"),
+                           ("ganspace", "GANSpace: principal components of sampled w")):
+        d = dsub.add_parser(name, help=helptext)
+        d.add_argument("model")
+        d.add_argument("-k", type=int, default=5, help="number of directions")
+        if name == "sefa":
+            d.add_argument("--layers", type=parse_layers, default=None, metavar="START:STOP",
+                           help="only these W+ layers' weights (and edits)")
+            d.set_defaults(func=cmd_directions_sefa)
+        else:
+            d.add_argument("--n", type=int, default=10_000, help="number of sampled codes")
+            d.add_argument("--seed", type=int, default=0)
+            d.set_defaults(func=cmd_directions_ganspace)
+        d.add_argument("--device", default="cpu")
+        d.add_argument("--out", help="folder to write to (default: the model folder's directions/, if writable)")

@@ -1,0 +1,231 @@
+"""Learning the editing directions of a generator (InterFaceGAN, Shen et al. CVPR 2020).
+
+Sample ``z``, map it to ``w`` (truncation 1), render ``G.synthesis(w, noise_mode="const")`` in batches, score
+each image with an attribute predictor, then fit one linear boundary per score in W
+(:func:`~.directions.learn_direction`); the boundary's unit normal is the editing direction and its held-out
+accuracy is stored with it.
+
+A predictor is any callable ``images [N, C, R, R] -> {name: scores [N]}``: one direction is learned per
+returned name. Scores made only of 0 and 1 are labels; any other scores are ranked and the top and bottom
+``ratio`` of the samples are the positives and negatives. The default 0.5 splits at the median: InterFaceGAN
+keeps only the extremes (2 % of 500k samples), but with a wide gap between the classes a regularised linear
+classifier tilts its normal towards W's high-variance axes (on a tiny random StyleGAN2 with a known linear
+score: cosine with the truth 0.99 at ratio 0.5, 0.87 at 0.25, 0.77 at 0.1 with logistic regression).
+
+:class:`ClassifierScorer` makes such a predictor from the bundled attribute classifier
+(``toyfaces-classifier-64``, :mod:`idinvert_plugins.models.classifier`). It turns each head into scores as
+follows (the choice of what a "direction" of each attribute means):
+
+* binary head (eyeglasses): the label ``sigmoid(logit) > 0.5``; direction ``eyeglasses``;
+* continuous head (smile, age, yaw, ...): the predicted value, ranked (extremes vs extremes);
+  direction ``smile``;
+* categorical head (hair_color, hair_style, background): one direction per class, one-vs-rest on the
+  predicted class (``argmax == k``), named ``<attribute>-<class>`` (``hair_color-blond``). A categorical
+  attribute has no single linear order, so "more blond" is the meaningful edit;
+* cyclic heads (hues) have no linear boundary and are not learned.
+
+By default only the toy faces' semantic attributes are learned (not the nuisance factors); ``attributes=
+"all"`` takes every non-cyclic head. Labels with fewer than ``min_positive`` samples in a class are skipped
+and reported (a random or collapsed generator may never produce, say, glasses).
+
+Generators without a single W space (IDInvert's StyleGAN, whose mapping emits one w per layer) are learned
+in W+: the boundary is fitted on the flattened ``[L * w_dim]`` codes and stored per layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..models.base import Generator
+from .directions import Direction, learn_direction
+
+Scorer = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
+
+
+class ClassifierScorer:
+    """Scores for direction learning from an attribute classifier (see the module docstring for the rules).
+
+    ``attributes``: None (the semantic attributes of the toy faces, or every non-cyclic head of another
+    classifier), ``"all"`` (every non-cyclic head) or a list of head names. Images of another resolution
+    than the classifier's are resized (area downsampling / bilinear upsampling).
+    """
+
+    def __init__(self, classifier: torch.nn.Module, attributes: Sequence[str] | str | None = None) -> None:
+        heads = {a["name"]: a for a in classifier.attributes}
+        usable = [n for n, a in heads.items() if not a.get("cyclic")]
+        if attributes is None:
+            from ..data.toyfaces import ATTRIBUTE_SPECS
+
+            semantic = [n for n in usable if n in ATTRIBUTE_SPECS and not ATTRIBUTE_SPECS[n].nuisance]
+            chosen = semantic or usable
+        elif attributes == "all":
+            chosen = usable
+        else:
+            chosen = [attributes] if isinstance(attributes, str) else list(attributes)
+            unknown = [n for n in chosen if n not in heads]
+            if unknown:
+                raise ValueError(f"the classifier has no attribute(s) {unknown}; it has: {', '.join(heads)}")
+            cyclic = [n for n in chosen if heads[n].get("cyclic")]
+            if cyclic:
+                raise ValueError(f"{cyclic} are cyclic (hues): a linear boundary cannot separate a circle, so no "
+                                 "direction is learned for them; choose other attributes")
+        self.classifier = classifier.eval()
+        self.heads = [heads[n] for n in chosen]
+        self.resolution = int(classifier.resolution)
+
+    @staticmethod
+    def class_names(head: dict[str, Any]) -> list[str]:
+        """Names of a categorical head's classes (the toy faces' names when they match, else indices)."""
+        from ..data.toyfaces import ATTRIBUTE_SPECS
+
+        spec = ATTRIBUTE_SPECS.get(head["name"])
+        if spec is not None and spec.kind == "categorical" and len(spec.values) == head["num_classes"]:
+            return [str(v) for v in spec.values]
+        return [str(i) for i in range(head["num_classes"])]
+
+    @property
+    def names(self) -> list[str]:
+        """The direction names this scorer produces, in order."""
+        out = []
+        for h in self.heads:
+            if h["kind"] == "categorical":
+                out += [f"{h['name']}-{c}" for c in self.class_names(h)]
+            else:
+                out.append(h["name"])
+        return out
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """What the scores of direction ``name`` are (written into the summary)."""
+        attr, _, cls = name.partition("-")
+        head = next(h for h in self.heads if h["name"] == (attr if cls else name))
+        if head["kind"] == "binary":
+            return {"attribute": name, "label": "classifier probability > 0.5"}
+        if head["kind"] == "categorical":
+            return {"attribute": attr, "label": f"predicted class == {cls} (one vs rest)"}
+        return {"attribute": name, "label": "predicted value, ranked (top vs bottom)"}
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = images.float()
+        if x.shape[-1] != self.resolution:
+            mode = "area" if x.shape[-1] > self.resolution else "bilinear"
+            x = F.interpolate(x, size=(self.resolution, self.resolution), mode=mode,
+                              **({"align_corners": False} if mode == "bilinear" else {}))
+        raw = self.classifier(x.clamp(-1, 1))
+        out: dict[str, torch.Tensor] = {}
+        for h in self.heads:
+            y = raw[h["name"]].float()
+            if h["kind"] == "binary":
+                out[h["name"]] = (y > 0).float()  # sigmoid(y) > 0.5
+            elif h["kind"] == "categorical":
+                pred = y.argmax(dim=1)
+                for k, c in enumerate(self.class_names(h)):
+                    out[f"{h['name']}-{c}"] = (pred == k).float()
+            else:
+                out[h["name"]] = y
+        return out
+
+
+@torch.no_grad()
+def sample_w(G: Generator, n: int, seed: int = 0, batch: int = 256, progress: bool = True,
+             render: Callable[[torch.Tensor], torch.Tensor] | None = None, scorer: Scorer | None = None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``n`` codes ``w = mapping(z)`` (truncation 1; ``[n, w_dim]``, or W+ ``[n, L, w_dim]`` for models without a
+    W space) and, with a ``scorer``, its scores of ``render(w)`` (default ``G.synthesis(w, noise_mode="const")``)
+    concatenated per name. Runs in batches with a progress bar."""
+    if n < 2:
+        raise ValueError(f"n must be at least 2, got {n}")
+    device = G.w_avg.device
+    render = render or (lambda w: G.synthesis(w, noise_mode="const"))
+    z = G.sample_z(n, seed=seed, device=device)
+    codes, scores = [], {}
+    for start in tqdm(range(0, n, batch), desc="sample + score", unit="batch", disable=not progress):
+        w = G.mapping(z[start : start + batch])
+        codes.append(w.cpu())
+        if scorer is not None:
+            for name, s in scorer(render(w)).items():
+                scores.setdefault(name, []).append(torch.as_tensor(s).detach().float().cpu().reshape(-1))
+    return torch.cat(codes), {k: torch.cat(v) for k, v in scores.items()}
+
+
+def directions_from_scores(
+    codes: torch.Tensor,
+    scores: Mapping[str, torch.Tensor],
+    *,
+    ratio: float = 0.5,
+    holdout: float = 0.2,
+    method: Literal["logistic", "svm"] = "logistic",
+    seed: int = 0,
+    min_positive: int = 10,
+    describe: Callable[[str], dict[str, Any]] | None = None,
+    progress: bool = True,
+) -> tuple[list[Direction], dict[str, str]]:
+    """One InterFaceGAN direction per score name; returns the directions and ``{name: reason}`` for the
+    names that could not be learned (a label with fewer than ``min_positive`` samples in one class, or
+    constant scores). W+ codes ``[N, L, D]`` give per-layer directions."""
+    codes = torch.as_tensor(codes).detach().float()
+    per_layer = codes.ndim == 3
+    flat = codes.reshape(len(codes), -1)
+    learned, skipped = [], {}
+    for name, s in tqdm(list(scores.items()), desc="fit boundaries", unit="direction", disable=not progress):
+        s = torch.as_tensor(s).double().reshape(-1)
+        if len(s) != len(codes):
+            raise ValueError(f"scores {name!r} has {len(s)} values for {len(codes)} codes")
+        info = dict(describe(name)) if describe else {"attribute": name}
+        if float(s.max() - s.min()) == 0.0:
+            skipped[name] = "the scores are constant"
+            continue
+        if set(s.unique().tolist()) <= {0.0, 1.0}:
+            pos = int(s.sum())
+            if min(pos, len(s) - pos) < min_positive:
+                skipped[name] = (f"{pos} of {len(s)} samples are positive: too few of one class for a boundary "
+                                 f"(need {min_positive}; sample more with a larger n)")
+                continue
+            info["positive_share"] = pos / len(s)
+            info["majority"] = max(pos, len(s) - pos) / len(s)
+        else:
+            info["note"] = (f"split at the median of {len(s)} scores" if ratio == 0.5 else
+                            f"top/bottom {ratio:.0%} of {len(s)} ranked scores")
+        d = learn_direction(flat, s, method=method, holdout=holdout, seed=seed, ratio=ratio, name=name,
+                            attribute=info.pop("attribute", name))
+        if per_layer:
+            d = Direction(d.vector.view(codes.shape[1], codes.shape[2]), name=d.name, attribute=d.attribute,
+                          accuracy=d.accuracy, source=d.source, extra=d.extra)
+        d.extra.update(n_samples=len(codes), space="wp" if per_layer else "w", **info)
+        learned.append(d)
+    return learned, skipped
+
+
+def learn_generator_directions(
+    G: Generator,
+    scorer: Scorer,
+    *,
+    n: int = 20_000,
+    seed: int = 0,
+    batch: int = 256,
+    ratio: float = 0.5,
+    holdout: float = 0.2,
+    method: Literal["logistic", "svm"] = "logistic",
+    min_positive: int = 10,
+    render: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = True,
+) -> tuple[list[Direction], dict[str, str]]:
+    """InterFaceGAN for a generator: sample ``n`` codes in W, score ``render(w)`` with ``scorer`` (any callable
+    ``images -> {name: [N] scores}``), learn one direction per name. Returns ``(directions, skipped)``.
+
+    ``render`` replaces ``G.synthesis(w, noise_mode="const")`` (e.g. to score the codes themselves).
+    """
+    codes, scores = sample_w(G, n, seed=seed, batch=batch, progress=progress, render=render, scorer=scorer)
+    if not scores:
+        raise ValueError("the scorer returned no scores: nothing to learn")
+    describe = getattr(scorer, "describe", None)
+    return directions_from_scores(codes, scores, ratio=ratio, holdout=holdout, method=method, seed=seed,
+                                  min_positive=min_positive, describe=describe, progress=progress)
+
+
+__all__ = ["ClassifierScorer", "Scorer", "directions_from_scores", "learn_generator_directions", "sample_w"]

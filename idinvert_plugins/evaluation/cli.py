@@ -1,0 +1,124 @@
+"""The ``idinvert evaluate`` subcommand (registered by :func:`add_parser` from ``idinvert_plugins.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any
+
+from .runner import SECTIONS, EvalConfig
+
+
+def _sections(text: str) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in parts if p not in SECTIONS]
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"--only takes a comma-separated list of {', '.join(SECTIONS)}; got {text!r}")
+    return parts
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0,0.5,2,10,40; got {text!r}"
+                                         ) from None
+
+
+def config_from_args(args: argparse.Namespace) -> EvalConfig:
+    """``--quick`` sets small defaults; explicit options override them."""
+    given: dict[str, Any] = {k: v for k, v in {
+        "n": args.n, "steps": args.steps, "i2s_steps": args.i2s_steps, "l_dom": args.l_dom,
+        "ldom_values": args.ldom_values, "ldom_n": args.ldom_n, "edit_step": args.edit_step, "batch": args.batch,
+        "sections": args.only, "seed": args.seed,
+    }.items() if v is not None}  # fmt: skip
+    return EvalConfig.quick(**given) if args.quick else EvalConfig(**given)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line as parsed (for the report header)."""
+    parts = ["idinvert", "evaluate"]
+    for flag, values in (("--generator", args.generator), ("--encoder", args.encoder),
+                         ("--conventional-encoder", args.conventional_encoder)):
+        for v in values or ():
+            parts += [flag, str(v)]
+    parts += ["--quick"] if args.quick else []
+    for flag, value in (("--n", args.n), ("--steps", args.steps), ("--i2s-steps", args.i2s_steps),
+                        ("--l-dom", args.l_dom), ("--ldom-n", args.ldom_n), ("--edit-step", args.edit_step),
+                        ("--batch", args.batch), ("--seed", args.seed)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.ldom_values is not None:
+        parts += ["--ldom-values", ",".join(f"{v:g}" for v in args.ldom_values)]
+    if args.only is not None:
+        parts += ["--only", ",".join(args.only)]
+    for flag, value in (("--classifier", args.classifier), ("--feature-net", args.feature_net), ("--out", args.out),
+                        ("--report", args.report), ("--cache", args.cache), ("--device", args.device)):
+        parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .runner import run_evaluation
+
+    cfg = config_from_args(args)
+    command = _command(args)
+    results = run_evaluation(
+        args.generator, encoders=args.encoder or (), conventional_encoders=args.conventional_encoder or (),
+        classifier=None if args.classifier.lower() == "none" else args.classifier,
+        feature_net=None if args.feature_net.lower() == "none" else args.feature_net, out_dir=args.out,
+        report=args.report, cache_dir=None if args.cache.lower() == "none" else args.cache, config=cfg,
+        device=args.device, command=command, progress=True,
+    )  # fmt: skip
+    for name, g in results["generators"].items():
+        if name not in args.generator:
+            continue
+        print(f"{name}: {g['n']} test images, methods {', '.join(g['methods'])}; "
+              f"{g['wall_seconds'] / 60:.1f} min")
+        for note in g["notes"]:
+            print(f"  note: {note}")
+    print(f"wrote {args.report} and {args.out}/results.json (figures in {args.out}/figures)")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``evaluate`` to the ``idinvert`` subcommands."""
+    d = EvalConfig()
+    p = sub.add_parser(
+        "evaluate", help="the paper's tables on the toy-face test split: reconstruction (Table I), semantic "
+                         "property (Fig. 3), l_dom sweep (Fig. 10), editability (Table II); writes a markdown report",
+        description="Invert the first N toy-face test images with the conventional encoder, the domain-guided "
+                    "encoder, Image2StyleGAN and IDInvert, measure, and write docs/results.md + figures. Inverted "
+                    "codes are cached per method (--cache), so an interrupted run resumes and a larger --n extends "
+                    "a smaller one.")  # fmt: skip
+    p.add_argument("--generator", action="append", required=True, metavar="NAME",
+                   help="generator to evaluate (named model, Hub id or folder; repeatable)")
+    p.add_argument("--encoder", action="append", metavar="NAME",
+                   help="domain-guided encoder, one per --generator in order (default: GENERATOR-encoder; "
+                        "'none' skips it)")
+    p.add_argument("--conventional-encoder", action="append", metavar="NAME",
+                   help="conventional encoder, one per --generator (default: GENERATOR-encoder-conventional)")
+    p.add_argument("--classifier", default="toyfaces-classifier-64",
+                   help="attribute classifier: Fréchet-distance features and editability scores ('none' skips)")
+    p.add_argument("--feature-net", default="classifier:toyfaces-classifier-64",
+                   help="perceptual network of the optimisers ('none': pixel loss only)")
+    p.add_argument("--n", type=int, default=None, help=f"test images (default {d.n}; the split has 5000)")
+    p.add_argument("--steps", type=int, default=None, help=f"IDInvert optimisation steps (default {d.steps})")
+    p.add_argument("--i2s-steps", type=int, default=None, help="Image2StyleGAN steps (default: same as --steps)")
+    p.add_argument("--l-dom", type=float, default=None, help=f"IDInvert domain-regulariser weight (default {d.l_dom})")
+    p.add_argument("--ldom-values", type=_floats, default=None,
+                   help="l_dom values of the sweep (default " + ",".join(f"{v:g}" for v in d.ldom_values) + ")")
+    p.add_argument("--ldom-n", type=int, default=None, help=f"test images in the l_dom sweep (default {d.ldom_n})")
+    p.add_argument("--edit-step", type=float, default=None,
+                   help=f"manipulation step along the unit directions (default {d.edit_step})")
+    p.add_argument("--batch", type=int, default=None, help=f"images per inversion call (default {d.batch})")
+    p.add_argument("--seed", type=int, default=None, help="toy-face dataset seed (default 0)")
+    p.add_argument("--only", type=_sections, default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--quick", action="store_true",
+                   help="small run to size a real one: 8 images, 10 steps, 4 in the l_dom sweep")
+    p.add_argument("--out", default="docs/results", help="folder for results.json and figures/")
+    p.add_argument("--report", default="docs/results.md", help="the markdown report to (re)write")
+    p.add_argument("--cache", default="runs/evaluate-cache",
+                   help="folder for the cached inverted codes ('none': no cache)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_evaluate)
