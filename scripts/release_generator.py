@@ -1,0 +1,161 @@
+"""Release a trained toy-face GAN: export G_ema + D into ``weights/`` and write their model cards.
+
+The release of a bundled generator is three steps, run from the repository root once training is done::
+
+    python scripts/release_generator.py export --run runs/toyfaces-stylegan2-64 --name toyfaces-stylegan2-64
+    python benchmarks/generator_quality.py --model toyfaces-stylegan2-64      # docs/quality/<name>/
+    idinvert directions learn toyfaces-stylegan2-64                           # weights/<name>/directions/
+    python scripts/release_generator.py cards --run runs/toyfaces-stylegan2-64 --name toyfaces-stylegan2-64
+
+``export`` writes ``weights/<name>`` and ``weights/<name>-d`` (fp16 safetensors + config). ``cards`` writes
+``model_cards/<name>.md`` and ``model_cards/<name>-d.md`` (and the same text as each folder's README.md)
+from the run's checkpoint, the quality report and the learned directions, so every figure in a card comes
+from a file the release produced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from idinvert_plugins.cards import ModelCard
+from idinvert_plugins.training.gan import TrainConfig, export, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKEND_TEXT = {
+    "stylegan2": "StyleGAN2 (Karras et al., CVPR 2020: modulated convolutions, skip toRGB; non-saturating "
+                 "logistic loss, lazy R1, EMA generator)",
+    "stylegan": "StyleGAN (Karras et al., CVPR 2019, in the layout IDInvert released: AdaIN, per-layer W+; "
+                "non-saturating logistic loss, R1, EMA generator)",
+}
+
+
+def _run_facts(run: Path) -> dict[str, Any]:
+    ckpt = load_checkpoint(run)
+    cfg = TrainConfig.from_dict(json.loads(ckpt["config"]))
+    return {"cfg": cfg, "nimg": int(ckpt["nimg"]), "step": int(ckpt["step"]), "wall_s": float(ckpt["wall_s"]),
+            "hardware": ckpt["hardware"]}
+
+
+def _quality_section(name: str) -> list[str]:
+    path = ROOT / "docs" / "quality" / name / "metrics.json"
+    if not path.is_file():
+        return ["Not measured yet (run `benchmarks/generator_quality.py`)."]
+    r = json.loads(path.read_text())
+    fake, floor = r["swd"]["generated_vs_test"], r["swd"]["floor_train_vs_test"]
+    lines = [f"{r['n_fake']} samples (psi 1) against the {r['n_real']} test renders; the floor is {r['n_real']} "
+             "train renders against the same test renders (what a perfect generator would score). Lower is "
+             f"better. Full report: [docs/quality/{name}/quality.md](../docs/quality/{name}/quality.md).", "",
+             "| metric | this model | floor |", "|---|---|---|"]
+    for res, value in fake["levels"].items():
+        lines.append(f"| SWD {res}x{res} (x1e3) | {value:.2f} | {floor['levels'][res]:.2f} |")
+    lines.append(f"| SWD mean (x1e3) | {fake['mean']:.2f} ({fake['mean'] / floor['mean']:.1f}x floor) | "
+                 f"{floor['mean']:.2f} |")
+    fd = r["fd"]
+    lines.append(f"| {fd['name']} (not FID) | {fd['generated_vs_test']:.3f} | {fd['floor_train_vs_test']:.3f} |")
+    a = r["attributes"]
+    lines += ["", "Attribute marginals read by the bundled classifier: largest gap to the test renders in "
+              "percentage points (floor: train renders vs test renders).", "",
+              "| attribute | gap (pp) | floor gap (pp) |", "|---|---|---|"]
+    for attr in a["names"]:
+        gap, fgap = a["generated_vs_test"][attr]["max_abs_diff_pp"], a["floor_vs_test"][attr]["max_abs_diff_pp"]
+        lines.append(f"| {attr} | {'–' if gap is None else f'{gap:.1f}'} | "
+                     f"{'–' if fgap is None else f'{fgap:.1f}'} |")
+    return lines
+
+
+def _directions_section(name: str) -> list[str]:
+    summary = ROOT / "weights" / name / "directions" / "summary.json"
+    if not summary.is_file():
+        return ["None shipped yet (`idinvert directions learn " + name + "`)."]
+    rows = json.loads(summary.read_text())["directions"]
+    lines = ["InterFaceGAN boundaries in W learned from G's samples scored by `toyfaces-classifier-64` "
+             "(`idinvert directions learn`): held-out accuracy of each linear boundary next to the majority "
+             "share (always guessing the larger class).", "",
+             "| direction | held-out accuracy | majority share |", "|---|---|---|"]
+    for dname, row in sorted(rows.items()):
+        acc, maj = row.get("accuracy"), row.get("majority")
+        lines.append(f"| {dname} | {'–' if acc is None else f'{acc:.3f}'} | {'–' if maj is None else f'{maj:.3f}'} |")
+    return lines
+
+
+def write_cards(run: Path, name: str, command: str) -> list[Path]:
+    facts = _run_facts(run)
+    cfg: TrainConfig = facts["cfg"]
+    hours = facts["wall_s"] / 3600
+    common = {"library_name": "idinvert-plugins", "license": "mit", "resolution": cfg.resolution,
+              "files": ["config.json", "model.safetensors"]}
+    training = [
+        "## Training", "",
+        "- Data: the train split of the procedural toy faces (`idinvert_plugins.data.toyfaces`, renders "
+        "0..64,999 of the 70,000-image dataset with seed 0, rendered on the fly); no real photographs.",
+        f"- Images seen: {facts['nimg']:,} ({facts['nimg'] / 1000:.0f} kimg, {facts['step']:,} steps of batch "
+        f"{cfg.batch}).",
+        f"- Wall time: {hours:.2f} h in total over resumed CPU sessions.",
+        f"- Hardware: {facts['hardware']}.",
+        f"- Command (resumed with the committed checkpoint until the budget ran out): `{command}`",
+        f"- Configuration: `{json.dumps(cfg.to_dict())}`",
+    ]
+    g_body = [
+        f"# {name}", "",
+        f"A {cfg.resolution}x{cfg.resolution} {BACKEND_TEXT[cfg.backend]} trained on the toy-face domain bundled "
+        "with idinvert-plugins. It is the default model of the README, the app and the tests of inversion and "
+        "editing; users of real photos load an FFHQ-class checkpoint through the same code path.", "",
+        "## Usage", "", "```python", "import idinvert_plugins as ip", "",
+        f'G = ip.load_generator("{name}")  # offline: bundled in weights/', "z = G.sample_z(8)",
+        "images = G(z, truncation_psi=0.7)  # [8, 3, 64, 64] in [-1, 1]", "```", "",
+        *training, "", "## Quality", "", *_quality_section(name), "",
+        f"![samples](../docs/quality/{name}/samples.png)", "",
+        "## Editing directions", "", *_directions_section(name), "",
+        "## Limitations", "",
+        "A toy domain: flat procedural faces at 64 px. Numbers measured here say how the methods compare, not "
+        "how they do on photographs. The generator is under-trained by GAN standards (CPU budget); see the "
+        "quality table for what that costs.",
+    ]
+    d_body = [
+        f"# {name}-d", "",
+        f"The discriminator trained together with [{name}]({name}.md). IDInvert's domain-guided encoder "
+        "training uses it as the adversarial critic (`idinvert train-encoder --generator " + name + "`).", "",
+        *training,
+    ]
+    written = []
+    for card_name, kind, body in ((name, "generator", g_body), (f"{name}-d", "discriminator", d_body)):
+        data = {"name": card_name, "kind": kind, "architecture": f"{cfg.backend}-{kind}", "local": card_name,
+                **common, "tags": ["idinvert-plugins", cfg.backend, kind, "toyfaces"]}
+        if kind == "generator":
+            data["pipeline_tag"] = "unconditional-image-generation"
+            data["files"] = common["files"] + ["directions/*.safetensors"]
+        text = ModelCard(data=data, body="\n".join(body)).render()
+        for path in (ROOT / "model_cards" / f"{card_name}.md", ROOT / "weights" / card_name / "README.md"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("step", choices=("export", "cards"))
+    ap.add_argument("--run", type=Path, required=True, help="the training run folder (holds resume.pt)")
+    ap.add_argument("--name", required=True, help="model name, e.g. toyfaces-stylegan2-64")
+    ap.add_argument("--command", default=None, help="training command to record (default: the preset's)")
+    args = ap.parse_args(argv)
+    torch.set_grad_enabled(False)
+    if args.step == "export":
+        for folder in export(args.run, ROOT / "weights", {"generator": args.name, "discriminator": f"{args.name}-d"}):
+            size = sum(f.stat().st_size for f in Path(folder).glob("*.safetensors")) / 2**20
+            print(f"exported {folder} ({size:.1f} MiB)")
+    command = args.command or (f"OMP_WAIT_POLICY=PASSIVE idinvert train-gan --preset {args.name} "
+                               f"--out runs/{args.name} --minutes 140")
+    for path in write_cards(args.run, args.name, command):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
