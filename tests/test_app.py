@@ -1,0 +1,479 @@
+"""The web app: its actions, its controls, the launched app driven through gradio_client, Space export."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+pytest.importorskip("gradio", reason="the app needs gradio (the [demo] / [test] extra)")
+from app_fixtures import DIRECTION_NAMES, free_port, make_tiny_model, running_app  # noqa: E402
+from conftest import REPO  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError as ClientAppError  # noqa: E402
+
+from idinvert_plugins.app.examples import example_images  # noqa: E402
+from idinvert_plugins.app.models import ModelRegistry, ModelSpec, load_bundle  # noqa: E402
+from idinvert_plugins.app.session import (  # noqa: E402
+    AppError,
+    Session,
+    apply_inversion,
+    display,
+    edit_directions,
+    invert_image,
+    read_image,
+    run_editor,
+)
+from idinvert_plugins.images import to_uint8  # noqa: E402
+from idinvert_plugins.inverters.base import encode  # noqa: E402
+from idinvert_plugins.metrics import mse  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("app-model"))
+
+
+@pytest.fixture(scope="module")
+def bundle(model_dir):
+    return load_bundle(ModelSpec(str(model_dir), label="tiny"))
+
+
+@pytest.fixture(scope="module")
+def app_url(model_dir):
+    # a second menu entry: the same generator without its encoder
+    with running_app(model_dir, [ModelSpec(str(model_dir), encoder=None, label="tiny-bare")]) as (_, url):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[str]:
+    return [p for p, _ in example_images(16)]
+
+
+def png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def huge_png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (the pixel data is a 16x16 image's): refused before decoding."""
+    data = bytearray(png_bytes(Image.new("L", (16, 16))))
+    ihdr = 8  # after the signature: length (4), b"IHDR" (4), then width and height
+    data[ihdr + 8 : ihdr + 16] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr + 4 : ihdr + 8 + 13]))
+    data[ihdr + 8 + 13 : ihdr + 8 + 17] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+def read_code(path: str) -> torch.Tensor:
+    return load_file(path)["code"]
+
+
+def decode_png(path: str) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+# -- actions (no server) ------------------------------------------------------------------------------------
+def test_bundle_finds_encoder_directions_and_describes_itself(bundle):
+    assert bundle.encoder is not None
+    assert sorted(bundle.directions) == sorted(DIRECTION_NAMES)
+    assert not any(p.requires_grad for p in bundle.generator.parameters())  # shared read-only across sessions
+    text = bundle.describe()
+    assert "16x16 px" in text and "encoder: yes" in text and "age, smile" in text
+
+
+def test_invert_reports_progress_mse_and_time(bundle, examples):
+    calls = []
+    inv = invert_image(bundle, examples[0], "idinvert", 4, progress=lambda i, n, d: calls.append((i, n, d)))
+    assert [c[:2] for c in calls] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]
+    assert "IDInvert" in calls[-1][2] and "loss" in calls[-1][2]
+    G = bundle.generator
+    with torch.no_grad():
+        again = G.synthesis(inv.code[None], noise_mode="const")[0]
+    assert torch.allclose(again, inv.image, atol=1e-5)
+    assert inv.mse == pytest.approx(float(mse(inv.image.clamp(-1, 1)[None], inv.target[None])[0]), rel=1e-6)
+    assert inv.seconds > 0 and inv.code.shape == (G.num_layers, G.w_dim)
+    assert f"MSE {inv.mse:.4f}" in inv.summary() and "4 iterations" in inv.summary()
+
+
+def test_encoder_only_is_the_encoder_code(bundle, examples):
+    inv = invert_image(bundle, examples[1], "encoder")
+    x = read_image(examples[1], 16)[0][None]
+    with torch.no_grad():
+        expected = encode(bundle.encoder, bundle.generator, x)[0]
+    assert torch.allclose(inv.code, expected, atol=1e-6)
+
+
+def test_without_an_encoder_idinvert_starts_from_the_average(model_dir, examples):
+    bare = load_bundle(ModelSpec(str(model_dir), encoder=None))
+    assert bare.encoder is None and any("No encoder" in n for n in bare.notes)
+    with pytest.raises(AppError, match="needs this model's encoder.*choose IDInvert or Image2StyleGAN"):
+        invert_image(bare, examples[0], "encoder")
+    inv = invert_image(bare, examples[0], "idinvert", 0)  # 0 steps: exactly the starting point
+    G = bare.generator
+    assert torch.allclose(inv.code, G.w_avg.expand(G.num_layers, -1))
+    assert any("average code" in n for n in inv.notes)
+
+
+def test_direction_sliders_add_up(bundle, examples):
+    session = Session(model="tiny")
+    apply_inversion(session, invert_image(bundle, examples[0], "encoder"), "tiny")
+    image = edit_directions(bundle, session, {"age": 2.0, "smile": -1.5})
+    n = {k: d.vector for k, d in bundle.directions.items()}
+    expected = session.code + 2.0 * n["age"] - 1.5 * n["smile"]
+    assert torch.allclose(session.result_code, expected, atol=1e-6)
+    with torch.no_grad():
+        assert torch.allclose(image, bundle.generator.synthesis(expected[None], noise_mode="const")[0], atol=1e-5)
+    with pytest.raises(AppError, match="no direction"):
+        edit_directions(bundle, session, {"beard": 1.0})
+    with pytest.raises(AppError, match="Invert an image first"):
+        edit_directions(bundle, Session(model="tiny"), {"age": 1.0})
+
+
+def test_read_image_converts_and_explains(tmp_path):
+    wide = write(tmp_path / "wide.png", png_bytes(Image.new("RGB", (40, 20), (200, 10, 10))))
+    img, notes = read_image(wide, 16)
+    assert img.shape == (3, 16, 16) and "centred 20x20 square" in " ".join(notes)
+    grey16 = write(tmp_path / "g16.png", png_bytes(Image.fromarray(np.full((16, 16), 65535, np.uint16))))
+    img, notes = read_image(grey16, 16)
+    assert np.all(to_uint8(img) == 255) and "16-bit greyscale" in notes[0]
+    cmyk = write(tmp_path / "c.jpg", png_bytes(Image.new("CMYK", (16, 16), (0, 0, 0, 0)), "JPEG", quality=100))
+    img, notes = read_image(cmyk, 16)
+    assert to_uint8(img).min() >= 250 and "CMYK, converted to RGB" in notes[0]
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("text", "not an image file that can be read; use PNG or JPEG"),
+    ("gif", r"animated \(2 frames\)"),
+    ("tiny", "1x1: too small"),
+    ("huge", r"too large \(10000x9000\)"),
+    ("none", "No image: upload one"),
+])
+def test_bad_images_raise_readable_errors(tmp_path, kind, message):
+    frames = [Image.new("RGB", (16, 16), c) for c in ("red", "blue")]
+    data = {
+        "text": b"this is not an image",
+        "gif": png_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+        "tiny": png_bytes(Image.new("RGB", (1, 1))),
+        "huge": huge_png_header(10000, 9000),
+    }
+    source = write(tmp_path / f"bad-{kind}.png", data[kind]) if kind in data else None
+    with pytest.raises(AppError, match=message) as info:
+        read_image(source, 16)
+    assert str(tmp_path) not in str(info.value)  # no server paths in messages
+
+
+# -- controls from declared parameters -----------------------------------------------------------------------
+def test_controls_are_drawn_from_any_editors_params(bundle):
+    import gradio as gr
+
+    from idinvert_plugins.app.controls import DecodeContext, build_controls, components_of, decode_controls
+    from idinvert_plugins.params import Param
+
+    params = (
+        Param("amount", "float", default=0.25, min=0.0, max=1.0, step=0.05),
+        Param("count", "int", default=None, min=0, max=10, step=1),
+        Param("flip", "bool", default=True),
+        Param("auto", "bool", default=None),
+        Param("mode", "choice", default="b", choices=("a", "b")),
+        Param("layers", "layers"),
+        Param("other", "code"),
+        Param("direction", "direction", required=True),
+    )
+    with gr.Blocks():
+        controls = build_controls("demo", params, bundle.generator, direction_names=list(bundle.directions))
+    kinds = [type(c).__name__ for c in components_of(controls)]
+    assert kinds == ["Slider", "Textbox", "Checkbox", "Radio", "Dropdown", "Slider", "Slider", "Radio", "Number",
+                     "Dropdown"]
+    session = Session(model="tiny")
+    ctx = DecodeContext(bundle, session)
+    L = bundle.generator.num_layers
+    values = decode_controls(controls, [0.5, "", False, "off", "a", 1, 3, "average face", 0, "smile"], ctx)
+    assert values["amount"] == 0.5 and "count" not in values and values["flip"] is False and values["auto"] is False
+    assert values["mode"] == "a" and values["layers"] == (1, 3)
+    assert torch.equal(values["other"], bundle.generator.w_avg.expand(1, L, -1))
+    assert values["direction"] is bundle.directions["smile"]
+    full = decode_controls(controls, [0.5, "4", True, "default", "b", 0, L, "random face", 7, "age"], ctx)
+    assert full["count"] == 4 and "auto" not in full and "layers" not in full  # full range = all layers
+    G = bundle.generator
+    assert torch.allclose(full["other"], G.to_wplus(G.mapping(G.sample_z(1, seed=7))))
+    with pytest.raises(AppError, match="'many' is not a number"):
+        decode_controls(controls, [0.5, "many", True, "default", "b", 0, L, "random face", 7, "age"], ctx)
+    with pytest.raises(AppError, match="layer range .3, 2. is empty"):
+        decode_controls(controls, [0.5, 4, True, "default", "b", 3, 2, "average face", 0, "age"], ctx)
+    with pytest.raises(AppError, match="invert a second image first"):
+        decode_controls(controls, [0.5, 4, True, "default", "b", 0, L, "second image", 0, "age"], ctx)
+
+
+def test_mask_from_painted_layer(tmp_path):
+    from idinvert_plugins.app.controls import mask_from_editor
+
+    layer = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    layer.paste((255, 0, 0, 255), (64, 128, 128, 192))  # columns 64..127, rows 128..191
+    path = tmp_path / "layer.png"
+    layer.save(path)
+    mask = mask_from_editor({"background": None, "layers": [{"path": str(path)}], "composite": None}, 16)
+    expected = torch.zeros(16, 16)
+    expected[8:12, 4:8] = 1
+    assert torch.equal(mask, expected)
+    assert mask_from_editor({"layers": []}, 16) is None and mask_from_editor(None, 16) is None
+
+
+def test_plugin_editor_runs_through_the_generic_path(bundle, examples):
+    from idinvert_plugins import get_editor
+    from idinvert_plugins.app.session import prepare_editor
+
+    diffuse = prepare_editor(bundle, get_editor("diffuse"))  # the paper's set-up: init E(stitched)
+    assert diffuse.encoder is bundle.encoder and get_editor("diffuse").encoder is None
+
+    session = Session(model="tiny")
+    apply_inversion(session, invert_image(bundle, examples[0], "encoder"), "tiny")
+    result = run_editor(bundle, session, get_editor("toward-average"), {"strength": 1.0, "layers": (0, 2)})
+    G = bundle.generator
+    assert torch.allclose(result.codes[0, :2], G.w_avg.expand(2, -1))
+    assert torch.equal(result.codes[0, 2:], session.code[2:])
+
+
+# -- the launched app over HTTP ------------------------------------------------------------------------------
+def test_invert_edit_and_downloads_over_the_api(app_url, bundle, examples):
+    client = Client(app_url, verbose=False)
+    seen, recon, metrics, before, edited, png, code_file = client.predict(
+        "tiny", handle_file(examples[2]), "idinvert", 3, api_name="/invert")
+    G = bundle.generator
+    code = read_code(code_file)
+    assert code.shape == (G.num_layers, G.w_dim)
+    with torch.no_grad():
+        rendered = to_uint8(G.synthesis(code[None], noise_mode="const")[0])
+    assert np.array_equal(decode_png(png), rendered)  # the download is the model-size reconstruction
+    assert np.array_equal(decode_png(recon), display(G.synthesis(code[None], noise_mode="const")[0].detach()))
+    assert decode_png(recon).shape == (256, 256, 3) and decode_png(seen).shape == (256, 256, 3)
+    target = read_image(examples[2], 16)[0]
+    error = float(mse(torch.tensor(rendered).permute(2, 0, 1)[None] / 127.5 - 1, target[None])[0])
+    reported = float(re.search(r"MSE ([0-9.]+)", metrics).group(1))
+    assert reported == pytest.approx(error, abs=2e-3) and "3 iterations" in metrics
+
+    edited_view, png2, code_file2 = client.predict(1.5, -2.0, api_name="/edit")
+    n = {k: d.vector for k, d in bundle.directions.items()}
+    assert torch.allclose(read_code(code_file2), code + 1.5 * n["age"] - 2.0 * n["smile"], atol=1e-5)
+    assert not np.array_equal(decode_png(edited_view), decode_png(recon))
+    reset = client.predict(api_name="/reset_edit")
+    assert torch.allclose(read_code(reset[-1]), code, atol=1e-6)
+
+
+def test_interpolate_strip_frame_and_style_mix(app_url, bundle, examples):
+    client = Client(app_url, verbose=False)
+    first = read_code(client.predict("tiny", handle_file(examples[0]), "encoder", 0, api_name="/invert")[-1])
+    with pytest.raises(ClientAppError, match="invert a second image first"):
+        client.predict("second image", 0, 5, api_name="/interpolate")
+    client.predict(handle_file(examples[3]), "encoder", 0, api_name="/invert_second")
+    second = encode(bundle.encoder, bundle.generator, read_image(examples[3], 16)[0][None])[0].detach()
+    strip_png, frame_update, frame_png, _, last_code = client.predict("second image", 0, 5, api_name="/interpolate")
+    assert frame_update["maximum"] == 4 and frame_update["value"] == 4
+    assert decode_png(strip_png).shape[1] == 5 * 128 + 4 * 4  # five 128-px tiles with 4-px gaps
+    assert torch.allclose(read_code(last_code), second, atol=1e-5)
+    _, _, mid_code = client.predict(2, api_name="/frame")
+    assert torch.allclose(read_code(mid_code), (first + second) / 2, atol=1e-5)
+
+    _, _, mixed = client.predict("second image", 0, 3, api_name="/style_mix")
+    mixed = read_code(mixed)
+    assert torch.allclose(mixed[:3], first[:3], atol=1e-6) and torch.allclose(mixed[3:], second[3:], atol=1e-5)
+
+
+def test_diffuse_with_a_painted_mask_and_a_plugin_editor(app_url, bundle, examples, tmp_path):
+    client = Client(app_url, verbose=False)
+    first = read_code(client.predict("tiny", handle_file(examples[0]), "encoder", 0, api_name="/invert")[-1])
+    layer = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    layer.paste((255, 0, 0, 255), (64, 64, 192, 192))
+    layer_path = tmp_path / "mask-layer.png"
+    layer.save(layer_path)
+    editor_value = {"background": handle_file(examples[4]), "layers": [handle_file(str(layer_path))],
+                    "composite": None}
+    _, png, code_file = client.predict(handle_file(examples[4]), editor_value, 8, 8, 6, 3, 0.01, "",
+                                       api_name="/diffuse")
+    diffused = read_code(code_file)
+    assert diffused.shape == first.shape and not torch.allclose(diffused, first)
+    assert decode_png(png).shape == (16, 16, 3)
+    empty = {"background": handle_file(examples[4]), "layers": [], "composite": None}  # nothing painted: the box
+    boxed = read_code(client.predict(handle_file(examples[4]), empty, 8, 8, 6, 3, 0.01, "", api_name="/diffuse")[-1])
+    assert not torch.allclose(boxed, diffused, atol=1e-4)
+
+    _, _, toward = client.predict(1.0, 0, 6, api_name="/toward_average")  # from hooks/toward_average.py
+    G = bundle.generator
+    assert torch.allclose(read_code(toward), G.w_avg.expand(G.num_layers, -1), atol=1e-6)
+
+
+def test_bad_uploads_give_messages_and_the_app_keeps_serving(app_url, examples, tmp_path):
+    client = Client(app_url, verbose=False)
+    frames = [Image.new("RGB", (16, 16), c) for c in ("red", "blue")]
+    bad = {
+        "notes.png": (b"plain text, not an image", "not an image file that can be read"),
+        "huge.png": (huge_png_header(12000, 12000), r"too large \(12000x12000\)"),
+        "anim.gif": (png_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:]), "animated"),
+        "dot.png": (png_bytes(Image.new("RGB", (1, 1))), "1x1: too small"),
+    }
+    for name, (data, message) in bad.items():
+        with pytest.raises(ClientAppError, match=message):
+            client.predict("tiny", handle_file(write(tmp_path / name, data)), "encoder", 0, api_name="/invert")
+    with pytest.raises(ClientAppError, match="Invert an image first"):
+        Client(app_url, verbose=False).predict(1.0, api_name="/edit")
+    converted = {
+        "deep.png": (png_bytes(Image.fromarray(np.full((20, 20), 30000, np.uint16))), "16-bit greyscale"),
+        "print.jpg": (png_bytes(Image.new("CMYK", (20, 20), (0, 80, 80, 0)), "JPEG"), "CMYK, converted to RGB"),
+    }
+    for name, (data, note) in converted.items():
+        metrics = client.predict("tiny", handle_file(write(tmp_path / name, data)), "encoder", 0,
+                                 api_name="/invert")[2]
+        assert "MSE" in metrics and note in metrics
+    assert "MSE" in client.predict("tiny", handle_file(examples[0]), "encoder", 0, api_name="/invert")[2]
+
+
+def test_four_concurrent_clients_keep_their_own_state(app_url, bundle, examples):
+    G, E = bundle.generator, bundle.encoder
+    n = {k: d.vector for k, d in bundle.directions.items()}
+
+    def session(i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        client = Client(app_url, verbose=False)
+        method, steps = ("idinvert", 2) if i == 0 else ("encoder", 0)
+        inverted = read_code(client.predict("tiny", handle_file(examples[i]), method, steps, api_name="/invert")[-1])
+        edited = read_code(client.predict(float(i + 1), api_name="/edit")[-1])
+        again = read_code(client.predict(float(i + 1), 1.0, api_name="/edit")[-1])
+        return inverted, edited, again
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(session, range(4)))
+    for i, (inverted, edited, again) in enumerate(results):
+        if i:  # encoder-only: exactly this client's image's code
+            x = read_image(examples[i], 16)[0][None]
+            assert torch.allclose(inverted, encode(E, G, x)[0].detach(), atol=1e-5)
+        assert torch.allclose(edited, inverted + (i + 1) * n["age"], atol=1e-5)
+        assert torch.allclose(again, inverted + (i + 1) * n["age"] + n["smile"], atol=1e-5)
+    assert len({tuple(r[0].flatten()[:4].tolist()) for r in results}) == 4
+
+
+def test_switching_models_resets_the_session(app_url, examples):
+    client = Client(app_url, verbose=False)
+    client.predict("tiny", handle_file(examples[0]), "encoder", 0, api_name="/invert")
+    out = client.predict("tiny-bare", api_name="/select_model")
+    info, note, sliders = out[0], out[1], out[7:9]
+    assert "2 direction(s)" in note
+    assert "**tiny-bare**" in info and "encoder: none" in info and "No encoder" in info
+    assert [s["label"] for s in sliders] == ["age", "smile"] and all(s["visible"] for s in sliders)
+    assert out[9]["visible"] is False  # sliders beyond the model's directions are hidden
+    with pytest.raises(ClientAppError, match="Invert an image first"):
+        client.predict(1.0, api_name="/edit")  # the code inverted with the other model is gone
+    with pytest.raises(ClientAppError, match="needs this model's encoder"):
+        client.predict("tiny-bare", handle_file(examples[0]), "encoder", 0, api_name="/invert")
+    metrics = client.predict("tiny-bare", handle_file(examples[0]), "idinvert", 2, api_name="/invert")[2]
+    assert "started from the average code" in metrics
+
+
+def test_cli_has_the_app_and_space_commands():
+    from idinvert_plugins.app.commands import cmd_app, cmd_space_export
+    from idinvert_plugins.cli import build_parser
+
+    args = build_parser().parse_args(["app", "--model", "m", "--port", "7999", "--host", "0.0.0.0"])
+    assert args.func is cmd_app and args.model == ["m"] and args.port == 7999 and args.host == "0.0.0.0"
+    args = build_parser().parse_args(["space", "export", "out-dir"])
+    assert args.func is cmd_space_export and args.model == "toyfaces-stylegan2-64" and args.encoder == "auto"
+
+
+# -- launching and packaging --------------------------------------------------------------------------------
+def test_registry_explains_a_missing_model(monkeypatch):
+    import idinvert_plugins.app.models as models
+
+    monkeypatch.setattr(models, "bundled_generators", lambda: [])
+    with pytest.raises(FileNotFoundError, match="--model"):
+        ModelRegistry([])
+    registry = ModelRegistry([ModelSpec("no-such-model-anywhere")], include_bundled=False)
+    with pytest.raises(ValueError, match="not served by this app"):
+        registry.get("other")
+
+
+def test_gradio_app_py_launches_offline_and_prints_the_url(model_dir):
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("GRADIO_ANALYTICS_ENABLED", None)
+    proc = subprocess.Popen([sys.executable, str(REPO / "gradio_app.py"), "--model", str(model_dir), "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            cwd=REPO)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "serving" in line or len(lines) > 200:
+                break
+        assert f"http://127.0.0.1:{port}" in lines[-1], "".join(lines)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read().decode()
+        assert "gradio" in page.lower()
+        config = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30).read())
+        assert config["analytics_enabled"] is False and config["enable_queue"] is True
+        assert "gradio.live" not in "".join(lines)  # no share link
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_gradio_app_py_bad_model_is_a_clear_error(capsys):
+    from idinvert_plugins.app.launcher import main
+
+    assert main(["--model", "/no/such/model-folder", "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model '/no/such/model-folder'" in err
+
+
+def test_space_export_writes_a_runnable_space(model_dir, tmp_path):
+    from idinvert_plugins.app.space import read_space_header
+    from idinvert_plugins.cli import main as cli
+
+    out = tmp_path / "space"
+    assert cli(["space", "export", str(out), "--model", str(model_dir)]) == 0
+    header = read_space_header(out / "README.md")
+    assert header["sdk"] == "gradio" and header["app_file"] == "app.py"
+    import gradio
+
+    assert header["sdk_version"] == gradio.__version__ and header["license"] == "mit"
+    assert {"title", "emoji", "colorFrom", "colorTo", "short_description"} <= set(header)
+    assert (out / "models" / "tiny" / "model.safetensors").is_file()
+    assert sorted(p.stem for p in (out / "models" / "tiny" / "directions").glob("*.safetensors")) == ["age", "smile"]
+    assert (out / "models" / "tiny-encoder" / "config.json").is_file()
+    requirements = (out / "requirements.txt").read_text()
+    assert f"torch=={torch.__version__.split('+')[0]}" in requirements and "safetensors" in requirements
+    assert "gradio" not in requirements.split("\n", 1)[1]  # Spaces installs gradio from sdk_version
+    assert (out / "hooks" / "toward_average.py").is_file()
+    assert str(tmp_path) not in (out / "README.md").read_text() + (out / "app.py").read_text()
+    # the exported app builds with the copied library and models, away from this checkout
+    script = ("import app, idinvert_plugins; "
+              "print(idinvert_plugins.__file__); "
+              "print(sorted(d.api_name for d in app.demo.fns.values() if d.api_name))")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDINVERT_")}
+    env["OMP_NUM_THREADS"] = "1"
+    run = subprocess.run([sys.executable, "-c", script], cwd=out, capture_output=True, text=True, timeout=300,
+                         env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    first, second = run.stdout.strip().splitlines()[-2:]
+    assert first.startswith(str(out))
+    for endpoint in ("invert", "edit", "interpolate", "diffuse", "style_mix", "toward_average"):
+        assert f"'{endpoint}'" in second
+    assert cli(["space", "export", str(out), "--model", str(model_dir)]) == 2  # refuses to overwrite
