@@ -27,12 +27,11 @@ import argparse
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 import idinvert_plugins as ip
-from idinvert_plugins.hub import ModelNotFoundError
+from idinvert_plugins.hub import ModelNotFoundError, default_encoder, encoder_name
 from idinvert_plugins.losses import VGG16Perceptual, load_feature_network
 from idinvert_plugins.models.idinvert_encoder import IDInvertEncoder
 from idinvert_plugins.models.stylegan import StyleGANGenerator
@@ -57,13 +56,10 @@ def bundled(name: str) -> tuple[torch.nn.Module, torch.nn.Module | None, torch.n
     except ModelNotFoundError as err:
         print(f"<!-- skipped {name}: {str(err).splitlines()[0][:200]} -->", flush=True)
         return None
-    try:
-        if Path(name).is_dir() and not Path(f"{name}-encoder").is_dir():  # a folder: never try the Hub
-            raise ModelNotFoundError(f"no folder {name}-encoder")
-        E = ip.load_encoder(f"{name}-encoder")
-    except ModelNotFoundError:
-        print(f"<!-- {name}: no encoder {name}-encoder, timing Image2StyleGAN only -->", flush=True)
-        E = None
+    encoder = default_encoder(name)
+    if encoder is None:
+        print(f"<!-- {name}: no encoder {encoder_name(name)}, timing Image2StyleGAN only -->", flush=True)
+    E = ip.load_encoder(encoder) if encoder is not None else None
     return G, E, load_feature_network("classifier:toyfaces-classifier-64")
 
 

@@ -29,6 +29,10 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+FEATURE_NET_HELP = ("perceptual network of the optimisers: auto (default: the toy-face classifier for toyfaces-* "
+                    "models, else none), none, a classifier (toyfaces-classifier-64) or vgg16-conv43:PATH")
+
+
 # -- commands -------------------------------------------------------------------------------------------
 def cmd_plugins(args: argparse.Namespace) -> int:
     from .plugins import get_plugins
@@ -113,37 +117,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def default_encoder(generator_name: str | Path | None) -> str | None:
-    """The named encoder that goes with a named generator by convention (``<name>-encoder``), if it exists."""
-    from .cards import list_cards
-
-    if generator_name is None:
-        return None
-    name = f"{generator_name}-encoder"
-    return name if name in list_cards() else None
-
-
 def invert_images(G, paths: Sequence[str | Path], *, method: str = "idinvert", encoder: str | None = None,
                   feature_net: str | None = None, steps: int | None = None, crop: bool = False,
                   device: str = "cpu", generator_name: str | Path | None = None):
     """Load ``paths`` at ``G``'s resolution and invert them with ``method`` (shared by ``invert``, ``edit``,
-    ``interpolate``, ``mix`` and ``diffuse``). ``encoder`` / ``feature_net`` are names or folders; a method
-    that needs an encoder and got none uses ``<generator_name>-encoder`` when that named model exists.
-    Returns ``(images [N, 3, R, R], InversionResult)``."""
+    ``interpolate``, ``mix`` and ``diffuse``). ``encoder`` / ``feature_net`` are names or folders
+    (``feature_net="auto"``: :func:`~idinvert_plugins.losses.default_feature_network`); a method
+    that needs an encoder and got none uses ``<generator_name>-encoder`` when that resolves locally
+    (:func:`idinvert_plugins.hub.default_encoder`). Returns ``(images [N, 3, R, R], InversionResult)``."""
     import torch
 
-    from .hub import load_encoder
+    from .hub import default_encoder, encoder_name, load_encoder
     from .images import load_image
-    from .losses import load_feature_network
+    from .losses import default_feature_network, load_feature_network
     from .plugins import get_plugins
 
     inverter = get_plugins().get("inverter", method)
     encoder = encoder or (default_encoder(generator_name) if getattr(inverter, "requires_encoder", False) else None)
     E = load_encoder(encoder, device=device) if encoder else None
     if getattr(inverter, "requires_encoder", False) and E is None:
-        raise ValueError(f"--method {method} needs a domain-guided encoder: pass --encoder NAME_OR_FOLDER "
+        tried = f" ({encoder_name(generator_name)!r} does not resolve)" if generator_name is not None else ""
+        raise ValueError(f"--method {method} needs a domain-guided encoder{tried}: pass --encoder NAME_OR_FOLDER "
                          "(e.g. one converted with `idinvert convert styleganinv_ffhq256_encoder.pth`), or use "
                          "--method image2stylegan")
+    if feature_net == "auto":
+        feature_net = default_feature_network(generator_name or "", G.resolution)
     F = load_feature_network(feature_net, device=device) if feature_net else None
     images = torch.stack([load_image(p, G.resolution, crop=crop) for p in paths]).to(device)
     options = {"steps": steps} if steps is not None and method != "encoder" else {}
@@ -151,8 +149,7 @@ def invert_images(G, paths: Sequence[str | Path], *, method: str = "idinvert", e
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
-    from safetensors.torch import save_file
-
+    from .codes import save_code
     from .hub import load_generator
     from .images import save_image
     from .metrics import mse
@@ -167,8 +164,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     errors = mse(result.images.to(images), images)
     for path, code, image, err in zip(paths, result.codes, result.images, errors):
         save_image(image, out / f"{path.stem}.png")
-        save_file({"code": code.detach().cpu().contiguous()}, str(out / f"{path.stem}.safetensors"),
-                  metadata={"space": "wp", "generator": str(args.name), "method": args.method})
+        save_code(code, out / f"{path.stem}.safetensors", generator=args.name, method=args.method)
         print(f"{path.name}: mse {float(err):.5f}  -> {out / path.stem}.png, .safetensors")
     print(f"{len(paths)} image(s) inverted with {args.method} in {result.seconds:.2f} s "
           f"({result.seconds / len(paths):.2f} s per image)")
@@ -198,10 +194,9 @@ def cmd_data_render(args: argparse.Namespace) -> int:
 
 
 def cmd_train_gan(args: argparse.Namespace) -> int:
-    from .training.gan import TrainConfig, export, train_gan
+    from .training.gan import TrainConfig, export, parse_overrides, train_gan
 
-    overrides = json.loads(args.set) if args.set else {}
-    cfg = TrainConfig.preset(args.preset, **overrides)
+    cfg = TrainConfig.preset(args.preset, **parse_overrides(args.set))
     summary = train_gan(cfg, args.out, max_kimg=args.kimg, max_minutes=args.minutes, resume=not args.restart)
     print(f"stopped at {summary['kimg']:.1f} kimg after {summary['wall_s'] / 60:.1f} min of training "
           f"({summary['images_per_s']:.1f} img/s this run); checkpoint {summary['checkpoint']}")
@@ -216,8 +211,9 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     import shlex
 
     from .training import encoder as enc
+    from .training.gan import parse_overrides
 
-    overrides = enc.parse_overrides(args.set)
+    overrides = parse_overrides(args.set)
     if args.data:
         overrides["data_dir"] = args.data
     cfg = enc.EncoderTrainConfig.preset(args.preset, generator=args.generator, objective=args.objective, **overrides)
@@ -241,6 +237,11 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     if args.export and int(os.environ.get("RANK", "0")) == 0:
         folder = enc.export_encoder(args.out, args.export, args.name or enc.default_encoder_name(cfg))
         print(f"exported {folder}")
+        from .cards import list_cards, model_cards_dir, weights_dir
+
+        if Path(args.export).resolve() == weights_dir().resolve() and folder.name not in list_cards():
+            print(f"to load it by name ({folder.name!r}), add its card to the registry: "
+                  f"cp {folder / 'README.md'} {model_cards_dir() / (folder.name + '.md')}")
     return 0
 
 
@@ -284,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+")
     p.add_argument("--method", default="idinvert", help="idinvert, encoder, image2stylegan or a plugin's inverter")
     p.add_argument("--encoder", help="domain-guided encoder (name or folder) for idinvert / encoder")
-    p.add_argument("--feature-net", help="perceptual network, e.g. toyfaces-classifier-64 or vgg16-conv43:PATH")
+    p.add_argument("--feature-net", default="auto", help=FEATURE_NET_HELP)
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
     p.add_argument("--crop", action="store_true", help="take the centred square of non-square images")
     p.add_argument("--device", default="cpu")
@@ -315,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder (resume.pt, log.jsonl, sample grids)")
     p.add_argument("--kimg", type=float, default=None, help="stop after this many thousand images in all")
     p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes in this call")
-    p.add_argument("--set", default="", help='JSON overrides of the preset, e.g. \'{"batch": 16}\'')
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a setting of the preset (repeatable; value read as JSON), e.g. --set batch=16; "
+                        "or a JSON object")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start afresh")
     p.add_argument("--export", metavar="WEIGHTS_DIR", help="write G_ema and D model folders here when done")
     p.set_defaults(func=cmd_train_gan)

@@ -16,6 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cli import FEATURE_NET_HELP
+from .codes import is_code_file, load_code
+
 EDIT_FORM = "NAME=STRENGTH, e.g. smile=+2 or eyeglasses=-1.5 (NAME: a direction of the model or a .safetensors path)"
 
 
@@ -64,36 +67,6 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 
 
 # -- inputs -----------------------------------------------------------------------------------------------
-def is_code_file(source: str | Path) -> bool:
-    return Path(source).suffix == ".safetensors"
-
-
-def load_code(path: str | Path, G: Any):
-    """A W+ code ``[L, D]`` from a file written by ``idinvert invert`` (W codes ``[D]`` are broadcast)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such code file (codes are the .safetensors files `idinvert invert` writes)")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, RuntimeError) as exc:
-        raise ValueError(f"{path} is not a safetensors code file ({exc})") from None
-    if "code" not in tensors:
-        raise ValueError(f"{path} has no 'code' tensor (found {sorted(tensors)}): codes are written by "
-                         "`idinvert invert`")
-    code = tensors["code"].float()
-    while code.ndim > 2 and code.shape[0] == 1:
-        code = code[0]
-    if code.ndim == 2 and code.shape[0] == 1:
-        code = code[0]
-    if tuple(code.shape) not in ((G.num_layers, G.w_dim), (G.w_dim,)):
-        raise ValueError(f"the code in {path} is {list(tensors['code'].shape)} but this generator needs W+ "
-                         f"[{G.num_layers}, {G.w_dim}] or W [{G.w_dim}]: was it inverted with another generator?")
-    return G.to_wplus(code[None].to(G.w_avg.device))[0]
-
-
 def codes_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace):
     """W+ codes ``[N, L, D]`` for ``sources`` (images are inverted together, codes loaded) and the input tile
     of each: the image itself, or for a code its rendering. Prints the inversion error of images."""
@@ -153,8 +126,8 @@ def _layer_range(G: Any, layers: tuple[int, int | None] | None) -> tuple[int, in
 # -- commands ---------------------------------------------------------------------------------------------
 def cmd_edit(args: argparse.Namespace) -> int:
     import torch
-    from safetensors.torch import save_file
 
+    from .codes import save_code
     from .editors.directions import find_directions
     from .editors.manipulate import Manipulate
     from .hub import load_generator
@@ -193,8 +166,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     out = save_image(image, args.output)
     print(f"wrote {out} ({len(args.edit)} edit(s) summed)")
     if args.save_code:
-        save_file({"code": edited[0].detach().cpu().contiguous()}, str(args.save_code),
-                  metadata={"space": "wp", "generator": str(args.model), "edits": json.dumps(args.edit)})
+        save_code(edited[0], args.save_code, generator=args.model, edits=json.dumps(args.edit))
         print(f"wrote {args.save_code} (the edited W+ code)")
     strip = _strip_path(Path(args.output), args.strip)
     if strip is not None:
@@ -249,11 +221,11 @@ def cmd_mix(args: argparse.Namespace) -> int:
 def cmd_diffuse(args: argparse.Namespace) -> int:
     import torch
 
-    from .cli import default_encoder
     from .editors.diffusion import box_mask, diffuse
-    from .hub import load_encoder, load_generator
+    from .hub import default_encoder, load_encoder, load_generator
     from .images import load_image, save_image
-    from .losses import load_feature_network
+    from .inverters.optimize import resolve_feature_weight
+    from .losses import default_feature_network, load_feature_network
 
     G = load_generator(args.model, device=args.device)
     R = G.resolution
@@ -283,8 +255,11 @@ def cmd_diffuse(args: argparse.Namespace) -> int:
                          "whose code is then the starting point")
     else:
         init, context = None, load_image(args.context, R, crop=args.crop)[None].to(args.device)
-    F = load_feature_network(args.feature_net, device=args.device) if args.feature_net else None
-    l_feat = args.l_feat if args.l_feat is not None else float(getattr(F, "loss_weight", 1.0)) if F else 0.0
+    feature_net = args.feature_net
+    if feature_net == "auto":
+        feature_net = default_feature_network(args.model, R)
+    F = load_feature_network(feature_net, device=args.device) if feature_net else None
+    l_feat = resolve_feature_weight(args.l_feat, F)
     codes = diffuse(G, target_img, context, mask, encoder=E, init_codes=init, feature_net=F, steps=args.steps,
                     lr=args.lr, l_feat=l_feat)
     with torch.no_grad():
@@ -323,7 +298,7 @@ def _print_saved(paths: Sequence[Path], folder: Path) -> None:
 
 def cmd_directions_learn(args: argparse.Namespace) -> int:
     from .editors.directions import save_directions
-    from .editors.learn import ClassifierScorer, learn_generator_directions
+    from .editors.interfacegan import ClassifierScorer, learn_generator_directions
     from .hub import load_generator, load_model
 
     G = load_generator(args.generator, device=args.device)
@@ -355,8 +330,7 @@ def cmd_directions_learn(args: argparse.Namespace) -> int:
 def _save_unsupervised(args: argparse.Namespace, directions: list, prefix: str) -> int:
     from .editors.directions import save_directions
 
-    for i, d in enumerate(directions):
-        d.name = f"{prefix}_{i:02d}"
+    for d in directions:  # named sefa_00, ganspace_00, ... by the library
         d.extra.update(generator=str(args.model))
     folder = _writable_directions(args.G, args.out)
     note = {d.name: {"note": (f"explained variance {d.extra['explained']:.3f}" if "explained" in d.extra
@@ -418,7 +392,7 @@ def _inversion_args(p: argparse.ArgumentParser, steps_flag: str = "--steps") -> 
     p.add_argument("--method", default="idinvert", help="how images are inverted: idinvert, encoder, "
                                                          "image2stylegan or a plugin's inverter")
     p.add_argument("--encoder", help="domain-guided encoder (name or folder); default: MODEL-encoder if it exists")
-    p.add_argument("--feature-net", help="perceptual network, e.g. toyfaces-classifier-64")
+    p.add_argument("--feature-net", default="auto", help=FEATURE_NET_HELP)
     p.add_argument(steps_flag, dest="steps", type=int, default=None, help="inversion steps (default: the method's)")
     p.add_argument("--crop", action="store_true", help="take the centred square of non-square images")
     p.add_argument("--device", default="cpu")
@@ -470,7 +444,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("context", help="image (needs an encoder) or W+ code (.safetensors) to paste into")
     p.add_argument("--model", required=True, help="generator: a named model, Hub id or folder")
     p.add_argument("--encoder", help="domain-guided encoder; default: MODEL-encoder if it exists")
-    p.add_argument("--feature-net", help="perceptual network, e.g. toyfaces-classifier-64")
+    p.add_argument("--feature-net", default="auto", help=FEATURE_NET_HELP)
     p.add_argument("--box", type=parse_box, default=None, metavar="CX,CY,W[,H]",
                    help="the target region in pixels (default: centred, 43%% of the side)")
     p.add_argument("--mask", help="a mask image instead of the box (white = target region)")

@@ -271,6 +271,32 @@ def load_encoder(name_or_path: str | Path, **kwargs: Any) -> nn.Module:
     return load_model(name_or_path, kind="encoder", **kwargs)
 
 
+#: A generator's encoders are found by name: ``<generator>-encoder`` is IDInvert's domain-guided encoder,
+#: ``<generator>-encoder-conventional`` the baseline (what ``idinvert train-encoder --export`` names them).
+ENCODER_SUFFIXES = {"domain-guided": "-encoder", "conventional": "-encoder-conventional"}
+
+
+def encoder_name(generator: str | Path, objective: str = "domain-guided") -> str:
+    """The conventional name of ``generator``'s encoder (for a folder: the sibling folder of that name)."""
+    if objective not in ENCODER_SUFFIXES:
+        raise ValueError(f"unknown encoder objective {objective!r}; known: {', '.join(ENCODER_SUFFIXES)}")
+    return str(generator).rstrip("/\\") + ENCODER_SUFFIXES[objective]
+
+
+def default_encoder(generator: str | Path | None, objective: str = "domain-guided") -> str | None:
+    """:func:`encoder_name` of ``generator`` if it resolves without downloading (a bundled named model, a
+    sibling model folder, or one already in the Hugging Face cache), else None. The CLI, the app and
+    ``idinvert evaluate`` use it when no encoder is given."""
+    if generator is None:
+        return None
+    name = encoder_name(generator, objective)
+    try:
+        resolve_model(name, local_files_only=True)
+    except (ModelNotFoundError, ModelLoadError, OSError, ValueError):
+        return None
+    return name
+
+
 def save_pretrained(model: nn.Module, folder: str | Path, *, kind: str, card: ModelCard | dict | None = None,
                     dtype: torch.dtype | None = None, architecture: str | None = None,
                     args: dict[str, Any] | None = None, state_dict: dict[str, torch.Tensor] | None = None
@@ -323,6 +349,7 @@ def list_models() -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["ModelLoadError", "ModelNotFoundError", "ResolvedModel", "build_model", "list_models", "load_encoder",
-           "load_generator", "load_model", "load_safetensors", "load_state_strict", "parse_hub_id",
-           "read_card", "read_config", "resolve_model", "save_pretrained"]
+__all__ = ["ENCODER_SUFFIXES", "ModelLoadError", "ModelNotFoundError", "ResolvedModel", "build_model",
+           "default_encoder", "encoder_name", "list_models", "load_encoder", "load_generator", "load_model",
+           "load_safetensors", "load_state_strict", "parse_hub_id", "read_card", "read_config", "resolve_model",
+           "save_pretrained"]

@@ -7,10 +7,10 @@ The release of a bundled generator is three steps, run from the repository root 
     idinvert directions learn toyfaces-stylegan2-64                           # weights/<name>/directions/
     python scripts/release_generator.py cards --run runs/toyfaces-stylegan2-64 --name toyfaces-stylegan2-64
 
-``export`` writes ``weights/<name>`` and ``weights/<name>-d`` (fp16 safetensors + config). ``cards`` writes
-``model_cards/<name>.md`` and ``model_cards/<name>-d.md`` (and the same text as each folder's README.md)
-from the run's checkpoint, the quality report and the learned directions, so every figure in a card comes
-from a file the release produced.
+``export`` writes ``weights/<name>`` and ``weights/<name>-d`` (fp16 safetensors + config) and first cards.
+``cards`` writes ``model_cards/<name>.md`` and ``model_cards/<name>-d.md`` (and the same text as each folder's
+README.md) from the run's checkpoint, the quality report and the learned directions, so every figure in a card
+comes from a file the release produced.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def _run_facts(run: Path) -> dict[str, Any]:
             "hardware": ckpt["hardware"]}
 
 
-def _quality_section(name: str) -> list[str]:
+def _quality_section(name: str, up: str) -> list[str]:
+    """The quality table from ``docs/quality/<name>/metrics.json``; ``up`` leads from the card to the repo root."""
     path = ROOT / "docs" / "quality" / name / "metrics.json"
     if not path.is_file():
         return ["Not measured yet (run `benchmarks/generator_quality.py`)."]
@@ -50,7 +51,7 @@ def _quality_section(name: str) -> list[str]:
     fake, floor = r["swd"]["generated_vs_test"], r["swd"]["floor_train_vs_test"]
     lines = [f"{r['n_fake']} samples (psi 1) against the {r['n_real']} test renders; the floor is {r['n_real']} "
              "train renders against the same test renders (what a perfect generator would score). Lower is "
-             f"better. Full report: [docs/quality/{name}/quality.md](../docs/quality/{name}/quality.md).", "",
+             f"better. Full report: [docs/quality/{name}/quality.md]({up}docs/quality/{name}/quality.md).", "",
              "| metric | this model | floor |", "|---|---|---|"]
     for res, value in fake["levels"].items():
         lines.append(f"| SWD {res}x{res} (x1e3) | {value:.2f} | {floor['levels'][res]:.2f} |")
@@ -66,22 +67,56 @@ def _quality_section(name: str) -> list[str]:
         gap, fgap = a["generated_vs_test"][attr]["max_abs_diff_pp"], a["floor_vs_test"][attr]["max_abs_diff_pp"]
         lines.append(f"| {attr} | {'–' if gap is None else f'{gap:.1f}'} | "
                      f"{'–' if fgap is None else f'{fgap:.1f}'} |")
+    if (path.parent / "samples.png").is_file():
+        lines += ["", f"![samples]({up}docs/quality/{name}/samples.png)"]
     return lines
 
 
-def _directions_section(name: str) -> list[str]:
+def _directions_section(name: str, backend: str) -> list[str]:
     summary = ROOT / "weights" / name / "directions" / "summary.json"
     if not summary.is_file():
         return ["None shipped yet (`idinvert directions learn " + name + "`)."]
-    rows = json.loads(summary.read_text())["directions"]
-    lines = ["InterFaceGAN boundaries in W learned from G's samples scored by `toyfaces-classifier-64` "
+    data = json.loads(summary.read_text())
+    rows = data["directions"]
+    learned = {k: r for k, r in rows.items() if str(r.get("source") or "").startswith("interfacegan")}
+    space = ("W" if backend == "stylegan2" else
+             "W+ (one boundary over all layers' codes: this StyleGAN has no single W space)")
+    lines = [f"InterFaceGAN boundaries in {space}, learned from G's samples scored by the classifier named below "
              "(`idinvert directions learn`): held-out accuracy of each linear boundary next to the majority "
-             "share (always guessing the larger class).", "",
+             "share (always guessing the larger class; continuous attributes are split at the median).", "",
              "| direction | held-out accuracy | majority share |", "|---|---|---|"]
-    for dname, row in sorted(rows.items()):
+    for dname, row in sorted(learned.items()):
         acc, maj = row.get("accuracy"), row.get("majority")
         lines.append(f"| {dname} | {'–' if acc is None else f'{acc:.3f}'} | {'–' if maj is None else f'{maj:.3f}'} |")
+    classifiers = sorted({str(r.get("classifier")) for r in data.get("runs", []) if r.get("command") == "learn"})
+    if classifiers:
+        lines += ["", f"Classifier: {', '.join(f'`{c}`' for c in classifiers)}."]
+    others = sorted(set(rows) - set(learned))
+    if others:
+        lines += ["", f"Unsupervised directions (no attribute label): {', '.join(f'`{o}`' for o in others)}."]
+    if data.get("skipped"):
+        lines += ["", "Not learned: " + "; ".join(f"{k} ({v})" for k, v in sorted(data["skipped"].items())) + "."]
     return lines
+
+
+def _architecture(card_name: str, kind: str, backend: str) -> str:
+    """The architecture the exported folder's config.json names (what ``idinvert models`` should show)."""
+    config = ROOT / "weights" / card_name / "config.json"
+    if config.is_file():
+        return str(json.loads(config.read_text())["architecture"])
+    return backend if kind == "generator" else f"{backend}-discriminator"
+
+
+def _data_text(cfg: TrainConfig) -> str:
+    if cfg.data_dir:
+        return f"- Data: the images in `{cfg.data_dir}` (resized to {cfg.resolution} px)."
+    from idinvert_plugins.data.toyfaces import split_sizes
+
+    train = split_sizes(cfg.n_total)["train"]
+    n = min(cfg.n_train, train)
+    return (f"- Data: the train split of the procedural toy faces (`idinvert_plugins.data.toyfaces`, renders "
+            f"0..{n - 1:,} of the {cfg.n_total:,}-image dataset with seed {cfg.data_seed}, rendered on the fly; "
+            f"the test split {train:,}.. is never seen); no real photographs.")
 
 
 def write_cards(run: Path, name: str, command: str) -> list[Path]:
@@ -92,8 +127,7 @@ def write_cards(run: Path, name: str, command: str) -> list[Path]:
               "files": ["config.json", "model.safetensors"]}
     training = [
         "## Training", "",
-        "- Data: the train split of the procedural toy faces (`idinvert_plugins.data.toyfaces`, renders "
-        "0..64,999 of the 70,000-image dataset with seed 0, rendered on the fly); no real photographs.",
+        _data_text(cfg),
         f"- Images seen: {facts['nimg']:,} ({facts['nimg'] / 1000:.0f} kimg, {facts['step']:,} steps of batch "
         f"{cfg.batch}).",
         f"- Wall time: {hours:.2f} h in total over resumed CPU sessions.",
@@ -101,39 +135,45 @@ def write_cards(run: Path, name: str, command: str) -> list[Path]:
         f"- Command (resumed with the committed checkpoint until the budget ran out): `{command}`",
         f"- Configuration: `{json.dumps(cfg.to_dict())}`",
     ]
-    g_body = [
-        f"# {name}", "",
-        f"A {cfg.resolution}x{cfg.resolution} {BACKEND_TEXT[cfg.backend]} trained on the toy-face domain bundled "
-        "with idinvert-plugins. It is the default model of the README, the app and the tests of inversion and "
-        "editing; users of real photos load an FFHQ-class checkpoint through the same code path.", "",
-        "## Usage", "", "```python", "import idinvert_plugins as ip", "",
-        f'G = ip.load_generator("{name}")  # offline: bundled in weights/', "z = G.sample_z(8)",
-        "images = G(z, truncation_psi=0.7)  # [8, 3, 64, 64] in [-1, 1]", "```", "",
-        *training, "", "## Quality", "", *_quality_section(name), "",
-        f"![samples](../docs/quality/{name}/samples.png)", "",
-        "## Editing directions", "", *_directions_section(name), "",
-        "## Limitations", "",
-        "A toy domain: flat procedural faces at 64 px. Numbers measured here say how the methods compare, not "
-        "how they do on photographs. The generator is under-trained by GAN standards (CPU budget); see the "
-        "quality table for what that costs.",
-    ]
-    d_body = [
-        f"# {name}-d", "",
-        f"The discriminator trained together with [{name}]({name}.md). IDInvert's domain-guided encoder "
-        "training uses it as the adversarial critic (`idinvert train-encoder --generator " + name + "`).", "",
-        *training,
-    ]
+    res = cfg.resolution
+
+    def g_body(up: str) -> list[str]:
+        return [
+            f"# {name}", "",
+            f"A {cfg.resolution}x{cfg.resolution} {BACKEND_TEXT[cfg.backend]} trained on the toy-face domain bundled "
+            "with idinvert-plugins. It is the default model of the README, the app and the tests of inversion and "
+            "editing; users of real photos load an FFHQ-class checkpoint through the same code path.", "",
+            "## Usage", "", "```python", "import idinvert_plugins as ip", "",
+            f'G = ip.load_generator("{name}")  # offline: bundled in weights/', "z = G.sample_z(8)",
+            f"images = G(z, truncation_psi=0.7)  # [8, 3, {res}, {res}] in [-1, 1]", "```", "",
+            *training, "", "## Quality", "", *_quality_section(name, up), "",
+            "## Editing directions", "", *_directions_section(name, cfg.backend), "",
+            "## Limitations", "",
+            f"A toy domain: flat procedural faces at {res} px. Numbers measured here say how the methods compare, "
+            "not how they do on photographs. The generator is under-trained by GAN standards (CPU budget); see the "
+            "quality table for what that costs.",
+        ]
+
+    def d_body(up: str) -> list[str]:
+        return [
+            f"# {name}-d", "",
+            f"The discriminator trained together with [{name}]({up}model_cards/{name}.md). IDInvert's domain-guided "
+            "encoder training uses it as the adversarial critic (`idinvert train-encoder --generator " + name + "`).",
+            "", *training,
+        ]
+
     written = []
     for card_name, kind, body in ((name, "generator", g_body), (f"{name}-d", "discriminator", d_body)):
-        data = {"name": card_name, "kind": kind, "architecture": f"{cfg.backend}-{kind}", "local": card_name,
-                **common, "tags": ["idinvert-plugins", cfg.backend, kind, "toyfaces"]}
+        data = {"name": card_name, "kind": kind, "architecture": _architecture(card_name, kind, cfg.backend),
+                "local": card_name, **common, "tags": ["idinvert-plugins", cfg.backend, kind, "toyfaces"]}
         if kind == "generator":
             data["pipeline_tag"] = "unconditional-image-generation"
             data["files"] = common["files"] + ["directions/*.safetensors"]
-        text = ModelCard(data=data, body="\n".join(body)).render()
-        for path in (ROOT / "model_cards" / f"{card_name}.md", ROOT / "weights" / card_name / "README.md"):
+        # the same card twice; its relative links lead to the repository root from either place
+        for path, up in ((ROOT / "model_cards" / f"{card_name}.md", "../"),
+                         (ROOT / "weights" / card_name / "README.md", "../../")):
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            path.write_text(ModelCard(data=data, body="\n".join(body(up))).render(), encoding="utf-8")
             written.append(path)
     return written
 

@@ -444,7 +444,7 @@ def test_gradio_app_py_bad_model_is_a_clear_error(capsys):
 
 
 def test_space_export_writes_a_runnable_space(model_dir, tmp_path):
-    from idinvert_plugins.app.space import read_space_header
+    from idinvert_plugins.app.hf_space import read_space_header
     from idinvert_plugins.cli import main as cli
 
     out = tmp_path / "space"

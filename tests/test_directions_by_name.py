@@ -19,7 +19,7 @@ from idinvert_plugins.editors.directions import (
     read_summary,
     save_directions,
 )
-from idinvert_plugins.editors.learn import ClassifierScorer, learn_generator_directions
+from idinvert_plugins.editors.interfacegan import ClassifierScorer, learn_generator_directions
 from idinvert_plugins.editors.manipulate import Manipulate
 from idinvert_plugins.hub import load_generator, load_model, save_pretrained
 

@@ -14,10 +14,10 @@ from idinvert_plugins.editors.diffusion import Diffuse, box_mask, diffuse
 from idinvert_plugins.editors.directions import (
     Direction,
     ganspace_directions,
-    learn_direction,
     orthogonalize,
     sefa_directions,
 )
+from idinvert_plugins.editors.interfacegan import learn_direction
 from idinvert_plugins.editors.manipulate import Manipulate
 from idinvert_plugins.models.idinvert_encoder import IDInvertEncoder
 
@@ -115,6 +115,14 @@ def test_learn_direction_rejects_bad_input():
         learn_direction(torch.randn(10, 4), torch.ones(10))
     with pytest.raises(ValueError, match="method must be 'logistic' or 'svm'"):
         learn_direction(torch.randn(10, 4), torch.ones(10), method="tree")
+
+
+def test_learn_direction_is_still_importable_from_directions():
+    from idinvert_plugins.editors import directions
+
+    assert directions.learn_direction is learn_direction
+    with pytest.raises(AttributeError, match="no attribute 'learn_directionz'"):
+        directions.learn_directionz  # noqa: B018
 
 
 def test_direction_save_load_round_trip(tmp_path):

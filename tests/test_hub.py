@@ -151,6 +151,32 @@ def test_card_resolves_bundled_then_hub(tmp_path, monkeypatch, offline_cache):
         load_generator("other")
 
 
+def test_default_encoder_is_found_by_name_or_as_a_sibling_folder(tmp_path, monkeypatch):
+    from idinvert_plugins.models.idinvert_encoder import IDInvertEncoder
+
+    G = tiny_stylegan2(seed=4)
+    E = IDInvertEncoder(resolution=16, num_layers=G.num_layers, w_dim=G.w_dim, channel_base=8, channel_max=16)
+    cards, weights, models = tmp_path / "cards", tmp_path / "weights", tmp_path / "models"
+    cards.mkdir()
+    save_pretrained(E, weights / "gen-encoder", kind="encoder")
+    (cards / "gen-encoder.md").write_text("---\nname: gen-encoder\nkind: encoder\nlocal: gen-encoder\n---\n")
+    (cards / "other-encoder.md").write_text("---\nname: other-encoder\nkind: encoder\nlocal: gone\n---\n")
+    monkeypatch.setenv("IDINVERT_MODEL_CARDS", str(cards))
+    monkeypatch.setenv("IDINVERT_WEIGHTS", str(weights))
+    save_pretrained(G, models / "g", kind="generator")
+    save_pretrained(E, models / "g-encoder-conventional", kind="encoder")
+
+    assert hub.default_encoder("gen") == "gen-encoder"  # a bundled named model
+    assert hub.default_encoder("other") is None  # a card without weights here: not usable offline
+    assert hub.default_encoder("gen", "conventional") is None
+    assert hub.default_encoder(models / "g") is None  # no sibling models/g-encoder
+    assert hub.default_encoder(f"{models / 'g'}/", "conventional") == str(models / "g-encoder-conventional")
+    assert hub.default_encoder(None) is None
+    assert hub.encoder_name("org/gen") == "org/gen-encoder"
+    with pytest.raises(ValueError, match="unknown encoder objective 'pixel'"):
+        hub.encoder_name("gen", "pixel")
+
+
 def test_hf_home_and_offline_env_in_a_fresh_process(tmp_path, offline_cache):
     """The env-var path: HF_HOME + HF_HUB_OFFLINE=1 set before huggingface_hub is imported."""
     cache, *_ = offline_cache

@@ -157,3 +157,14 @@ def test_classifier_features_adapter_and_spec_errors(tmp_path):
         load_feature_network(tmp_path / "weights.bin")
     ip.save_pretrained(clf, tmp_path / "clf", kind="classifier")
     assert isinstance(load_feature_network(tmp_path / "clf"), ClassifierFeatures)
+
+
+def test_default_feature_network_follows_the_generator():
+    from idinvert_plugins.losses import default_feature_network
+
+    toy = "classifier:toyfaces-classifier-64"
+    assert default_feature_network("toyfaces-stylegan2-64", 64) == toy
+    assert default_feature_network("weights/toyfaces-stylegan-64/", 64) == toy  # a folder
+    assert default_feature_network("org/toyfaces-sg2@v1.0", 64) == toy  # a Hub id at a revision
+    assert default_feature_network("toyfaces-stylegan2-64", 128) is None  # the classifier sees 64 px faces
+    assert default_feature_network("out/rosinality-sg2-64", 64) is None  # no VGG16 ships: pixel loss only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -277,18 +278,29 @@ def test_export_loads_and_inverts(tmp_path, models):
     fp16 = export_encoder(tmp_path / "run", tmp_path / "weights", None)  # default name, fp16 storage
     assert fp16.name == "g-encoder"
     assert json.loads((fp16 / "config.json").read_text())["storage_dtype"] == "float16"
+    from idinvert_plugins.cards import read_card
+
+    # the card works as-is in model_cards/: it names the bundled folder weights/g-encoder
+    assert read_card(fp16 / "README.md").data["local"] == "g-encoder"
     assert (fp16 / "model.safetensors").stat().st_size < (folder / "model.safetensors").stat().st_size
 
 
-def test_cli_train_encoder(tmp_path, models, capsys):
+def test_cli_train_encoder(tmp_path, models, capsys, monkeypatch):
     from idinvert_plugins.cli import main
 
+    monkeypatch.setenv("IDINVERT_WEIGHTS", str(tmp_path / "weights"))  # export into "the bundled weights/"
+    monkeypatch.setenv("IDINVERT_MODEL_CARDS", str(tmp_path / "cards"))
     args = ["train-encoder", "--generator", str(models / "g"), "--objective", "conventional", "--out",
             str(tmp_path / "run"), "--preset", "tiny", "--kimg", "0.012", "--set", "n_eval=4", "--set", "lr=0.002",
             "--export", str(tmp_path / "weights"), "--name", "enc"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "stopped at 0.01 kimg" in out and "exported" in out and "reconstruction MSE" in out
+    hint = f"cp {tmp_path / 'weights' / 'enc' / 'README.md'} {tmp_path / 'cards' / 'enc.md'}"
+    assert hint in out  # how to make it a named model
+    (tmp_path / "cards").mkdir()
+    shutil.copy(tmp_path / "weights" / "enc" / "README.md", tmp_path / "cards" / "enc.md")
+    assert load_encoder("enc").num_layers == 6
     ckpt = load_checkpoint(tmp_path / "run")
     assert ckpt["step"] == 3 and json.loads(ckpt["config"])["lr"] == 0.002
     card = (tmp_path / "weights" / "enc" / "README.md").read_text()

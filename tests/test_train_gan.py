@@ -150,6 +150,21 @@ def test_presets_and_overrides():
         TrainConfig(backend="biggan")
 
 
+def test_set_overrides_on_the_command_line(tmp_path, capsys):
+    from idinvert_plugins.cli import main
+    from idinvert_plugins.training.gan import parse_overrides
+
+    overrides = parse_overrides(["batch=8", "data_dir=some/folder", '{"generator": {"w_dim": 16}}'])
+    assert overrides == {"batch": 8, "data_dir": "some/folder", "generator": {"w_dim": 16}}
+    cfg = TrainConfig.preset("tiny-stylegan2", **overrides)
+    assert cfg.batch == 8 and cfg.generator == {**PRESETS["tiny-stylegan2"]["generator"], "w_dim": 16}
+    with pytest.raises(ValueError, match=r"unknown GAN training setting\(s\) \['bacth'\]"):
+        TrainConfig.preset("tiny-stylegan2", bacth=8)
+    assert main(["train-gan", "--preset", "tiny-stylegan2", "--out", str(tmp_path / "run"), "--set", "bacth=8"]) == 2
+    assert "unknown GAN training setting(s) ['bacth']" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_preset_networks_build_and_round_trip(name):
     cfg = TrainConfig.preset(name)

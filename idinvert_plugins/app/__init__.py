@@ -5,7 +5,7 @@
 * :mod:`.controls` - Gradio controls drawn from the parameters editors declare;
 * :mod:`.ui` - the Blocks layout and its events;
 * :mod:`.examples` - example images (held-out and out-of-distribution toy faces);
-* :mod:`.space` - ``idinvert space export``: a Hugging Face Space folder;
+* :mod:`.hf_space` - ``idinvert space export``: a Hugging Face Space folder;
 * :mod:`.launcher` - ``python gradio_app.py`` / ``idinvert app``.
 
 Gradio is imported only by :func:`build_app` and the launcher, so the rest works without the ``demo`` extra.

@@ -17,7 +17,7 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def cmd_space_export(args: argparse.Namespace) -> int:
-    from .space import export_space
+    from .hf_space import export_space
 
     try:
         out = export_space(args.dir, args.model, encoder=args.encoder, directions=tuple(args.directions),

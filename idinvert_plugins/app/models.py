@@ -15,14 +15,12 @@ import torch
 from torch import nn
 
 from ..editors.directions import Direction, find_directions
-from ..hub import ModelLoadError, ModelNotFoundError, load_encoder, load_generator, resolve_model
-from ..losses import load_feature_network
+from ..hub import ModelNotFoundError, default_encoder, encoder_name, load_encoder, load_generator
+from ..losses import default_feature_network, load_feature_network
 from ..models.base import Generator
 
 #: the model ``python gradio_app.py`` serves when none is named
 DEFAULT_MODEL = "toyfaces-stylegan2-64"
-#: the perceptual network used for the toy-face generators (bundled, trained on the same domain)
-TOYFACES_FEATURE_NET = "classifier:toyfaces-classifier-64"
 AUTO = "auto"
 
 
@@ -91,14 +89,13 @@ def _resolve_encoder(spec: ModelSpec, generator: Generator, notes: list[str]) ->
         return None
     name = str(spec.encoder)
     if spec.encoder == AUTO:
-        name = f"{str(spec.model).rstrip('/')}-encoder"
-        try:  # only look locally: a missing encoder is normal while it is being trained
-            resolve_model(name, local_files_only=True)
-        except (ModelNotFoundError, ModelLoadError, OSError, ValueError):
-            notes.append(f"No encoder found ({name!r} does not resolve): 'encoder only' is unavailable and "
-                         "IDInvert starts from the average code without its domain regulariser. Pass "
-                         "--encoder NAME_OR_FOLDER once one is trained.")
+        found = default_encoder(spec.model)  # only looks locally: a missing encoder is normal while it trains
+        if found is None:
+            notes.append(f"No encoder found ({encoder_name(spec.model)!r} does not resolve): 'encoder only' is "
+                         "unavailable and IDInvert starts from the average code without its domain regulariser. "
+                         "Pass --encoder NAME_OR_FOLDER once one is trained.")
             return None
+        name = found
     encoder = load_encoder(name)
     check_encoder(encoder, generator, name)
     return encoder
@@ -119,10 +116,11 @@ def _feature_net(spec: ModelSpec, generator: Generator, notes: list[str]) -> nn.
     if choice is None or str(choice).lower() == "none":
         return None
     if choice == AUTO:
-        if not Path(str(spec.model).rstrip("/")).name.startswith("toyfaces-") or generator.resolution != 64:
+        auto = default_feature_network(spec.model, generator.resolution)
+        if auto is None:
             return None
         try:
-            net = load_feature_network(TOYFACES_FEATURE_NET)
+            net = load_feature_network(auto)
         except (ModelNotFoundError, OSError, ValueError) as exc:
             notes.append(f"Perceptual loss off: the toy-face classifier did not load ({exc}).")
             return None

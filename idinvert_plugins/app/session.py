@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
+from ..codes import save_code
 from ..editors.base import Editor, EditResult
 from ..editors.diffusion import Diffuse
 from ..editors.manipulate import Manipulate
-from ..images import ImageError, from_uint8, open_image, to_uint8
+from ..images import ImageError, load_image, open_image, to_uint8
 from ..inverters.base import Inverter
 from ..metrics import mse
 from ..plugins import get_plugins
@@ -129,15 +129,12 @@ def read_image(source: Any, resolution: int, what: str = "image") -> tuple[torch
     if converted:
         notes.append(f"The {what} is {converted}.")
     w, h = img.size
+    side = min(w, h)
     if w != h:
-        side = min(w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        img = img.crop((left, top, left + side, top + side))
         notes.append(f"The {what} is {w}x{h}: the centred {side}x{side} square is used.")
-    if img.size != (resolution, resolution):
-        notes.append(f"The {what} was resized from {img.size[0]} to the model's {resolution} px.")
-        img = img.resize((resolution, resolution), Image.Resampling.LANCZOS)
-    return from_uint8(np.asarray(img)), notes
+    if side != resolution:
+        notes.append(f"The {what} was resized from {side} to the model's {resolution} px.")
+    return load_image(img, resolution, crop=True), notes
 
 
 def display(image: torch.Tensor | None, size: int = DISPLAY_SIZE) -> np.ndarray | None:
@@ -335,7 +332,7 @@ def _prune(folder: Path, max_age_s: float) -> None:
 
 def write_downloads(session: Session, model: str, what: str) -> tuple[str | None, str | None]:
     """Write the session's current result as a PNG (the model's resolution) and its W+ code as safetensors
-    (tensor ``code`` ``[L, D]``, as ``idinvert invert`` writes them); return both paths."""
+    (:func:`idinvert_plugins.codes.save_code`, as ``idinvert invert`` writes them); return both paths."""
     if session.result_code is None or session.result_image is None:
         return None, None
     folder = downloads_dir()
@@ -344,8 +341,7 @@ def write_downloads(session: Session, model: str, what: str) -> tuple[str | None
     png = folder / f"{stem}.png"
     Image.fromarray(to_uint8(session.result_image)).save(png)
     code = folder / f"{stem}.safetensors"
-    save_file({"code": session.result_code.detach().float().contiguous()}, str(code),
-              metadata={"space": "wp", "generator": str(model), "made_with": what})
+    save_code(session.result_code, code, generator=model, made_with=what)
     session.downloads = {"image": str(png), "code": str(code)}
     return str(png), str(code)
 

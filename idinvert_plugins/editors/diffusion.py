@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..inverters.idinvert import IDInvert
+from ..inverters.optimize import resolve_feature_weight
 from ..models.base import Generator
 from .base import Editor, Param
 
@@ -104,8 +105,7 @@ class Diffuse(Editor):
             crop = crop_size if crop_size is not None else round(res * 110 / 256)
             mask = box_mask(res, res // 2 if center_x is None else center_x,
                             res // 2 if center_y is None else center_y, crop)
-        if l_feat is None:
-            l_feat = float(getattr(self.feature_net, "loss_weight", 1.0)) if self.feature_net is not None else 0.0
+        l_feat = resolve_feature_weight(l_feat, self.feature_net)
         with torch.no_grad():
             contexts = generator.synthesis(codes, noise_mode="const")
         return diffuse(generator, target, contexts, mask, encoder=self.encoder, init_codes=codes,

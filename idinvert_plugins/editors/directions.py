@@ -6,8 +6,9 @@ Editing moves a code along it: ``w' = w + a * n`` (see :mod:`.manipulate`).
 
 Sources:
 
-* :func:`learn_direction` -- InterFaceGAN (Shen et al., CVPR 2020): the normal of a linear classifier
-  separating codes by an attribute score;
+* :func:`~.interfacegan.learn_direction` -- InterFaceGAN (Shen et al., CVPR 2020): the normal of a linear
+  classifier separating codes by an attribute score (:mod:`.interfacegan` also learns a generator's directions
+  from its samples scored by an attribute classifier);
 * :func:`ganspace_directions` -- GANSpace (Härkönen et al., NeurIPS 2020): principal components of sampled w;
 * :func:`sefa_directions` -- SeFa (Shen & Zhou, CVPR 2021): closed form, the top eigenvectors of ``A^T A``
   where ``A`` stacks the style-modulation weights.
@@ -17,7 +18,7 @@ Directions are saved as safetensors (the vector plus a JSON metadata string), ne
 Directions by name: a generator's model folder may hold ``directions/<name>.safetensors`` (plus a
 ``summary.json`` / ``README.md`` table of how they were made). :func:`find_directions` lists them for a model
 name, Hub id or folder, and :func:`load_direction` / :func:`as_direction` accept a bare name when the model is
-known. ``idinvert directions learn|sefa|ganspace`` writes them (see :mod:`.learn`).
+known. ``idinvert directions learn|sefa|ganspace`` writes them (see :mod:`.interfacegan`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -304,71 +305,6 @@ def orthogonalize(direction: Direction, others: Direction | Sequence[Direction])
                      extra={**direction.extra, "conditioned_on": [o.name for o in others]})
 
 
-def _sklearn():
-    try:
-        import sklearn.linear_model
-        import sklearn.svm
-    except ImportError:
-        raise ImportError("learn_direction needs scikit-learn: pip install 'idinvert-plugins[edit]'") from None
-    return sklearn
-
-
-def learn_direction(
-    codes: torch.Tensor,
-    scores: torch.Tensor,
-    *,
-    method: Literal["logistic", "svm"] = "logistic",
-    holdout: float = 0.2,
-    seed: int = 0,
-    ratio: float = 0.5,
-    name: str = "",
-    attribute: str | None = None,
-    layers: Sequence[int] | None = None,
-) -> Direction:
-    """InterFaceGAN: the unit normal of a linear boundary separating ``codes`` ``[N, w_dim]`` by ``scores`` ``[N]``.
-
-    Binary scores (only 0 and 1) are the labels. Otherwise the ``ratio`` of codes with the highest scores are
-    positives and the same number with the lowest are negatives (0.5: split at the median; InterFaceGAN keeps
-    the extreme 2 % of 500k samples). A ``holdout`` fraction (shuffled with ``seed``) is kept out of training
-    and gives ``accuracy``. The normal points towards the positives.
-    """
-    if method not in ("logistic", "svm"):
-        raise ValueError(f"method must be 'logistic' or 'svm', got {method!r}")
-    if not 0 <= holdout < 1:
-        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
-    codes = torch.as_tensor(codes).detach().double().cpu()
-    scores = torch.as_tensor(scores).detach().double().cpu().flatten()
-    if codes.ndim != 2 or codes.shape[0] != scores.shape[0]:
-        raise ValueError(f"codes must be [N, w_dim] with one score each, got {list(codes.shape)} and "
-                         f"{list(scores.shape)} scores")
-    if set(scores.unique().tolist()) <= {0.0, 1.0}:
-        x, y = codes, scores.long()
-    else:
-        if not 0 < ratio <= 0.5:
-            raise ValueError(f"ratio must be in (0, 0.5], got {ratio}")
-        k = int(len(scores) * ratio)
-        order = scores.argsort()
-        x = torch.cat([codes[order[-k:]], codes[order[:k]]])
-        y = torch.cat([torch.ones(k, dtype=torch.long), torch.zeros(k, dtype=torch.long)])
-    if y.unique().numel() < 2:
-        raise ValueError("scores give a single class; a boundary needs positives and negatives")
-
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(len(y) * holdout))
-    val, train = perm[:n_val], perm[n_val:]
-    sk = _sklearn()
-    if method == "svm":
-        clf = sk.svm.LinearSVC(C=1.0, dual="auto", max_iter=10_000, random_state=seed)
-    else:
-        clf = sk.linear_model.LogisticRegression(max_iter=2_000)
-    clf.fit(x[train].numpy(), y[train].numpy())
-    accuracy = float(clf.score(x[val].numpy(), y[val].numpy())) if n_val else None
-    normal = torch.from_numpy(clf.coef_.reshape(-1)).float()
-    return Direction(normal, name=name or attribute or "", attribute=attribute,
-                     layers=list(layers) if layers is not None else None, accuracy=accuracy,
-                     source=f"interfacegan-{method}", extra={"n_train": len(train), "n_holdout": n_val})
-
-
 @torch.no_grad()
 def ganspace_directions(
     G: Generator, n_samples: int = 10_000, k: int = 10, seed: int = 0, batch: int = 1000
@@ -390,7 +326,7 @@ def ganspace_directions(
     k = min(k, G.w_dim)
     total = float(variance.sum())
     return [
-        Direction(_canonical_sign(vectors[:, i]).float(), name=f"ganspace-{i}", source="ganspace",
+        Direction(_canonical_sign(vectors[:, i]).float(), name=f"ganspace_{i:02d}", source="ganspace",
                   extra={"component": i, "variance": float(variance[i]),
                          "explained": float(variance[i]) / total})
         for i in range(k)
@@ -434,7 +370,16 @@ def sefa_directions(G: Generator, k: int = 5, layers: Sequence[int] | None = Non
     values, vectors = values.flip(0), vectors.flip(1)
     chosen = None if layers is None else sorted({int(i) for i in layers})
     return [
-        Direction(_canonical_sign(vectors[:, i]).float(), name=f"sefa-{i}", layers=chosen, source="sefa",
+        Direction(_canonical_sign(vectors[:, i]).float(), name=f"sefa_{i:02d}", layers=chosen, source="sefa",
                   extra={"component": i, "eigenvalue": float(values[i])})
         for i in range(min(k, G.w_dim))
     ]
+
+
+def __getattr__(name: str) -> Any:
+    # learn_direction moved to .interfacegan (which imports this module); still importable from here
+    if name == "learn_direction":
+        from .interfacegan import learn_direction
+
+        return learn_direction
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

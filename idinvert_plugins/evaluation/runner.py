@@ -398,6 +398,7 @@ def _edit_figures(ctx: _Context, methods: list[str], targets, dirs, out_dir: Pat
     encoder = ctx.encoders.get("domain-guided")
     if encoder is not None and cfg.diffusion_examples > 0 and len(test) >= 2:
         from ..editors.diffusion import box_mask, diffuse
+        from ..inverters.optimize import resolve_feature_weight
 
         res = ctx.generator.resolution
         mask = box_mask(res, res // 2, res // 2, round(res * 110 / 256))
@@ -405,7 +406,7 @@ def _edit_figures(ctx: _Context, methods: list[str], targets, dirs, out_dir: Pat
         for k in range(min(cfg.diffusion_examples, len(test) - 1)):
             target, context = test.images[k], test.images[k + 1 : k + 2]
             device = ctx.generator.w_avg.device
-            l_feat = float(getattr(ctx.feature_net, "loss_weight", 0.0)) if ctx.feature_net is not None else 0.0
+            l_feat = resolve_feature_weight(None, ctx.feature_net)
             codes = diffuse(ctx.generator, target.to(device), context.to(device), mask.to(device), encoder=encoder,
                             feature_net=ctx.feature_net, steps=cfg.steps, l_feat=l_feat)
             stitched = target * mask[0] + context[0] * (1 - mask[0])
@@ -418,32 +419,26 @@ def _edit_figures(ctx: _Context, methods: list[str], targets, dirs, out_dir: Pat
 
 # -- loading by name and the whole run ----------------------------------------------------------------------
 def generator_directions(model: str | Path) -> dict[str, Direction]:
-    """The saved directions of a generator: ``<model folder>/directions/*.safetensors`` by file stem."""
-    from ..hub import resolve_model
+    """The saved directions of a generator (its folder's ``directions/*.safetensors``, by file stem)."""
+    from ..editors.directions import find_directions
 
-    folder = Path(resolve_model(model).folder) / "directions"
-    if not folder.is_dir():
-        return {}
-    return {p.stem: Direction.load(p) for p in sorted(folder.glob("*.safetensors"))}
+    return {name: Direction.load(path) for name, path in find_directions(model).items()}
 
 
-def _optional_encoder(spec: str | None, default: str, device: str, notes: list[str]) -> nn.Module | None:
-    """Load the encoder ``spec`` (an error if it fails), or else the conventional ``default`` name if it exists."""
-    from ..hub import ModelNotFoundError, load_encoder
+def _optional_encoder(spec: str | None, generator: str, objective: str, device: str, notes: list[str]
+                      ) -> nn.Module | None:
+    """Load the encoder ``spec`` (an error if it fails; ``"none"``: no encoder), or else ``generator``'s
+    conventionally named one (:func:`idinvert_plugins.hub.default_encoder`) if it is there."""
+    from ..hub import default_encoder, encoder_name, load_encoder
 
     if spec is not None and spec.lower() == "none":
         return None
-    if spec is None and Path(default).parent != Path(".") and not Path(default).is_dir():
-        # the generator is a folder path: its encoders would be sibling folders (never a Hub download)
-        notes.append(f"encoder {default!r} not found (no such folder)")
+    name = spec or default_encoder(generator, objective)
+    if name is None:
+        notes.append(f"encoder {encoder_name(generator, objective)!r} not found (not a local model folder or "
+                     "a named model available offline)")
         return None
-    try:
-        return load_encoder(spec or default, device=device)
-    except ModelNotFoundError as err:
-        if spec is not None:  # asked for explicitly: a real error
-            raise
-        notes.append(f"encoder {default!r} not found ({str(err).splitlines()[0][:160]})")
-        return None
+    return load_encoder(name, device=device)
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
@@ -500,9 +495,9 @@ def run_evaluation(
     for i, gen_name in enumerate(generators):
         G = load_generator(gen_name, device=device)
         notes: list[str] = []
-        E = _optional_encoder(encoders[i] if i < len(encoders) else None, f"{gen_name}-encoder", device, notes)
-        Ec = _optional_encoder(conventional_encoders[i] if i < len(conventional_encoders) else None,
-                               f"{gen_name}-encoder-conventional", device, notes)
+        E = _optional_encoder(encoders[i] if i < len(encoders) else None, gen_name, "domain-guided", device, notes)
+        Ec = _optional_encoder(conventional_encoders[i] if i < len(conventional_encoders) else None, gen_name,
+                               "conventional", device, notes)
         res = evaluate(G, encoders={"domain-guided": E, "conventional": Ec}, feature_net=fnet, classifier=clf,
                        directions=generator_directions(gen_name), out_dir=out_dir, cache_dir=cache_dir, config=cfg,
                        name=str(gen_name), progress=progress)

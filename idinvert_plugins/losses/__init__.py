@@ -4,7 +4,9 @@ from .perceptual import (
     ClassifierFeatures,
     FeatureNetwork,
     VGG16Perceptual,
+    default_feature_network,
     load_feature_network,
 )
 
-__all__ = ["ClassifierFeatures", "FeatureNetwork", "VGG16Perceptual", "load_feature_network"]
+__all__ = ["ClassifierFeatures", "FeatureNetwork", "VGG16Perceptual", "default_feature_network",
+           "load_feature_network"]

@@ -34,6 +34,8 @@ CLASSIFIER_LOSS_WEIGHT = 0.3
 DEFAULT_CLASSIFIER_LAYER = "stage2"
 VGG_PREFIX = "vgg16-conv43:"
 CLASSIFIER_PREFIX = "classifier:"
+#: the perceptual network of the bundled toy-face generators (a classifier of the same domain)
+TOYFACES_FEATURE_NET = CLASSIFIER_PREFIX + "toyfaces-classifier-64"
 
 
 class FeatureNetwork(nn.Module):
@@ -97,6 +99,14 @@ class ClassifierFeatures(FeatureNetwork):
             images = F.interpolate(images, size=(size, size), mode=mode,
                                    **({"align_corners": False} if mode == "bilinear" else {}))
         return self.classifier.features(images, self.layer)
+
+
+def default_feature_network(generator: str | Path, resolution: int) -> str | None:
+    """The perceptual network to use with ``generator`` (a name or folder) when none is named
+    (``--feature-net auto`` in the CLI and the app): :data:`TOYFACES_FEATURE_NET` for the toy-face generators
+    (``toyfaces-*`` at 64 px), else None, i.e. pixel loss only (VGG16 weights do not ship with the library)."""
+    name = Path(str(generator).split("@")[0].rstrip("/\\")).name
+    return TOYFACES_FEATURE_NET if name.startswith("toyfaces-") and int(resolution) == 64 else None
 
 
 def load_feature_network(spec: str | Path | nn.Module | None, *, device: str | torch.device | None = None,

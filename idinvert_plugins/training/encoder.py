@@ -65,6 +65,7 @@ from .gan import (
     _save_atomic,
     _save_png,
     _to_float,
+    parse_overrides,
 )
 
 CHECKPOINT_NAME = "resume.pt"
@@ -192,38 +193,14 @@ class EncoderTrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["batch=16", "l_adv=0.08", '{"encoder": {"channel_max": 256}}']`` -> a dict of overrides.
-
-    Each item is ``key=value`` (the value read as JSON, else kept as a string) or a JSON object.
-    """
-    out: dict[str, Any] = {}
-    for item in items or []:
-        text = item.strip()
-        if not text:
-            continue
-        if text.startswith("{"):
-            try:
-                values = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"--set {text!r} is not valid JSON ({exc})") from None
-            out.update(values)
-            continue
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value (e.g. batch=16) or a JSON object, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def default_encoder_name(cfg: EncoderTrainConfig) -> str:
-    """``<generator>-encoder`` (domain-guided) or ``<generator>-encoder-conventional``."""
+    """``<generator>-encoder`` (domain-guided) or ``<generator>-encoder-conventional`` (see
+    :data:`idinvert_plugins.hub.ENCODER_SUFFIXES`, by which the CLI, the app and the evaluation find it)."""
+    from ..hub import ENCODER_SUFFIXES
+
     base = Path(cfg.generator).name if Path(cfg.generator).expanduser().is_dir() else cfg.generator
     base = base.replace("/", "--").replace("@", "-")
-    return f"{base}-encoder" + ("" if cfg.objective == "domain-guided" else "-conventional")
+    return base + ENCODER_SUFFIXES[cfg.objective]
 
 
 # -- networks and data ---------------------------------------------------------------------------------
@@ -784,6 +761,7 @@ def export_encoder(
     training command(s). The folder loads with ``load_encoder`` and works with the ``encoder`` and
     ``idinvert`` inverters (it outputs W+ codes; no ``add_w_avg`` needed).
     """
+    from .. import metrics
     from ..cards import ModelCard, card_stub
     from ..hub import load_encoder, save_pretrained
     from ..models.idinvert_encoder import IDInvertEncoder
@@ -807,8 +785,8 @@ def export_encoder(
     x = _to_float(torch.from_numpy(eval_uint8), torch.device("cpu"), False)
     with torch.no_grad():
         rec = torch.cat([G.synthesis(E_saved(c), noise_mode="const") for c in x.split(32)])
-    mse = (rec - x).square().mean().item()
-    psnr = (10 * torch.log10(4.0 / (rec - x).square().flatten(1).mean(1))).mean().item()
+    mse = float(metrics.mse(rec, x, reduction="mean"))
+    psnr = float(metrics.psnr(rec, x, reduction="mean"))
 
     last = _last_log_record(out_dir)
     losses = {k: round(v, 6) for k, v in last.items() if k not in LOG_META_KEYS and isinstance(v, float)}
@@ -828,7 +806,8 @@ def export_encoder(
         "training_recipe": f"idinvert_plugins.training.encoder; config: {ckpt['config']}",
     }
     stub = card_stub(name, "encoder", E.architecture, E.config, notes=notes)
-    data = {**stub.data, "generator": cfg.generator, "objective": cfg.objective,
+    # `local` makes this card usable as-is in model_cards/ (a named model bundled under weights/<name>)
+    data = {**stub.data, "local": name, "generator": cfg.generator, "objective": cfg.objective,
             "images_seen": int(ckpt["nimg"]), "eval_mse": round(mse, 6), "eval_psnr": round(psnr, 3)}
     body = stub.body.replace(
         "(to be written by the model's author)",

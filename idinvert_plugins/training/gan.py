@@ -173,6 +173,10 @@ class TrainConfig:
                 values[key] = {**values.get(key, {}), **value}
             else:
                 values[key] = value
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown GAN training setting(s) {unknown}; known: {sorted(known)}")
         return cls(**values)
 
     def __post_init__(self) -> None:
@@ -193,6 +197,34 @@ class TrainConfig:
 
 
 # -- networks ------------------------------------------------------------------------------------------
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``--set`` values of ``idinvert train-gan`` / ``train-encoder`` -> a dict of preset overrides, e.g.
+    ``["batch=16", "l_adv=0.08", '{"encoder": {"channel_max": 256}}']``.
+
+    Each item is ``key=value`` (the value read as JSON, else kept as a string) or a JSON object.
+    """
+    out: dict[str, Any] = {}
+    for item in items or []:
+        text = item.strip()
+        if not text:
+            continue
+        if text.startswith("{"):
+            try:
+                values = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--set {text!r} is not valid JSON ({exc})") from None
+            out.update(values)
+            continue
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value (e.g. batch=16) or a JSON object, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
 def build_networks(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
     """Fresh generator and discriminator for ``cfg`` (initialised from the current torch RNG)."""
     from ..models.discriminator import StyleGAN2Discriminator, StyleGANDiscriminator
@@ -753,4 +785,4 @@ def measure_speed(cfg: TrainConfig, iters: int = 10, warmup: int = 2) -> float:
 
 
 __all__ = ["PRESETS", "GANTrainer", "TrainConfig", "build_networks", "export", "load_checkpoint",
-           "measure_speed", "train_gan"]  # fmt: skip
+           "measure_speed", "parse_overrides", "train_gan"]  # fmt: skip

@@ -19,8 +19,9 @@ from typing import Any
 import yaml
 
 from .. import __version__
-from ..hub import CONFIG_NAME, ModelLoadError, ModelNotFoundError, ResolvedModel, read_config, resolve_model
-from .models import AUTO, DEFAULT_MODEL, TOYFACES_FEATURE_NET
+from ..hub import CONFIG_NAME, ModelNotFoundError, ResolvedModel, default_encoder, read_config, resolve_model
+from ..losses import default_feature_network
+from .models import AUTO, DEFAULT_MODEL
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 #: used when the installed distribution's metadata cannot be read (e.g. a vendored copy)
@@ -68,13 +69,6 @@ def _copy_model(folder: Path, dest: Path) -> Path:
         raise ModelNotFoundError(f"{folder} is not a model folder (no {CONFIG_NAME})")
     shutil.copytree(folder, dest, ignore=shutil.ignore_patterns("__pycache__", ".*"), dirs_exist_ok=True)
     return dest
-
-
-def _resolve_optional(name: str) -> ResolvedModel | None:
-    try:
-        return resolve_model(name, local_files_only=True)
-    except (ModelNotFoundError, ModelLoadError, OSError, ValueError):
-        return None
 
 
 def _requirements(vendor: bool) -> str:
@@ -177,8 +171,8 @@ def export_space(out_dir: str | Path, model: str = DEFAULT_MODEL, *, encoder: st
 
     encoder_expr = "None"
     if encoder is not None and str(encoder).lower() != "none":
-        name = f"{str(model).rstrip('/')}-encoder" if encoder == AUTO else str(encoder)
-        resolved = _resolve_optional(name) if encoder == AUTO else resolve_model(name)
+        name = default_encoder(model) if encoder == AUTO else str(encoder)
+        resolved = resolve_model(name) if name is not None else None
         if resolved is not None:
             enc_slug = _slug(resolved.name)
             _copy_model(resolved.folder, models_dir / enc_slug)
@@ -190,8 +184,7 @@ def export_space(out_dir: str | Path, model: str = DEFAULT_MODEL, *, encoder: st
     if feature_net is not None and str(feature_net).lower() != "none":
         spec = feature_net
         if feature_net == AUTO:
-            is_toy = slug.startswith("toyfaces-") and int(config["args"].get("resolution", 0)) == 64
-            spec = TOYFACES_FEATURE_NET if is_toy else None
+            spec = default_feature_network(slug, int(config["args"].get("resolution", 0)))
         if spec is not None:
             name = str(spec).removeprefix("classifier:")
             if ":" in name:

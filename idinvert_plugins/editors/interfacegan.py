@@ -1,9 +1,10 @@
-"""Learning the editing directions of a generator (InterFaceGAN, Shen et al. CVPR 2020).
+"""InterFaceGAN (Shen et al. CVPR 2020): editing directions as the normals of linear attribute boundaries.
 
-Sample ``z``, map it to ``w`` (truncation 1), render ``G.synthesis(w, noise_mode="const")`` in batches, score
-each image with an attribute predictor, then fit one linear boundary per score in W
-(:func:`~.directions.learn_direction`); the boundary's unit normal is the editing direction and its held-out
-accuracy is stored with it.
+:func:`learn_direction` fits one boundary to codes and their attribute scores. :func:`learn_generator_directions`
+does the whole job for a generator: sample ``z``, map it to ``w`` (truncation 1), render
+``G.synthesis(w, noise_mode="const")`` in batches, score each image with an attribute predictor, then fit one
+linear boundary per score in W; the boundary's unit normal is the editing direction and its held-out accuracy
+is stored with it (``idinvert directions learn``; saving and lookup by name are in :mod:`.directions`).
 
 A predictor is any callable ``images [N, C, R, R] -> {name: scores [N]}``: one direction is learned per
 returned name. Scores made only of 0 and 1 are labels; any other scores are ranked and the top and bottom
@@ -42,9 +43,74 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..models.base import Generator
-from .directions import Direction, learn_direction
+from .directions import Direction
 
 Scorer = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
+
+
+def _sklearn():
+    try:
+        import sklearn.linear_model
+        import sklearn.svm
+    except ImportError:
+        raise ImportError("learn_direction needs scikit-learn: pip install 'idinvert-plugins[edit]'") from None
+    return sklearn
+
+
+def learn_direction(
+    codes: torch.Tensor,
+    scores: torch.Tensor,
+    *,
+    method: Literal["logistic", "svm"] = "logistic",
+    holdout: float = 0.2,
+    seed: int = 0,
+    ratio: float = 0.5,
+    name: str = "",
+    attribute: str | None = None,
+    layers: Sequence[int] | None = None,
+) -> Direction:
+    """InterFaceGAN: the unit normal of a linear boundary separating ``codes`` ``[N, w_dim]`` by ``scores`` ``[N]``.
+
+    Binary scores (only 0 and 1) are the labels. Otherwise the ``ratio`` of codes with the highest scores are
+    positives and the same number with the lowest are negatives (0.5: split at the median; InterFaceGAN keeps
+    the extreme 2 % of 500k samples). A ``holdout`` fraction (shuffled with ``seed``) is kept out of training
+    and gives ``accuracy``. The normal points towards the positives.
+    """
+    if method not in ("logistic", "svm"):
+        raise ValueError(f"method must be 'logistic' or 'svm', got {method!r}")
+    if not 0 <= holdout < 1:
+        raise ValueError(f"holdout must be in [0, 1), got {holdout}")
+    codes = torch.as_tensor(codes).detach().double().cpu()
+    scores = torch.as_tensor(scores).detach().double().cpu().flatten()
+    if codes.ndim != 2 or codes.shape[0] != scores.shape[0]:
+        raise ValueError(f"codes must be [N, w_dim] with one score each, got {list(codes.shape)} and "
+                         f"{list(scores.shape)} scores")
+    if set(scores.unique().tolist()) <= {0.0, 1.0}:
+        x, y = codes, scores.long()
+    else:
+        if not 0 < ratio <= 0.5:
+            raise ValueError(f"ratio must be in (0, 0.5], got {ratio}")
+        k = int(len(scores) * ratio)
+        order = scores.argsort()
+        x = torch.cat([codes[order[-k:]], codes[order[:k]]])
+        y = torch.cat([torch.ones(k, dtype=torch.long), torch.zeros(k, dtype=torch.long)])
+    if y.unique().numel() < 2:
+        raise ValueError("scores give a single class; a boundary needs positives and negatives")
+
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(len(y) * holdout))
+    val, train = perm[:n_val], perm[n_val:]
+    sk = _sklearn()
+    if method == "svm":
+        clf = sk.svm.LinearSVC(C=1.0, dual="auto", max_iter=10_000, random_state=seed)
+    else:
+        clf = sk.linear_model.LogisticRegression(max_iter=2_000)
+    clf.fit(x[train].numpy(), y[train].numpy())
+    accuracy = float(clf.score(x[val].numpy(), y[val].numpy())) if n_val else None
+    normal = torch.from_numpy(clf.coef_.reshape(-1)).float()
+    return Direction(normal, name=name or attribute or "", attribute=attribute,
+                     layers=list(layers) if layers is not None else None, accuracy=accuracy,
+                     source=f"interfacegan-{method}", extra={"n_train": len(train), "n_holdout": n_val})
 
 
 class ClassifierScorer:
@@ -228,4 +294,5 @@ def learn_generator_directions(
                                   min_positive=min_positive, describe=describe, progress=progress)
 
 
-__all__ = ["ClassifierScorer", "Scorer", "directions_from_scores", "learn_generator_directions", "sample_w"]
+__all__ = ["ClassifierScorer", "Scorer", "directions_from_scores", "learn_direction", "learn_generator_directions",
+           "sample_w"]
