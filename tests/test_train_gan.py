@@ -357,3 +357,31 @@ def _load_g(ckpt):
     G, _ = build_networks(TrainConfig.from_dict(json.loads(ckpt["config"])))
     G.load_state_dict(ckpt["G"])
     return G
+
+
+def test_sigint_stops_with_a_checkpoint_of_the_last_whole_step(tmp_path):
+    """Ctrl-C (SIGINT) mid-run: the CLI exits 0 and writes a checkpoint at the step it finished, long before
+    the 1000-kimg budget and without waiting for the next checkpoint interval."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "idinvert_plugins.cli", "train-gan", "--preset", "tiny-stylegan2", "--out", str(out),
+           "--kimg", "1000", "--set", "checkpoint_kimg=1000", "--set", "log_kimg=0.004"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.time() + 120
+        while not (out / "log.jsonl").is_file() or len((out / "log.jsonl").read_text().splitlines()) < 2:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.time() < deadline, "no training progress within 120 s"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "SIGINT received" in err
+    ckpt = load_checkpoint(out)
+    assert 2 <= ckpt["step"] < 250_000 and ckpt["nimg"] == ckpt["step"] * 4

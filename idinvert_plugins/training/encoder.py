@@ -67,6 +67,7 @@ from .gan import (
     _to_float,
     parse_overrides,
 )
+from .stopping import GracefulStop
 
 CHECKPOINT_NAME = "resume.pt"
 LOG_NAME = "log.jsonl"
@@ -679,8 +680,11 @@ def train_encoder(
         counts.clear()
         t_log, nimg_log = now, trainer.nimg
 
+    stop = GracefulStop().install()  # Ctrl-C / SIGTERM: finish the step, write the checkpoint
     try:
         while True:
+            if tdist.any_rank(stop.requested, info):
+                break
             if trainer.nimg >= total_nimg or (max_steps is not None and trainer.step >= max_steps):
                 break
             if max_minutes is not None:
@@ -708,6 +712,7 @@ def train_encoder(
                     state["commands"] = commands
                     _save_atomic(state, ckpt_path)
     finally:
+        stop.restore()
         if bar is not None:
             bar.close()
 

@@ -47,6 +47,7 @@ from torch import nn
 
 from . import distributed as tdist
 from .distributed import DistInfo
+from .stopping import GracefulStop
 
 CHECKPOINT_NAME = "resume.pt"
 LOG_NAME = "log.jsonl"
@@ -669,8 +670,11 @@ def train_gan(
         t_log, nimg_log = now, trainer.nimg
 
     data = iter(loader)
+    stop = GracefulStop().install()  # Ctrl-C / SIGTERM: finish the step, write the checkpoint
     try:
         while True:
+            if tdist.any_rank(stop.requested, info):
+                break
             if trainer.nimg >= total_nimg or (max_steps is not None and trainer.step >= max_steps):
                 break
             if max_minutes is not None:
@@ -696,6 +700,7 @@ def train_gan(
                 if state is not None:
                     _save_atomic(state, ckpt_path)
     finally:
+        stop.restore()
         if bar is not None:
             bar.close()
 
