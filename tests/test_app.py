@@ -435,6 +435,34 @@ def test_gradio_app_py_launches_offline_and_prints_the_url(model_dir):
         proc.wait(timeout=30)
 
 
+def test_readme_main_command_serves_the_bundled_default_model_offline():
+    """`idinvert app` with no options (the README's main job) serves the bundled toyfaces-stylegan2-64, with
+    the Hub switched off, and its Invert runs on that model."""
+    import urllib.request
+
+    from idinvert_plugins.app.models import DEFAULT_MODEL
+
+    assert DEFAULT_MODEL == "toyfaces-stylegan2-64"
+    port = free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "idinvert_plugins.cli", "app", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "serving" in line or len(lines) > 200:
+                break
+        url = f"http://127.0.0.1:{port}"
+        assert url in lines[-1] and DEFAULT_MODEL in "".join(lines), "".join(lines)
+        assert "gradio" in urllib.request.urlopen(url + "/", timeout=30).read().decode().lower()
+        page_config = json.loads(urllib.request.urlopen(url + "/config", timeout=30).read())
+        assert DEFAULT_MODEL in json.dumps(page_config)  # the model menu's value
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_gradio_app_py_bad_model_is_a_clear_error(capsys):
     from idinvert_plugins.app.launcher import main
 
