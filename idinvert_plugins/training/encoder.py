@@ -67,6 +67,7 @@ from .gan import (
     _to_float,
     parse_overrides,
 )
+from .loop import RunningMeans, crossed, should_stop
 from .stopping import GracefulStop
 
 CHECKPOINT_NAME = "resume.pt"
@@ -649,54 +650,41 @@ def train_encoder(
                    desc=f"encoder ({cfg.objective})",
                    bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")  # fmt: skip
 
-    def crossed(interval_kimg: float, before: int, after: int) -> bool:
-        every = max(1, int(round(interval_kimg * 1000)))
-        return after // every > before // every
-
     t_start = time.perf_counter()
     nimg_start, t_log, nimg_log = trainer.nimg, t_start, trainer.nimg
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
+    means = RunningMeans()
     stats: dict[str, float] = {}
 
     def write_log() -> None:
         """Append the mean losses since the last record and the held-out MSE to log.jsonl (rank 0)."""
         nonlocal t_log, nimg_log
         now = time.perf_counter()
-        if info.is_main and sums:
+        if info.is_main and means:
             record = {
                 "step": trainer.step,
                 "kimg": trainer.nimg / 1000,
                 "wall_s": round(wall_before + now - t_start, 3),
                 "images_per_s": round((trainer.nimg - nimg_log) / max(now - t_log, 1e-9), 2),
                 "lr": cfg.lr * trainer.lr_factor(),
-                **{k: sums[k] / counts[k] for k in sums},
+                **means.means(),
                 "eval_mse": trainer.evaluate(eval_images)[0],
             }
             with open(out_dir / LOG_NAME, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
             now = time.perf_counter()  # the evaluation does not count against the speed
-        sums.clear()
-        counts.clear()
+        means.clear()
         t_log, nimg_log = now, trainer.nimg
 
     stop = GracefulStop().install()  # Ctrl-C / SIGTERM: finish the step, write the checkpoint
     try:
         while True:
-            if tdist.any_rank(stop.requested, info):
+            done = trainer.nimg >= total_nimg or (max_steps is not None and trainer.step >= max_steps)
+            if should_stop(done=done, stop=stop, t_start=t_start, max_minutes=max_minutes, info=info):
                 break
-            if trainer.nimg >= total_nimg or (max_steps is not None and trainer.step >= max_steps):
-                break
-            if max_minutes is not None:
-                out_of_time = time.perf_counter() - t_start >= max_minutes * 60
-                if tdist.any_rank(out_of_time, info):
-                    break
             real = _to_float(next(data), info.device, cfg.channels_last) if data is not None else None
             before = trainer.nimg
             stats = trainer.train_step(real)
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
-                counts[k] = counts.get(k, 0) + 1
+            means.add(stats)
             if bar is not None:
                 bar.update(cfg.batch / 1000)
                 bar.set_postfix(
