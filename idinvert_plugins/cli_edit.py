@@ -307,13 +307,13 @@ def cmd_directions_learn(args: argparse.Namespace) -> int:
     attributes = None if not args.attributes else "all" if args.attributes == "all" else args.attributes.split(",")
     scorer = ClassifierScorer(classifier, attributes)
     directions, skipped = learn_generator_directions(G, scorer, n=args.n, seed=args.seed, batch=args.batch,
-                                                     ratio=args.ratio, method=args.method)
+                                                     ratio=args.ratio, method=args.method, steer=args.steer)
     for d in directions:
         d.extra.update(generator=str(args.generator), classifier=str(args.classifier))
     info = {d.name: {"majority": d.extra.get("majority"), "note": d.extra.get("note") or d.extra.get("label")}
             for d in directions}
     run = {"command": "learn", "generator": str(args.generator), "classifier": str(args.classifier), "n": args.n,
-           "seed": args.seed, "ratio": args.ratio, "method": args.method, "skipped": skipped}
+           "seed": args.seed, "ratio": args.ratio, "method": args.method, "steer": args.steer, "skipped": skipped}
     paths = save_directions(directions, folder, info, run)
     print(f"{'direction':<24} {'held-out acc':>12} {'majority':>9}  label")
     for d in directions:
@@ -470,6 +470,9 @@ def add_parsers(sub: Any) -> None:
                    help="continuous scores: the top and bottom RATIO of the samples are the two classes "
                         "(0.5: split at the median)")
     d.add_argument("--method", choices=("logistic", "svm"), default="logistic")
+    d.add_argument("--steer", choices=("normal", "covariance"), default="normal",
+                   help="edit along the boundary's normal (InterFaceGAN) or along the covariance of W times "
+                        "it (the normal in whitened W; edits more strongly in an anisotropic W)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--batch", type=int, default=256)
     d.add_argument("--device", default="cpu")

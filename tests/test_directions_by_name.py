@@ -16,10 +16,11 @@ from idinvert_plugins.editors.directions import (
     as_direction,
     find_directions,
     load_direction,
+    orthogonalize,
     read_summary,
     save_directions,
 )
-from idinvert_plugins.editors.interfacegan import ClassifierScorer, learn_generator_directions
+from idinvert_plugins.editors.interfacegan import ClassifierScorer, learn_direction, learn_generator_directions
 from idinvert_plugins.editors.manipulate import Manipulate
 from idinvert_plugins.hub import load_generator, load_model, save_pretrained
 
@@ -183,6 +184,40 @@ def test_per_layer_learning_for_models_without_w_space():
     # the score by a good part of what a (per-layer unit) step along the truth does
     truth = t / t.norm(dim=-1, keepdim=True)
     assert float((t * d.vector).sum()) > 0.3 * float((t * truth).sum())  # a random direction: about +-2.3
+
+
+def test_covariance_steering_follows_how_the_attribute_varies(tmp_path):
+    """An attribute carried by a high-variance axis and, with the same weight, by a nearly constant one: the
+    discriminative normal leans on the nearly constant axis (it classifies well there), the steered vector on
+    the high-variance one. Both keep the same boundary, which survives a save / load round trip."""
+    g = torch.Generator().manual_seed(0)
+    spread = torch.tensor([3.0, 0.05, 1.0, 1.0])
+    codes = torch.randn(4000, 4, generator=g) * spread
+    scores = codes[:, 0] / 3.0 + codes[:, 1] / 0.05  # both axes decide equally, in their own spreads
+    plain = learn_direction(codes, scores, steer="normal", name="a")
+    steered = learn_direction(codes, scores, steer="covariance", name="a")
+    assert plain.normal is None and torch.equal(plain.boundary, plain.vector)
+    assert steered.source == "interfacegan-logistic-covariance" and steered.accuracy == plain.accuracy
+    assert torch.allclose(steered.boundary, plain.vector, atol=1e-6)
+    assert abs(float(plain.vector[1])) > 0.9  # the normal: almost all on the low-variance axis
+    expected = torch.cov(codes.T.double()) @ plain.vector.double()
+    assert torch.allclose(steered.vector.double(), expected / expected.norm(), atol=1e-4)
+    assert float(steered.vector[0]) > 0.9  # the steered vector: the high-variance axis
+    loaded = Direction.load(steered.save(tmp_path / "a.safetensors"))
+    assert _same(loaded.vector, steered.vector) and _same(loaded.normal, steered.normal)
+    with pytest.raises(ValueError, match="steer must be 'normal' or 'covariance', got 'pca'"):
+        learn_direction(codes, scores, steer="pca")
+
+
+def test_conditioning_on_a_steered_direction_keeps_its_score_unchanged():
+    """Conditional manipulation removes the component along the conditioned attributes' boundaries, so an
+    edit leaves their linear scores unchanged even when their edit vectors are steered away from them."""
+    g = torch.Generator().manual_seed(1)
+    target = Direction(torch.randn(8, generator=g), name="t")
+    other = Direction(torch.randn(8, generator=g), name="o", normal=torch.randn(8, generator=g))
+    edited = orthogonalize(target, other)
+    assert abs(float(edited.vector @ other.boundary)) < 1e-5
+    assert abs(float(edited.vector @ other.vector)) > 1e-2  # not merely orthogonal to its edit vector
 
 
 def test_few_positives_are_skipped_with_a_reason():

@@ -55,7 +55,10 @@ class Direction:
     ``layers`` lists the W+ layers the direction edits (None: all). ``accuracy`` is the held-out accuracy
     of the classifier it came from, if any; ``source`` names the method ("interfacegan", "ganspace",
     "sefa", ...); ``extra`` holds JSON-serialisable extras (e.g. the explained variance).
-    The vector is normalised to unit length (per layer for per-layer directions) on construction.
+    ``normal`` is the unit normal of the attribute boundary when the edit ``vector`` differs from it (a
+    covariance-steered direction, see :func:`~idinvert_plugins.editors.interfacegan.learn_direction`);
+    :attr:`boundary` is the one to score or classify codes with.
+    The vectors are normalised to unit length (per layer for per-layer directions) on construction.
     """
 
     vector: torch.Tensor
@@ -65,6 +68,7 @@ class Direction:
     accuracy: float | None = None
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    normal: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         vector = torch.as_tensor(self.vector).detach().float()
@@ -75,8 +79,16 @@ class Direction:
         if vector.norm() == 0:
             raise ValueError(f"direction {self.name!r} is the zero vector")
         self.vector = _unit(vector)
+        if self.normal is not None:
+            normal = torch.as_tensor(self.normal).detach().float().reshape(vector.shape)
+            self.normal = _unit(normal)
         if self.layers is not None:
             self.layers = sorted({int(i) for i in self.layers})
+
+    @property
+    def boundary(self) -> torch.Tensor:
+        """The unit normal of the attribute boundary (the edit vector itself unless it was steered)."""
+        return self.normal if self.normal is not None else self.vector
 
     @property
     def per_layer(self) -> bool:
@@ -86,14 +98,16 @@ class Direction:
     def w_dim(self) -> int:
         return self.vector.shape[-1]
 
-    def offsets(self, num_layers: int, w_dim: int) -> torch.Tensor:
-        """The W+ offset ``[num_layers, w_dim]`` of one unit step: ``n`` on the selected layers, 0 elsewhere."""
+    def offsets(self, num_layers: int, w_dim: int, *, boundary: bool = False) -> torch.Tensor:
+        """The W+ offset ``[num_layers, w_dim]`` of one unit step: ``n`` on the selected layers, 0 elsewhere
+        (with ``boundary``, the boundary's normal instead of the edit vector: for scoring codes)."""
+        vector = self.boundary if boundary else self.vector
         if self.w_dim != w_dim:
             raise ValueError(f"direction {self.name!r} has w_dim {self.w_dim}, the generator {w_dim}")
         if self.per_layer and self.vector.shape[0] != num_layers:
             raise ValueError(f"direction {self.name!r} has {self.vector.shape[0]} layers, the generator "
                              f"{num_layers}")
-        rows = self.vector if self.per_layer else self.vector.expand(num_layers, -1)
+        rows = vector if self.per_layer else vector.expand(num_layers, -1)
         if self.layers is None:
             return rows.clone()
         bad = [i for i in self.layers if not 0 <= i < num_layers]
@@ -108,10 +122,14 @@ class Direction:
                 "accuracy": self.accuracy, "source": self.source, "extra": self.extra}
 
     def save(self, path: str | Path) -> Path:
-        """Write ``path`` (safetensors: tensor ``direction`` + JSON string metadata ``direction``)."""
+        """Write ``path`` (safetensors: tensor ``direction``, optionally ``normal``, + JSON string metadata
+        ``direction``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({"direction": self.vector.contiguous()}, str(path),
+        tensors = {"direction": self.vector.contiguous()}
+        if self.normal is not None:
+            tensors["normal"] = self.normal.contiguous()
+        save_file(tensors, str(path),
                   metadata={"format": "idinvert-direction", "direction": json.dumps(self.metadata())})
         return path
 
@@ -133,7 +151,7 @@ class Direction:
         info = json.loads(meta.get("direction", "{}"))
         return cls(tensors["direction"], name=info.get("name", ""), attribute=info.get("attribute"),
                    layers=info.get("layers"), accuracy=info.get("accuracy"), source=info.get("source", ""),
-                   extra=info.get("extra") or {})
+                   extra=info.get("extra") or {}, normal=tensors.get("normal"))
 
 
 # -- directions by name ----------------------------------------------------------------------------------
@@ -279,19 +297,21 @@ def save_directions(directions: Sequence[Direction], folder: str | Path, info: d
 def orthogonalize(direction: Direction, others: Direction | Sequence[Direction]) -> Direction:
     """InterFaceGAN conditional manipulation: remove from ``direction`` its component in the span of
     ``others`` so that editing it leaves those attributes unchanged. The result is unit-norm and orthogonal
-    to each of ``others`` (per layer when any of them is per-layer)."""
+    to each of ``others``' boundary normal (per layer when any of them is per-layer)."""
     others = [others] if isinstance(others, Direction) else list(others)
     if not others:
         return direction
     per_layer = direction.per_layer or any(o.per_layer for o in others)
     num_layers = max([d.vector.shape[0] for d in (direction, *others) if d.per_layer], default=1)
 
-    def rows(d: Direction) -> torch.Tensor:  # [L, D] (L = 1 when nothing is per-layer)
-        v = d.vector.double()
+    def rows(v: torch.Tensor, d: Direction) -> torch.Tensor:  # [L, D] (L = 1 when nothing is per-layer)
+        v = v.double()
         return v if d.per_layer else v.expand(num_layers, -1)
 
-    target = rows(direction)
-    basis = torch.stack([rows(o) for o in others], dim=1)  # [L, K, D]
+    # An edit leaves attribute B's linear score unchanged when it is orthogonal to B's boundary normal
+    # (the same as B's edit vector unless B was steered).
+    target = rows(direction.vector, direction)
+    basis = torch.stack([rows(o.boundary, o) for o in others], dim=1)  # [L, K, D]
     if basis.shape[-1] != target.shape[-1]:
         raise ValueError("directions to orthogonalise have different w_dim")
     q, _ = torch.linalg.qr(basis.transpose(1, 2))  # [L, D, K], orthonormal basis of span(others)
@@ -302,7 +322,8 @@ def orthogonalize(direction: Direction, others: Direction | Sequence[Direction])
     names = ",".join(o.name or "?" for o in others)
     return Direction(vector.float(), name=f"{direction.name}|{names}", attribute=direction.attribute,
                      layers=direction.layers, accuracy=direction.accuracy, source=direction.source,
-                     extra={**direction.extra, "conditioned_on": [o.name for o in others]})
+                     extra={**direction.extra, "conditioned_on": [o.name for o in others]},
+                     normal=direction.normal)
 
 
 @torch.no_grad()

@@ -62,6 +62,7 @@ def learn_direction(
     scores: torch.Tensor,
     *,
     method: Literal["logistic", "svm"] = "logistic",
+    steer: Literal["normal", "covariance"] = "normal",
     holdout: float = 0.2,
     seed: int = 0,
     ratio: float = 0.5,
@@ -75,9 +76,20 @@ def learn_direction(
     positives and the same number with the lowest are negatives (0.5: split at the median; InterFaceGAN keeps
     the extreme 2 % of 500k samples). A ``holdout`` fraction (shuffled with ``seed``) is kept out of training
     and gives ``accuracy``. The normal points towards the positives.
+
+    ``steer`` picks the edit vector. ``"normal"`` (InterFaceGAN) edits along the boundary's normal ``n``.
+    ``"covariance"`` edits along ``Sigma n`` (``Sigma``: the covariance of ``codes``), which is the normal
+    taken in the whitened latent space and mapped back: the shift that changes the code's side of the
+    boundary most per unit of the latent distribution's own spread. In a strongly anisotropic W the plain
+    normal leans on directions the codes hardly vary along (for a linear discriminant it is
+    ``Sigma^-1 (mu_1 - mu_0)``), which can classify well but edit weakly or off-distribution; the steered
+    vector (``mu_1 - mu_0`` for that discriminant) follows how the attribute actually varies. The boundary
+    is kept as the direction's ``normal`` for scoring codes. Both are unit vectors.
     """
     if method not in ("logistic", "svm"):
         raise ValueError(f"method must be 'logistic' or 'svm', got {method!r}")
+    if steer not in ("normal", "covariance"):
+        raise ValueError(f"steer must be 'normal' or 'covariance', got {steer!r}")
     if not 0 <= holdout < 1:
         raise ValueError(f"holdout must be in [0, 1), got {holdout}")
     codes = torch.as_tensor(codes).detach().double().cpu()
@@ -107,10 +119,17 @@ def learn_direction(
         clf = sk.linear_model.LogisticRegression(max_iter=2_000)
     clf.fit(x[train].numpy(), y[train].numpy())
     accuracy = float(clf.score(x[val].numpy(), y[val].numpy())) if n_val else None
-    normal = torch.from_numpy(clf.coef_.reshape(-1)).float()
-    return Direction(normal, name=name or attribute or "", attribute=attribute,
+    normal = torch.from_numpy(clf.coef_.reshape(-1)).double()
+    normal = normal / normal.norm()
+    vector, boundary, source = normal, None, f"interfacegan-{method}"
+    if steer == "covariance":
+        centred = codes - codes.mean(0)
+        vector = centred.T @ (centred @ normal) / max(len(codes) - 1, 1)  # Sigma n without forming Sigma
+        boundary, source = normal, f"{source}-covariance"
+    return Direction(vector.float(), name=name or attribute or "", attribute=attribute,
                      layers=list(layers) if layers is not None else None, accuracy=accuracy,
-                     source=f"interfacegan-{method}", extra={"n_train": len(train), "n_holdout": n_val})
+                     source=source, extra={"n_train": len(train), "n_holdout": n_val},
+                     normal=boundary.float() if boundary is not None else None)
 
 
 class ClassifierScorer:
@@ -226,6 +245,7 @@ def directions_from_scores(
     ratio: float = 0.5,
     holdout: float = 0.2,
     method: Literal["logistic", "svm"] = "logistic",
+    steer: Literal["normal", "covariance"] = "normal",
     seed: int = 0,
     min_positive: int = 10,
     describe: Callable[[str], dict[str, Any]] | None = None,
@@ -257,11 +277,13 @@ def directions_from_scores(
         else:
             info["note"] = (f"split at the median of {len(s)} scores" if ratio == 0.5 else
                             f"top/bottom {ratio:.0%} of {len(s)} ranked scores")
-        d = learn_direction(flat, s, method=method, holdout=holdout, seed=seed, ratio=ratio, name=name,
-                            attribute=info.pop("attribute", name))
+        d = learn_direction(flat, s, method=method, steer=steer, holdout=holdout, seed=seed, ratio=ratio,
+                            name=name, attribute=info.pop("attribute", name))
         if per_layer:
-            d = Direction(d.vector.view(codes.shape[1], codes.shape[2]), name=d.name, attribute=d.attribute,
-                          accuracy=d.accuracy, source=d.source, extra=d.extra)
+            shape = (codes.shape[1], codes.shape[2])
+            d = Direction(d.vector.view(shape), name=d.name, attribute=d.attribute, accuracy=d.accuracy,
+                          source=d.source, extra=d.extra,
+                          normal=d.normal.view(shape) if d.normal is not None else None)
         d.extra.update(n_samples=len(codes), space="wp" if per_layer else "w", **info)
         learned.append(d)
     return learned, skipped
@@ -277,6 +299,7 @@ def learn_generator_directions(
     ratio: float = 0.5,
     holdout: float = 0.2,
     method: Literal["logistic", "svm"] = "logistic",
+    steer: Literal["normal", "covariance"] = "normal",
     min_positive: int = 10,
     render: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = True,
@@ -290,8 +313,8 @@ def learn_generator_directions(
     if not scores:
         raise ValueError("the scorer returned no scores: nothing to learn")
     describe = getattr(scorer, "describe", None)
-    return directions_from_scores(codes, scores, ratio=ratio, holdout=holdout, method=method, seed=seed,
-                                  min_positive=min_positive, describe=describe, progress=progress)
+    return directions_from_scores(codes, scores, ratio=ratio, holdout=holdout, method=method, steer=steer,
+                                  seed=seed, min_positive=min_positive, describe=describe, progress=progress)
 
 
 __all__ = ["ClassifierScorer", "Scorer", "directions_from_scores", "learn_direction", "learn_generator_directions",

@@ -204,9 +204,9 @@ def _editability_section(ed: Mapping[str, Any], fig, figures: Mapping[str, Any])
     lines = ["### Editability (paper Table II, issue 5)", "",
              f"Each test code moved {_num(ed['step'], 3)} along each attribute direction towards the other side of "
              "the attribute (as read by the classifier on its reconstruction). *Change / unit*: the targeted "
-             "attribute's change in the intended direction per unit step, in spreads (standard deviations over the "
-             "real test images); *others*: the mean absolute change of all other attributes per unit step, in "
-             "spreads (smaller = more disentangled); *success*: share of images whose attribute moved the intended "
+             "attribute's change in the intended direction per unit step, in spreads (standard deviations of "
+             f"the classifier's reading over the first {ed.get('spread_images', 'n')} real test images); "
+             "*others*: the mean absolute change of all other attributes per unit step, in spreads (smaller = more disentangled); *success*: share of images whose attribute moved the intended "
              "way; *flip*: share that crossed the attribute's threshold.", ""]
     rows = [[SHORT_LABELS[m], _num(ed["methods"][m]["fd_manipulated"], 3), _num(ed["methods"][m]["swd_manipulated"], 3),
              _num(ed["methods"][m]["fd_interpolated"], 3), _num(ed["methods"][m]["swd_interpolated"], 3)]

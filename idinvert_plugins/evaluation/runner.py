@@ -327,16 +327,23 @@ def _ldom(ctx: _Context, targets, dirs, fd_fn, result: dict, out_dir: Path) -> N
     result["figures"]["ldom"] = _rel(tile_pngs(plots, ctx.fig_dir / "ldom_sweep.png", cols=2), out_dir)
 
 
+#: Real test images over which the editability spreads are measured (at least).
+SPREAD_IMAGES = 1000
+
+
 def _editability(ctx: _Context, available: list[str], targets, dirs, classifier: nn.Module, fd_fn, result: dict,
                  out_dir: Path) -> None:
     cfg = ctx.cfg
     methods = [m for m in ("image2stylegan", "idinvert") if m in available]
     scorer = classifier_scorer(classifier, targets)
-    real = scorer(ctx.test.images)
+    # Spreads over at least SPREAD_IMAGES real test images: with a small --n, a rare class's probability
+    # barely varies and dividing by its spread would blow the per-unit changes up.
+    spread_set = load_test_images(max(len(ctx.test), SPREAD_IMAGES), ctx.generator.resolution, seed=cfg.seed)
+    real = scorer(spread_set.images)
     scales = {n: float(v.double().std()) if len(v) > 1 and float(v.double().std()) > 1e-6 else 1.0
               for n, v in real.items()}
     thresholds = {n: t.threshold for n, t in targets.items()}
-    out: dict[str, Any] = {"step": cfg.edit_step, "scales": scales, "methods": {}}
+    out: dict[str, Any] = {"step": cfg.edit_step, "scales": scales, "spread_images": len(spread_set), "methods": {}}
     for m in methods:
         codes = ctx.invert(m).codes
         rows, edited = measure_editability(

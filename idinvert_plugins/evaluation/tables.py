@@ -103,7 +103,8 @@ def projection_scores(codes: torch.Tensor, direction: Direction) -> torch.Tensor
 
     The boundary's intercept is not needed: precision-recall and AP only rank the scores.
     """
-    offsets = direction.offsets(codes.shape[1], codes.shape[2]).to(codes)  # [L, D], zero on unused layers
+    # [L, D], zero on unused layers; the boundary's normal (not a steered edit vector) scores codes
+    offsets = direction.offsets(codes.shape[1], codes.shape[2], boundary=True).to(codes)
     used = (offsets.abs().sum(-1) > 0).sum().clamp_min(1)
     return (codes * offsets).sum(dim=(1, 2)) / used
 
