@@ -206,7 +206,8 @@ def _editability_section(ed: Mapping[str, Any], fig, figures: Mapping[str, Any])
              "the attribute (as read by the classifier on its reconstruction). *Change / unit*: the targeted "
              "attribute's change in the intended direction per unit step, in spreads (standard deviations of "
              f"the classifier's reading over the first {ed.get('spread_images', 'n')} real test images); "
-             "*others*: the mean absolute change of all other attributes per unit step, in spreads (smaller = more disentangled); *success*: share of images whose attribute moved the intended "
+             "*others*: the mean absolute change of all other attributes per unit step, in spreads (smaller = "
+             "more disentangled); *success*: share of images whose attribute moved the intended "
              "way; *flip*: share that crossed the attribute's threshold.", ""]
     rows = [[SHORT_LABELS[m], _num(ed["methods"][m]["fd_manipulated"], 3), _num(ed["methods"][m]["swd_manipulated"], 3),
              _num(ed["methods"][m]["fd_interpolated"], 3), _num(ed["methods"][m]["swd_interpolated"], 3)]
