@@ -57,7 +57,8 @@ def main() -> None:
         if folder:
             run = {"command": "learn", "generator": args.generator, "classifier": args.classifier, "n": args.n,
                    "seed": args.seed, "ratio": args.ratio, "method": "logistic", "steer": steer}
-            info = {d.name: {"majority": d.extra.get("majority"), "note": d.extra.get("note")} for d in dirs}
+            info = {d.name: {"majority": d.extra.get("majority"), "note": d.extra.get("note") or d.extra.get("label")}
+                    for d in dirs}
             save_directions(dirs, folder, info, run)
             print(f"wrote {len(dirs)} {steer} directions to {folder}")
 

@@ -279,7 +279,9 @@ def save_directions(directions: Sequence[Direction], folder: str | Path, info: d
     lines = ["# Editing directions", "",
              "Unit vectors in W written by idinvert-plugins (`Direction.save`); edit with "
              "`idinvert edit IMAGE --model MODEL --edit NAME=STRENGTH`. Held-out accuracy: of the linear "
-             "classifier whose normal is the direction, on the held-out codes; majority share: the accuracy of "
+             "classifier (the attribute's boundary) on the held-out codes; the direction is the boundary's normal, "
+             "or, for a source ending in `-covariance`, the normal steered by the covariance of W (`--steer "
+             "covariance`; the normal is kept in the file for scoring codes); majority share: the accuracy of "
              "always guessing the larger class (for imbalanced labels).", "",
              "| name | source | held-out accuracy | majority share | samples | note |", "|---|---|---|---|---|---|"]
     for name, row in sorted(summary["directions"].items()):
