@@ -153,7 +153,8 @@ ADD_W_AVG = Param("add_w_avg", "bool", default=None,
 CHUNK_SIZE = Param("chunk_size", "int", default=None, min=1, max=65536, step=1,
                    help="images per forward/backward pass; all chunks' gradients are accumulated before each "
                         "Adam step, so results do not depend on it (up to float noise). Default: the whole "
-                        "batch on GPU, 1 image at a time on CPU (less memory, and faster there)")
+                        "batch on GPU; on CPU as many images as fit 32k pixels (8 at 64x64, 1 at 256x256), which is "
+                        "fastest there")
 FEATURE_AUTOCAST = Param("feature_autocast", "bool", default=False,
                          help="run the feature network in bfloat16 autocast (faster on recent CPUs / GPUs, "
                               "slightly different numbers)")

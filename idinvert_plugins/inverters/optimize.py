@@ -204,6 +204,22 @@ def losses_to_lists(history: list[dict[str, torch.Tensor]]) -> list[dict[str, li
     return [{k: stacked[k][t] for k in stacked} for t in range(len(history))]
 
 
+#: Pixels per forward/backward pass on CPU (see :func:`cpu_chunk_size`).
+CPU_CHUNK_PIXELS = 64 * 64 * 8
+
+
+def cpu_chunk_size(pixels_per_image: int) -> int:
+    """Images per forward/backward pass on CPU: as many as fit ``CPU_CHUNK_PIXELS`` (8 at 64x64, 2 at
+    128x128, 1 at 256x256 and above).
+
+    Small images gain from batching (at 64x64 on 2 cores, IDInvert steps on 16 images took 2.8-3.0 s in
+    chunks of 4 or 16 and 5.7-6.4 s in chunks of 1), large ones lose: at 256x256 a batch of 16 took 14.6 s
+    per step in chunks of 1 and 34 s in one pass (and 10 GB instead of 2.5 GB), as feature maps outgrow
+    the cache and every elementwise pass goes through memory.
+    """
+    return max(1, CPU_CHUNK_PIXELS // max(1, int(pixels_per_image)))
+
+
 def run_inversion(
     generator: Generator,
     images: torch.Tensor,
@@ -228,12 +244,10 @@ def run_inversion(
     """Optimise W+ codes from ``init_codes`` towards ``images`` with the networks frozen, then render them
     and evaluate the loss at the result. ``steps=0`` only renders and evaluates.
 
-    ``chunk_size=None`` picks 1 image per pass on CPU and the whole batch on other devices. On CPU, large
-    batches in one pass are slower: at 256x256 on 2 cores a batch of 16 took 14.6 s per step in chunks of 1
-    and 34 s in one pass (which also needed 10 GB instead of 2.5 GB: big fresh tensors cost page faults).
+    ``chunk_size=None`` picks :func:`cpu_chunk_size` on CPU and the whole batch on other devices.
     """
     if chunk_size is None and images.device.type == "cpu":
-        chunk_size = 1
+        chunk_size = cpu_chunk_size(images.shape[-2] * images.shape[-1])
     with frozen(generator, encoder, feature_net):
         objective = ReconstructionObjective(
             generator, images, mask=mask, feature_net=feature_net, encoder=encoder, l_pix=l_pix, l_feat=l_feat,
