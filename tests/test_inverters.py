@@ -79,7 +79,7 @@ def test_idinvert_lowers_the_objective_and_records_every_step(G, E, Fnet, target
 
 
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("chunk_size", [2, None])  # 2: both images in one pass; None: 1 per pass on CPU
+@pytest.mark.parametrize("chunk_size", [1, 2, None])  # 1: one image per pass; 2 or None (16 px): both in one
 def test_batch_inversion_equals_per_image_inversion(G, E, Fnet, targets, masked, chunk_size):
     mask = None
     if masked:
@@ -91,6 +91,12 @@ def test_batch_inversion_equals_per_image_inversion(G, E, Fnet, targets, masked,
         one = run(IDInvert(), G, targets[i : i + 1], mask=None if mask is None else mask[i : i + 1], **options)
         torch.testing.assert_close(both.codes[i : i + 1], one.codes, rtol=0, atol=1e-5)
         assert both.losses[-1]["total"][i] == pytest.approx(one.losses[-1]["total"][0], rel=1e-4)
+
+
+def test_cpu_chunks_are_sized_by_pixels():
+    from idinvert_plugins.inverters.optimize import cpu_chunk_size
+
+    assert [cpu_chunk_size(r * r) for r in (16, 64, 128, 256, 1024)] == [128, 8, 2, 1, 1]
 
 
 def test_masked_loss_ignores_pixels_outside_the_mask(G, E, Fnet, targets):
