@@ -120,7 +120,8 @@ def card_stub(name: str, kind: str, architecture: str, config: dict[str, Any], *
     elif lic:
         data["license"] = lic
     data["files"] = ["config.json", "model.safetensors"]
-    body = [f"# {name}", "", f"A {architecture} {kind} in the idinvert-plugins layout."]
+    article = "An" if architecture[:1].lower() in "aeiou" else "A"
+    body = [f"# {name}", "", f"{article} {architecture} {kind} in the idinvert-plugins layout."]
     if source:
         body += ["", f"Converted from `{source}` by `idinvert convert`."]
     for k, v in notes.items():

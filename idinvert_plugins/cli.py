@@ -235,7 +235,8 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     if summary["eval_mse"] is not None:
         print(f"reconstruction MSE {summary['eval_mse']:.5f} on {summary['eval_images']}")
     if args.export and int(os.environ.get("RANK", "0")) == 0:
-        folder = enc.export_encoder(args.out, args.export, args.name or enc.default_encoder_name(cfg))
+        folder = enc.export_encoder(args.out, args.export, args.name or enc.default_encoder_name(cfg),
+                                    license=args.license)
         print(f"exported {folder}")
         from .cards import list_cards, model_cards_dir, weights_dir
 
@@ -339,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--set discriminator=FOLDER; or a JSON object")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start afresh")
     p.add_argument("--export", metavar="DEST_ROOT", help="write the encoder as a model folder under DEST_ROOT")
+    p.add_argument("--license", help="license of the exported weights, for its model card (e.g. mit)")
     p.add_argument("--name", help="its name (default: GENERATOR-encoder or GENERATOR-encoder-conventional)")
     p.set_defaults(func=cmd_train_encoder)
 

@@ -745,14 +745,15 @@ def export_encoder(
     name: str | None = None,
     *,
     dtype: torch.dtype | None = torch.float16,
+    license: str | None = None,
 ) -> Path:
     """Write a run's encoder as the model folder ``dest_root/<name>`` via :func:`hub.save_pretrained`.
 
     ``name`` defaults to :func:`default_encoder_name`. The card records the objective and the generator (also
     in its front matter), images seen, training time, hardware, the last log record's loss means, the
     reconstruction MSE / PSNR of the exported encoder (with ``dtype`` storage) on the held-out batch, and the
-    training command(s). The folder loads with ``load_encoder`` and works with the ``encoder`` and
-    ``idinvert`` inverters (it outputs W+ codes; no ``add_w_avg`` needed).
+    training command(s), and ``license`` if given. The folder loads with ``load_encoder`` and works with the
+    ``encoder`` and ``idinvert`` inverters (it outputs W+ codes; no ``add_w_avg`` needed).
     """
     from .. import metrics
     from ..cards import ModelCard, card_stub
@@ -798,7 +799,7 @@ def export_encoder(
         "training_command": " ; ".join(ckpt.get("commands", [])) or "unknown",
         "training_recipe": f"idinvert_plugins.training.encoder; config: {ckpt['config']}",
     }
-    stub = card_stub(name, "encoder", E.architecture, E.config, notes=notes)
+    stub = card_stub(name, "encoder", E.architecture, E.config, notes=notes, license=license)
     # `local` makes this card usable as-is in model_cards/ (a named model bundled under weights/<name>)
     data = {**stub.data, "local": name, "generator": cfg.generator, "objective": cfg.objective,
             "images_seen": int(ckpt["nimg"]), "eval_mse": round(mse, 6), "eval_psnr": round(psnr, 3)}
