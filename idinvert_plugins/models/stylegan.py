@@ -41,20 +41,15 @@ def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x / torch.sqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
 
 
-def instance_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Zero mean, unit variance over each feature map (the AdaIN normalisation)."""
-    x = x - x.mean(dim=(2, 3), keepdim=True)
-    return x / torch.sqrt(x.pow(2).mean(dim=(2, 3), keepdim=True) + eps)
-
-
 def adain(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """``instance_norm(x) * scale + shift`` (per sample and channel ``[N, C, 1, 1]``) in three passes over ``x``.
+    """AdaIN: each feature map of ``x`` normalised to zero mean and unit variance (eps inside the square root,
+    as the original), then ``* scale + shift`` (per sample and channel ``[N, C, 1, 1]``).
 
-    The normalisation and the modulation fold into ``(x - mean) * a + shift`` with ``a = scale / std``: at
-    256 px a feature map batch is far larger than the CPU's cache, and each elementwise pass (and its
-    backward) costs a trip through memory, so this is faster than normalising and then modulating. (Folding
-    the mean into the shift too would save one more pass but loses float32 precision where the mean is
-    large next to the spread.)
+    Three passes over ``x``: normalisation and modulation fold into ``(x - mean) * a + shift`` with
+    ``a = scale / std``. At 256 px a batch of feature maps is far larger than the CPU's cache, and every
+    elementwise pass (and its backward) is a trip through memory, so this beats normalising and then
+    modulating. (Folding the mean into the shift too would save a pass but lose float32 precision where the
+    mean is large next to the spread.)
     """
     var, mean = torch.var_mean(x, dim=(2, 3), correction=0, keepdim=True)
     return torch.addcmul(shift, x - mean, scale * torch.rsqrt(var + eps))
