@@ -23,8 +23,14 @@ import torch
 
 from idinvert_plugins.editors.directions import save_directions
 from idinvert_plugins.editors.interfacegan import ClassifierScorer, directions_from_scores, sample_w
-from idinvert_plugins.evaluation.editability import classifier_scorer, measure_editability, resolve_targets
-from idinvert_plugins.evaluation.inversions import load_test_images
+from idinvert_plugins.evaluation.editability import (
+    SPREAD_IMAGES,
+    classifier_scorer,
+    measure_editability,
+    real_spreads,
+    resolve_targets,
+)
+from idinvert_plugins.evaluation.inversions import load_test_images, render_codes
 from idinvert_plugins.hub import load_generator, load_model
 
 
@@ -66,23 +72,18 @@ def main() -> None:
     for name, why in skipped.items():
         print(f"not measured: {name}: {why}")
     score = classifier_scorer(classifier, targets)
-    real = score(load_test_images(1000, G.resolution).images)
-    scales = {k: float(v.double().std()) or 1.0 for k, v in real.items()}
+    scales = real_spreads(score(load_test_images(SPREAD_IMAGES, G.resolution).images))
     thresholds = {k: t.threshold for k, t in targets.items()}
     with torch.no_grad():
         w = G.to_wplus(G.mapping(G.sample_z(args.m, seed=args.seed + 1)))
-
-    def render(c: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.cat([G.synthesis(b, noise_mode="const") for b in c.split(128)])
 
     steps = [float(s) for s in args.steps.split(",")]
     results = {}
     for steer, dirs in sets.items():
         measured = {k: dirs[k] for k in targets}
         for step in steps:
-            rows, _ = measure_editability(w, measured, render, score, step=step, thresholds=thresholds,
-                                          scales=scales)
+            rows, _ = measure_editability(w, measured, lambda c: render_codes(G, c), score, step=step,
+                                          thresholds=thresholds, scales=scales)
             results[steer, step] = rows
 
     print(f"\n{args.generator}: {args.n} sampled codes, {args.m} edited; {platform.machine()}, "

@@ -409,6 +409,16 @@ def test_registry_explains_a_missing_model(monkeypatch):
         registry.get("other")
 
 
+def _output_until_serving(proc: subprocess.Popen) -> list[str]:
+    """The app's output lines up to the one announcing its URL (or the first 200)."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "serving" in line or len(lines) > 200:
+            break
+    return lines
+
+
 def test_gradio_app_py_launches_offline_and_prints_the_url(model_dir):
     import urllib.request
 
@@ -419,11 +429,7 @@ def test_gradio_app_py_launches_offline_and_prints_the_url(model_dir):
                              str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             cwd=REPO)
     try:
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "serving" in line or len(lines) > 200:
-                break
+        lines = _output_until_serving(proc)
         assert f"http://127.0.0.1:{port}" in lines[-1], "".join(lines)
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30).read().decode()
         assert "gradio" in page.lower()
@@ -448,11 +454,7 @@ def test_readme_main_command_serves_the_bundled_default_model_offline():
     proc = subprocess.Popen([sys.executable, "-m", "idinvert_plugins.cli", "app", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
     try:
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "serving" in line or len(lines) > 200:
-                break
+        lines = _output_until_serving(proc)
         url = f"http://127.0.0.1:{port}"
         assert url in lines[-1] and DEFAULT_MODEL in "".join(lines), "".join(lines)
         assert "gradio" in urllib.request.urlopen(url + "/", timeout=30).read().decode().lower()

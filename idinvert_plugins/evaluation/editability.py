@@ -142,6 +142,23 @@ def classifier_scorer(classifier: nn.Module, targets: Mapping[str, AttributeTarg
     return score
 
 
+#: Real test images over which the editability spreads are measured (at least).
+SPREAD_IMAGES = 1000
+
+
+def real_spreads(scores: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Each attribute's spread (standard deviation) over the real images ``scores`` were read from: the unit of
+    ``change_per_unit_std`` and ``others``. A constant reading counts as spread 1 (no rescaling).
+
+    Measure them over :data:`SPREAD_IMAGES` or more images: over a few, a rare class's probability barely
+    varies and dividing by its spread blows the per-unit changes up."""
+    out = {}
+    for name, v in scores.items():
+        std = float(v.double().std()) if len(v) > 1 else 0.0
+        out[name] = std if std > 1e-6 else 1.0
+    return out
+
+
 def edit_codes(codes: torch.Tensor, direction: Direction, strengths: torch.Tensor) -> torch.Tensor:
     """``codes`` ``[N, L, D]`` moved by ``strengths`` ``[N]`` (one per code) along the direction's layers."""
     offsets = direction.offsets(codes.shape[1], codes.shape[2]).to(codes)

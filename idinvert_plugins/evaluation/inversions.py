@@ -208,6 +208,7 @@ def invert_cached(
 
 
 @torch.no_grad()
+@torch.no_grad()
 def render_codes(generator: Generator, codes: torch.Tensor, batch: int = 64) -> torch.Tensor:
     """``G.synthesis(codes)`` (``noise_mode="const"``) in batches, on the CPU, clamped to [-1, 1]."""
     device = generator.w_avg.device

@@ -25,10 +25,12 @@ from torch import nn
 from ..editors.directions import Direction
 from ..models.base import Generator
 from .editability import (
+    SPREAD_IMAGES,
     classifier_scorer,
     edit_codes,
     interpolation_codes,
     measure_editability,
+    real_spreads,
     resolve_targets,
     summarise,
 )
@@ -327,21 +329,14 @@ def _ldom(ctx: _Context, targets, dirs, fd_fn, result: dict, out_dir: Path) -> N
     result["figures"]["ldom"] = _rel(tile_pngs(plots, ctx.fig_dir / "ldom_sweep.png", cols=2), out_dir)
 
 
-#: Real test images over which the editability spreads are measured (at least).
-SPREAD_IMAGES = 1000
-
-
 def _editability(ctx: _Context, available: list[str], targets, dirs, classifier: nn.Module, fd_fn, result: dict,
                  out_dir: Path) -> None:
     cfg = ctx.cfg
     methods = [m for m in ("image2stylegan", "idinvert") if m in available]
     scorer = classifier_scorer(classifier, targets)
-    # Spreads over at least SPREAD_IMAGES real test images: with a small --n, a rare class's probability
-    # barely varies and dividing by its spread would blow the per-unit changes up.
-    spread_set = load_test_images(max(len(ctx.test), SPREAD_IMAGES), ctx.generator.resolution, seed=cfg.seed)
-    real = scorer(spread_set.images)
-    scales = {n: float(v.double().std()) if len(v) > 1 and float(v.double().std()) > 1e-6 else 1.0
-              for n, v in real.items()}
+    spread_set = ctx.test if len(ctx.test) >= SPREAD_IMAGES else load_test_images(
+        SPREAD_IMAGES, ctx.generator.resolution, seed=cfg.seed)
+    scales = real_spreads(scorer(spread_set.images))
     thresholds = {n: t.threshold for n, t in targets.items()}
     out: dict[str, Any] = {"step": cfg.edit_step, "scales": scales, "spread_images": len(spread_set), "methods": {}}
     for m in methods:

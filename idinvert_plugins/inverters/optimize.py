@@ -212,10 +212,10 @@ def cpu_chunk_size(pixels_per_image: int) -> int:
     """Images per forward/backward pass on CPU: as many as fit ``CPU_CHUNK_PIXELS`` (8 at 64x64, 2 at
     128x128, 1 at 256x256 and above).
 
-    Small images gain from batching (at 64x64 on 2 cores, IDInvert steps on 16 images took 2.8-3.0 s in
-    chunks of 4 or 16 and 5.7-6.4 s in chunks of 1), large ones lose: at 256x256 a batch of 16 took 14.6 s
-    per step in chunks of 1 and 34 s in one pass (and 10 GB instead of 2.5 GB), as feature maps outgrow
-    the cache and every elementwise pass goes through memory.
+    Small images gain from batching, large ones lose (``docs/performance.md``, ``benchmarks/inversion.py``, 2
+    cores): an IDInvert step at 64x64 costs 0.053 s per image at batch 1 and 0.018 s at batch 16, while at
+    256x256 a batch of 16 took 14.6 s per step in chunks of 1 and 34 s in one pass (and 10 GB instead of
+    2.5 GB), as feature maps outgrow the cache and every elementwise pass goes through memory.
     """
     return max(1, CPU_CHUNK_PIXELS // max(1, int(pixels_per_image)))
 
