@@ -17,7 +17,13 @@ For each model, method and batch size ``t(S)`` is the wall time of one ``invert(
 ``--full-steps``-step inversion extrapolated as ``(t(0) + full_steps * s/step) / batch``. Medians of
 ``--repeats`` timed runs after ``--warmup`` untimed ones. Prints a markdown table.
 
+``--precision`` times the optimisers in several arithmetic settings side by side: ``fp32``; ``bf16-features``
+(the perceptual network under bfloat16 autocast, ``feature_autocast``); ``bf16`` (the generator's synthesis as
+well, ``generator_autocast``). The column "loss vs fp32" is the relative difference of the final total loss
+(always evaluated in float32) after the timed steps from the same run in fp32.
+
     python benchmarks/inversion.py [--batches 1,4,16] [--repeats 3] [--steps 5] [--threads 2]
+    python benchmarks/inversion.py --models '' --batches 1 --precision fp32,bf16-features,bf16
     python benchmarks/inversion.py --quick          # batch 1, 2 steps, 1 repeat, no warm-up
 """
 
@@ -38,6 +44,11 @@ from idinvert_plugins.models.stylegan import StyleGANGenerator
 from idinvert_plugins.models.vgg import VGG16Features
 
 METHODS = ("encoder", "image2stylegan", "idinvert")
+PRECISIONS = {
+    "fp32": {},
+    "bf16-features": {"feature_autocast": True},
+    "bf16": {"feature_autocast": True, "generator_autocast": True},
+}
 
 
 def released_256() -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
@@ -63,18 +74,26 @@ def bundled(name: str) -> tuple[torch.nn.Module, torch.nn.Module | None, torch.n
     return G, E, load_feature_network("classifier:toyfaces-classifier-64")
 
 
-def time_call(method: str, G, E, F, images: torch.Tensor, steps: int) -> float:
+def time_call(method: str, G, E, F, images: torch.Tensor, steps: int, options: dict | None = None
+              ) -> tuple[float, float]:
+    """Wall time of one ``invert()`` call and the mean final total loss it reports (nan for the encoder)."""
     inverter = ip.get_inverter(method)
-    options = {} if method == "encoder" else {"steps": steps}
+    options = {} if method == "encoder" else {"steps": steps, **(options or {})}
     t0 = time.perf_counter()
-    inverter.invert(G, images, encoder=E, feature_net=F if inverter.uses_feature_net else None, **options)
-    return time.perf_counter() - t0
+    result = inverter.invert(G, images, encoder=E, feature_net=F if inverter.uses_feature_net else None,
+                             **options)  # fmt: skip
+    elapsed = time.perf_counter() - t0
+    total = result.final_losses.get("total") if result.final_losses else None
+    return elapsed, statistics.fmean(total) if total else float("nan")
 
 
-def median_time(method: str, G, E, F, images: torch.Tensor, steps: int, repeats: int, warmup: int) -> float:
+def median_time(method: str, G, E, F, images: torch.Tensor, steps: int, repeats: int, warmup: int,
+                options: dict | None = None) -> tuple[float, float]:
+    """Median wall time of ``repeats`` calls after ``warmup`` untimed ones, and the final loss of the last."""
     for _ in range(warmup):
-        time_call(method, G, E, F, images, steps)
-    return statistics.median(time_call(method, G, E, F, images, steps) for _ in range(repeats))
+        time_call(method, G, E, F, images, steps, options)
+    runs = [time_call(method, G, E, F, images, steps, options) for _ in range(repeats)]
+    return statistics.median(t for t, _ in runs), runs[-1][1]
 
 
 def main() -> None:
@@ -88,6 +107,8 @@ def main() -> None:
     ap.add_argument("--full-steps", type=int, default=100, help="steps of the extrapolated full inversion")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--precision", default="fp32",
+                    help=f"comma-separated settings of the optimisers, from {', '.join(PRECISIONS)}")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--quick", action="store_true", help="batch 1, 2 steps, 1 repeat, no warm-up (a smoke run)")
     args = ap.parse_args()
@@ -102,6 +123,9 @@ def main() -> None:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         ap.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    precisions = [p for p in args.precision.split(",") if p]
+    if not precisions or any(p not in PRECISIONS for p in precisions):
+        ap.error(f"--precision takes a comma-separated list of {', '.join(PRECISIONS)}, got {args.precision!r}")
 
     models: list[tuple[str, tuple]] = []
     for name in [n for n in args.models.split(",") if n]:
@@ -114,8 +138,8 @@ def main() -> None:
     print(f"# inversion benchmark: {platform.processor() or platform.machine()}, {args.threads} threads, "
           f"torch {torch.__version__}; median of {args.repeats} after {args.warmup} warm-up; "
           f"{args.steps} timed steps, s/img extrapolated to {args.full_steps} steps")
-    print("| model | method | batch | s/step | s/step/img | s/img (encoder: measured) |")
-    print("|---|---|---|---|---|---|")
+    print("| model | method | precision | batch | s/step | s/step/img | s/img (encoder: measured) | loss vs fp32 |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, (G, E, F) in models:
         for batch in batches:
             with torch.no_grad():
@@ -124,15 +148,21 @@ def main() -> None:
                 if method in ("encoder", "idinvert") and E is None:
                     continue
                 if method == "encoder":
-                    t = median_time(method, G, E, F, images, 0, args.repeats, args.warmup)
-                    print(f"| {name} | {method} | {batch} | - | - | {t / batch:.4f} |", flush=True)
+                    t, _ = median_time(method, G, E, F, images, 0, args.repeats, args.warmup)
+                    print(f"| {name} | {method} | - | {batch} | - | - | {t / batch:.4f} | - |", flush=True)
                     continue
-                t0 = median_time(method, G, E, F, images, 0, args.repeats, args.warmup)
-                ts = median_time(method, G, E, F, images, args.steps, args.repeats, args.warmup)
-                per_step = max(ts - t0, 0.0) / args.steps
-                full = (t0 + args.full_steps * per_step) / batch
-                print(f"| {name} | {method} | {batch} | {per_step:.4f} | {per_step / batch:.4f} | {full:.3f} |",
-                      flush=True)
+                reference = None
+                for precision in precisions:
+                    options = PRECISIONS[precision]
+                    t0, _ = median_time(method, G, E, F, images, 0, args.repeats, args.warmup, options)
+                    ts, loss = median_time(method, G, E, F, images, args.steps, args.repeats, args.warmup, options)
+                    if precision == "fp32":
+                        reference = loss
+                    rel = f"{(loss - reference) / reference:+.2%}" if reference else "-"
+                    per_step = max(ts - t0, 0.0) / args.steps
+                    full = (t0 + args.full_steps * per_step) / batch
+                    print(f"| {name} | {method} | {precision} | {batch} | {per_step:.4f} | {per_step / batch:.4f} "
+                          f"| {full:.3f} | {rel} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -370,3 +370,30 @@ def test_cli_evaluate_end_to_end(tmp_path, capsys):
     assert "--only takes a comma-separated list of table1, semantic, ldom, editability" in capsys.readouterr().err
     assert main([*args, "--encoder", str(tmp_path / "missing-encoder")]) == 2
     assert "missing-encoder" in capsys.readouterr().err
+
+
+def test_cli_evaluate_both_backends_in_one_report(tmp_path, capsys):
+    """`idinvert evaluate --generator A --generator B` with a StyleGAN2 and a StyleGAN v1 model (per-layer W+,
+    no single W space): each gets its own sections, and the report has one Table I per generator."""
+    from conftest import tiny_stylegan
+
+    gens = []
+    for name, G in (("sg2", tiny_stylegan2(16)), ("v1", tiny_stylegan(16))):
+        gen = tmp_path / "models" / name
+        save_pretrained(G, gen, kind="generator")
+        save_pretrained(tiny_encoder(G, 1), tmp_path / "models" / f"{name}-encoder", kind="encoder")
+        save_pretrained(tiny_encoder(G, 2), tmp_path / "models" / f"{name}-encoder-conventional", kind="encoder")
+        for d in random_directions(G, ("smile", "eyeglasses")).values():
+            d.save(gen / "directions" / f"{d.name}.safetensors")
+        gens.append(gen)
+    out, report = tmp_path / "results", tmp_path / "results.md"
+    args = ["evaluate", "--generator", str(gens[0]), "--generator", str(gens[1]), "--n", "3", "--steps", "1",
+            "--ldom-values", "0,2", "--out", str(out), "--report", str(report), "--cache", str(tmp_path / "cache")]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())["generators"]
+    assert list(results) == [str(g) for g in gens]
+    for g in results.values():
+        assert set(g) >= {"table1", "semantic", "ldom", "editability"}
+        assert all(np.isfinite(row["mse"]) and row["n"] == 3 for row in g["table1"].values())
+        assert g["table1"]["idinvert"]["mse"] < g["table1"]["domain-guided"]["mse"]
+    assert report.read_text().count("### Table I: reconstruction of test images") == 2

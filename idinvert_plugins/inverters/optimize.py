@@ -72,6 +72,7 @@ class ReconstructionObjective:
         add_w_avg: bool | None = None,
         noise_mode: NoiseMode = "const",
         feature_autocast: bool = False,
+        generator_autocast: bool = False,
         chunk_size: int | None = None,
     ) -> None:
         if l_feat and feature_net is None:
@@ -88,6 +89,7 @@ class ReconstructionObjective:
         self.add_w_avg = add_w_avg
         self.noise_mode = noise_mode
         self.feature_autocast = feature_autocast
+        self.generator_autocast = generator_autocast
         self.chunks = batch_chunks(targets.shape[0], chunk_size)
         self.target_features = None
         if self.feature_net is not None:
@@ -105,8 +107,17 @@ class ReconstructionObjective:
         with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16):
             return self.feature_net(images).float()
 
-    def __call__(self, codes: torch.Tensor, index: slice = slice(None)) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        images = self.generator.synthesis(codes, noise_mode=self.noise_mode)
+    def synthesize(self, codes: torch.Tensor, autocast: bool = False) -> torch.Tensor:
+        if not autocast:
+            return self.generator.synthesis(codes, noise_mode=self.noise_mode)
+        with torch.autocast(device_type=codes.device.type, dtype=torch.bfloat16):
+            return self.generator.synthesis(codes, noise_mode=self.noise_mode).float()
+
+    def __call__(self, codes: torch.Tensor, index: slice = slice(None), *,
+                 exact: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Reconstructions and per-image loss terms; ``exact`` renders in float32 even with
+        ``generator_autocast`` (the final evaluation)."""
+        images = self.synthesize(codes, autocast=self.generator_autocast and not exact)
         error = self.masked(self.targets[index] - images, index)
         terms: dict[str, torch.Tensor] = {"pix": error.pow(2).flatten(1).mean(1)}
         total = self.l_pix * terms["pix"]
@@ -124,7 +135,7 @@ class ReconstructionObjective:
     def evaluate(self, codes: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Reconstructions and loss terms of all images, without gradients."""
         with torch.no_grad():
-            parts = [self(codes[c], c) for c in self.chunks]
+            parts = [self(codes[c], c, exact=True) for c in self.chunks]
         return torch.cat([p[0] for p in parts]), {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
 
 
@@ -236,6 +247,7 @@ def run_inversion(
     add_w_avg: bool | None = None,
     noise_mode: NoiseMode = "const",
     feature_autocast: bool = False,
+    generator_autocast: bool = False,
     chunk_size: int | None = None,
     progress: bool = False,
     callback: StepCallback | None = None,
@@ -252,7 +264,7 @@ def run_inversion(
         objective = ReconstructionObjective(
             generator, images, mask=mask, feature_net=feature_net, encoder=encoder, l_pix=l_pix, l_feat=l_feat,
             l_dom=l_dom, add_w_avg=add_w_avg, noise_mode=noise_mode, feature_autocast=feature_autocast,
-            chunk_size=chunk_size,
+            generator_autocast=generator_autocast, chunk_size=chunk_size,
         )  # fmt: skip
         codes, history = optimize_codes(objective, init_codes, steps=steps, lr=lr, progress=progress,
                                         callback=callback, desc=desc)
