@@ -55,6 +55,12 @@ def released_256() -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
     """Random-weight StyleGAN v1 256, its encoder and VGG16 conv4_3, in the released IDInvert FFHQ shapes."""
     torch.manual_seed(0)
     G = StyleGANGenerator(resolution=256, channel_base=16384, channel_max=512, repeat_w=False, final_tanh=True)
+    # A trained model tracks the mean code; a fresh one has w_avg = 0, where every feature map is constant
+    # and AdaIN's backward divides by its zero spread (NaN), so Image2StyleGAN would start from a degenerate
+    # point no real model has.
+    with torch.no_grad():
+        codes = G.mapping(G.sample_z(1000, seed=0))
+        G.w_avg.copy_(codes.reshape(-1, G.w_avg.shape[-1]).mean(0))
     E = IDInvertEncoder(resolution=256, num_layers=G.num_layers, w_dim=G.w_dim, channel_base=64, channel_max=1024)
     return G.eval(), E.eval(), VGG16Perceptual(VGG16Features()).eval()
 
