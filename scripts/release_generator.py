@@ -119,6 +119,14 @@ def _data_text(cfg: TrainConfig) -> str:
             f"the test split {train:,}.. is never seen); no real photographs.")
 
 
+ROLE = {
+    "toyfaces-stylegan2-64": "It is the default model of the README, the app and the tests of inversion and editing.",
+    "toyfaces-stylegan-64": "It is the StyleGAN v1 twin of the default `toyfaces-stylegan2-64`, in the architecture "
+                            "the IDInvert paper used, for measuring both backends side by side.",
+}
+ROLE_OTHER = "A bundled model."
+
+
 def write_cards(run: Path, name: str, command: str) -> list[Path]:
     facts = _run_facts(run)
     cfg: TrainConfig = facts["cfg"]
@@ -132,7 +140,7 @@ def write_cards(run: Path, name: str, command: str) -> list[Path]:
         f"{cfg.batch}).",
         f"- Wall time: {hours:.2f} h in total over resumed CPU sessions.",
         f"- Hardware: {facts['hardware']}.",
-        f"- Command (resumed with the committed checkpoint until the budget ran out): `{command}`",
+        f"- Command, repeated (each call resumes from the run's checkpoint) until the budget ran out: `{command}`",
         f"- Configuration: `{json.dumps(cfg.to_dict())}`",
     ]
     res = cfg.resolution
@@ -141,8 +149,8 @@ def write_cards(run: Path, name: str, command: str) -> list[Path]:
         return [
             f"# {name}", "",
             f"A {cfg.resolution}x{cfg.resolution} {BACKEND_TEXT[cfg.backend]} trained on the toy-face domain bundled "
-            "with idinvert-plugins. It is the default model of the README, the app and the tests of inversion and "
-            "editing; users of real photos load an FFHQ-class checkpoint through the same code path.", "",
+            "with idinvert-plugins. " + ROLE.get(name, ROLE_OTHER) + " Users of real photos load an FFHQ-class "
+            "checkpoint through the same code path.", "",
             "## Usage", "", "```python", "import idinvert_plugins as ip", "",
             f'G = ip.load_generator("{name}")  # offline: bundled in weights/', "z = G.sample_z(8)",
             f"images = G(z, truncation_psi=0.7)  # [8, 3, {res}, {res}] in [-1, 1]", "```", "",
@@ -191,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             size = sum(f.stat().st_size for f in Path(folder).glob("*.safetensors")) / 2**20
             print(f"exported {folder} ({size:.1f} MiB)")
     command = args.command or (f"OMP_WAIT_POLICY=PASSIVE idinvert train-gan --preset {args.name} "
-                               f"--out runs/{args.name} --minutes 140")
+                               f"--out runs/{args.name} --minutes MINUTES")
     for path in write_cards(args.run, args.name, command):
         print(f"wrote {path}")
     return 0
