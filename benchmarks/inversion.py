@@ -18,8 +18,8 @@ For each model, method and batch size ``t(S)`` is the wall time of one ``invert(
 ``--repeats`` timed runs after ``--warmup`` untimed ones. Prints a markdown table.
 
 ``--precision`` times the optimisers in several arithmetic settings side by side: ``fp32``; ``bf16-features``
-(the perceptual network under bfloat16 autocast, ``feature_autocast``); ``bf16`` (the generator's synthesis as
-well, ``generator_autocast``). The column "loss vs fp32" is the relative difference of the final total loss
+(the perceptual network under bfloat16 autocast, ``feature_autocast``); ``bf16`` (generator, encoder and
+perceptual network, ``autocast``). The column "loss vs fp32" is the relative difference of the final total loss
 (always evaluated in float32) after the timed steps from the same run in fp32.
 
     python benchmarks/inversion.py [--batches 1,4,16] [--repeats 3] [--steps 5] [--threads 2]
@@ -47,7 +47,7 @@ METHODS = ("encoder", "image2stylegan", "idinvert")
 PRECISIONS = {
     "fp32": {},
     "bf16-features": {"feature_autocast": True},
-    "bf16": {"feature_autocast": True, "generator_autocast": True},
+    "bf16": {"autocast": True},
 }
 
 

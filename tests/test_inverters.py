@@ -209,7 +209,7 @@ def test_options_and_inputs_are_validated(G, E, targets):
 def test_defaults_follow_the_official_inverter():
     values = IDInvert().resolve_params({})
     assert values == {"steps": 100, "lr": 0.01, "l_pix": 1.0, "l_feat": None, "l_dom": 2.0, "add_w_avg": None,
-                      "noise_mode": "const", "feature_autocast": False, "generator_autocast": False,
+                      "noise_mode": "const", "feature_autocast": False, "autocast": False,
                       "chunk_size": None}
     described = IDInvert().describe()
     assert described["requires_encoder"] and [p["name"] for p in described["params"]][:2] == ["steps", "lr"]
@@ -225,11 +225,11 @@ def test_feature_autocast_stays_close(G, E, Fnet, targets):
 
 
 @pytest.mark.parametrize("method", ["idinvert", "image2stylegan"])
-def test_generator_autocast_stays_close_and_renders_the_result_in_float32(G, E, Fnet, targets, method):
+def test_autocast_stays_close_and_renders_the_result_in_float32(G, E, Fnet, targets, method):
     inverter = ip.get_inverter(method)
     exact = run(inverter, G, targets, encoder=E, feature_net=Fnet, steps=3)
-    fast = run(inverter, G, targets, encoder=E, feature_net=Fnet, steps=3, generator_autocast=True)
-    assert fast.info["options"]["generator_autocast"] is True
+    fast = run(inverter, G, targets, encoder=E, feature_net=Fnet, steps=3, autocast=True)
+    assert fast.info["options"]["autocast"] is True
     moved = (exact.codes - exact.init_codes).abs().mean()
     assert not torch.equal(fast.codes, exact.codes)
     assert (fast.codes - exact.codes).abs().mean() < 0.05 * moved

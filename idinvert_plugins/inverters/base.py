@@ -158,10 +158,10 @@ CHUNK_SIZE = Param("chunk_size", "int", default=None, min=1, max=65536, step=1,
 FEATURE_AUTOCAST = Param("feature_autocast", "bool", default=False,
                          help="run the feature network in bfloat16 autocast (faster on recent CPUs / GPUs, "
                               "slightly different numbers)")
-GENERATOR_AUTOCAST = Param("generator_autocast", "bool", default=False,
-                           help="run the generator's synthesis in bfloat16 autocast during the optimisation "
-                                "(about 1.5x faster per step at 256x256 on CPU; the final render and losses "
-                                "are computed in float32)")
+AUTOCAST = Param("autocast", "bool", default=False,
+                 help="run the generator, the encoder and the feature network in bfloat16 autocast during the "
+                      "optimisation (about 1.5-2x faster per step at 256x256 on CPU, losses within 1 %); the "
+                      "returned reconstructions are float32 renders")
 
 
 # -- helpers -----------------------------------------------------------------------------------------------

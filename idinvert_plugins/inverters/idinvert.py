@@ -19,9 +19,9 @@ from torch import nn
 from ..models.base import Generator
 from .base import (
     ADD_W_AVG,
+    AUTOCAST,
     CHUNK_SIZE,
     FEATURE_AUTOCAST,
-    GENERATOR_AUTOCAST,
     L_DOM,
     L_FEAT,
     L_PIX,
@@ -40,7 +40,7 @@ class IDInvert(Inverter):
     description = ("In-domain inversion: encoder initialisation, then Adam on W+ with pixel, perceptual and "
                    "domain-regularisation losses (IDInvert, eq. 4).")
     params = (steps_param(100), lr_param(0.01), L_PIX, L_FEAT, L_DOM, ADD_W_AVG, NOISE_MODE, FEATURE_AUTOCAST,
-              GENERATOR_AUTOCAST, CHUNK_SIZE)
+              AUTOCAST, CHUNK_SIZE)
     requires_encoder = True
     uses_feature_net = True
 
@@ -48,7 +48,7 @@ class IDInvert(Inverter):
             feature_net: nn.Module | None, mask: torch.Tensor | None, init_codes: torch.Tensor | None,
             progress: bool, callback: StepCallback | None, steps: int, lr: float, l_pix: float,
             l_feat: float | None, l_dom: float, add_w_avg: bool | None, noise_mode: str,
-            feature_autocast: bool, generator_autocast: bool, chunk_size: int | None, **_: Any) -> InversionResult:
+            feature_autocast: bool, autocast: bool, chunk_size: int | None, **_: Any) -> InversionResult:
         if init_codes is None:
             assert encoder is not None
             init_codes = encode_images(encoder, generator, images, add_w_avg, chunk_size)
@@ -56,6 +56,6 @@ class IDInvert(Inverter):
             generator, images, init_codes, steps=steps, lr=lr, encoder=encoder, feature_net=feature_net,
             mask=mask, l_pix=l_pix, l_feat=resolve_feature_weight(l_feat, feature_net), l_dom=l_dom,
             add_w_avg=add_w_avg, noise_mode=noise_mode, feature_autocast=feature_autocast,
-            generator_autocast=generator_autocast, chunk_size=chunk_size, progress=progress,
+            autocast=autocast, chunk_size=chunk_size, progress=progress,
             callback=callback, desc=self.name,
         )  # fmt: skip

@@ -14,9 +14,9 @@ from torch import nn
 
 from ..models.base import Generator
 from .base import (
+    AUTOCAST,
     CHUNK_SIZE,
     FEATURE_AUTOCAST,
-    GENERATOR_AUTOCAST,
     L_FEAT,
     L_PIX,
     NOISE_MODE,
@@ -33,13 +33,13 @@ class Image2StyleGAN(Inverter):
     name = "image2stylegan"
     description = "W+ optimisation from the average latent with pixel and perceptual losses (Image2StyleGAN)."
     params = (steps_param(500), lr_param(0.01), L_PIX, L_FEAT, NOISE_MODE, FEATURE_AUTOCAST,
-              GENERATOR_AUTOCAST, CHUNK_SIZE)
+              AUTOCAST, CHUNK_SIZE)
     uses_feature_net = True
 
     def run(self, generator: Generator, images: torch.Tensor, *, encoder: nn.Module | None,
             feature_net: nn.Module | None, mask: torch.Tensor | None, init_codes: torch.Tensor | None,
             progress: bool, callback: StepCallback | None, steps: int, lr: float, l_pix: float,
-            l_feat: float | None, noise_mode: str, feature_autocast: bool, generator_autocast: bool,
+            l_feat: float | None, noise_mode: str, feature_autocast: bool, autocast: bool,
             chunk_size: int | None, **_: Any) -> InversionResult:
         if init_codes is None:
             n = images.shape[0]
@@ -47,6 +47,6 @@ class Image2StyleGAN(Inverter):
         return run_inversion(
             generator, images, init_codes, steps=steps, lr=lr, feature_net=feature_net, mask=mask, l_pix=l_pix,
             l_feat=resolve_feature_weight(l_feat, feature_net), noise_mode=noise_mode,
-            feature_autocast=feature_autocast, generator_autocast=generator_autocast, chunk_size=chunk_size,
+            feature_autocast=feature_autocast, autocast=autocast, chunk_size=chunk_size,
             progress=progress, callback=callback, desc=self.name,
         )  # fmt: skip

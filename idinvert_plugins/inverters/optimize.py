@@ -50,6 +50,13 @@ def frozen(*modules: nn.Module | None) -> Iterator[None]:
             sub.train(mode)
 
 
+def bf16(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on ``device`` when ``enabled`` (a no-op context otherwise)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 class ReconstructionObjective:
     """The per-image inversion loss of a fixed batch of target images (see the module docstring).
 
@@ -72,7 +79,7 @@ class ReconstructionObjective:
         add_w_avg: bool | None = None,
         noise_mode: NoiseMode = "const",
         feature_autocast: bool = False,
-        generator_autocast: bool = False,
+        autocast: bool = False,
         chunk_size: int | None = None,
     ) -> None:
         if l_feat and feature_net is None:
@@ -89,7 +96,7 @@ class ReconstructionObjective:
         self.add_w_avg = add_w_avg
         self.noise_mode = noise_mode
         self.feature_autocast = feature_autocast
-        self.generator_autocast = generator_autocast
+        self.autocast = autocast
         self.chunks = batch_chunks(targets.shape[0], chunk_size)
         self.target_features = None
         if self.feature_net is not None:
@@ -101,23 +108,18 @@ class ReconstructionObjective:
         return images if self.mask is None else images * self.mask[index]
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
+        """F(images), in the same precision as the cached target features."""
         assert self.feature_net is not None
-        if not self.feature_autocast:
-            return self.feature_net(images)
-        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16):
+        with bf16(images.device, self.feature_autocast or self.autocast):
             return self.feature_net(images).float()
-
-    def synthesize(self, codes: torch.Tensor, autocast: bool = False) -> torch.Tensor:
-        if not autocast:
-            return self.generator.synthesis(codes, noise_mode=self.noise_mode)
-        with torch.autocast(device_type=codes.device.type, dtype=torch.bfloat16):
-            return self.generator.synthesis(codes, noise_mode=self.noise_mode).float()
 
     def __call__(self, codes: torch.Tensor, index: slice = slice(None), *,
                  exact: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Reconstructions and per-image loss terms; ``exact`` renders in float32 even with
-        ``generator_autocast`` (the final evaluation)."""
-        images = self.synthesize(codes, autocast=self.generator_autocast and not exact)
+        """Reconstructions and per-image loss terms; ``exact`` runs G and E in float32 even with ``autocast``
+        (the final evaluation: the returned reconstructions are float32 renders of the returned codes)."""
+        fast = self.autocast and not exact
+        with bf16(codes.device, fast):
+            images = self.generator.synthesis(codes, noise_mode=self.noise_mode).float()
         error = self.masked(self.targets[index] - images, index)
         terms: dict[str, torch.Tensor] = {"pix": error.pow(2).flatten(1).mean(1)}
         total = self.l_pix * terms["pix"]
@@ -126,7 +128,8 @@ class ReconstructionObjective:
             terms["feat"] = diff.pow(2).flatten(1).mean(1)
             total = total + self.l_feat * terms["feat"]
         if self.encoder is not None:
-            rec = encode(self.encoder, self.generator, images, self.add_w_avg)
+            with bf16(codes.device, fast):
+                rec = encode(self.encoder, self.generator, images, self.add_w_avg).float()
             terms["dom"] = (codes - rec).pow(2).flatten(1).mean(1)
             total = total + self.l_dom * terms["dom"]
         terms["total"] = total
@@ -247,7 +250,7 @@ def run_inversion(
     add_w_avg: bool | None = None,
     noise_mode: NoiseMode = "const",
     feature_autocast: bool = False,
-    generator_autocast: bool = False,
+    autocast: bool = False,
     chunk_size: int | None = None,
     progress: bool = False,
     callback: StepCallback | None = None,
@@ -264,7 +267,7 @@ def run_inversion(
         objective = ReconstructionObjective(
             generator, images, mask=mask, feature_net=feature_net, encoder=encoder, l_pix=l_pix, l_feat=l_feat,
             l_dom=l_dom, add_w_avg=add_w_avg, noise_mode=noise_mode, feature_autocast=feature_autocast,
-            generator_autocast=generator_autocast, chunk_size=chunk_size,
+            autocast=autocast, chunk_size=chunk_size,
         )  # fmt: skip
         codes, history = optimize_codes(objective, init_codes, steps=steps, lr=lr, progress=progress,
                                         callback=callback, desc=desc)

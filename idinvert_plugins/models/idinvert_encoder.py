@@ -165,4 +165,7 @@ class IDInvertEncoder(nn.Module):
             )
         for block in self.blocks:
             x = block(x)
-        return self.head(x).view(-1, self.num_layers, self.w_dim)
+        # The head is one large matrix (16384 x 7168 at 256 px). Under autocast its weight would be cast to
+        # bfloat16 on every call, which costs more than the product itself, so it always runs in float32.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return self.head(x.float()).view(-1, self.num_layers, self.w_dim)
