@@ -119,12 +119,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def invert_images(G, paths: Sequence[str | Path], *, method: str = "idinvert", encoder: str | None = None,
                   feature_net: str | None = None, steps: int | None = None, crop: bool = False,
-                  device: str = "cpu", generator_name: str | Path | None = None):
+                  device: str = "cpu", generator_name: str | Path | None = None, bf16: bool = False):
     """Load ``paths`` at ``G``'s resolution and invert them with ``method`` (shared by ``invert``, ``edit``,
     ``interpolate``, ``mix`` and ``diffuse``). ``encoder`` / ``feature_net`` are names or folders
     (``feature_net="auto"``: :func:`~idinvert_plugins.losses.default_feature_network`); a method
     that needs an encoder and got none uses ``<generator_name>-encoder`` when that resolves locally
-    (:func:`idinvert_plugins.hub.default_encoder`). Returns ``(images [N, 3, R, R], InversionResult)``."""
+    (:func:`idinvert_plugins.hub.default_encoder`). ``bf16`` sets the optimisers' ``autocast`` option.
+    Returns ``(images [N, 3, R, R], InversionResult)``."""
     import torch
 
     from .hub import default_encoder, encoder_name, load_encoder
@@ -133,6 +134,9 @@ def invert_images(G, paths: Sequence[str | Path], *, method: str = "idinvert", e
     from .plugins import get_plugins
 
     inverter = get_plugins().get("inverter", method)
+    if bf16 and "autocast" not in {p.name for p in getattr(inverter, "params", ())}:
+        raise ValueError(f"--bf16 applies to optimising inverters with an 'autocast' option (idinvert, "
+                         f"image2stylegan); {method!r} has none: leave --bf16 out")
     encoder = encoder or (default_encoder(generator_name) if getattr(inverter, "requires_encoder", False) else None)
     E = load_encoder(encoder, device=device) if encoder else None
     if getattr(inverter, "requires_encoder", False) and E is None:
@@ -145,6 +149,8 @@ def invert_images(G, paths: Sequence[str | Path], *, method: str = "idinvert", e
     F = load_feature_network(feature_net, device=device) if feature_net else None
     images = torch.stack([load_image(p, G.resolution, crop=crop) for p in paths]).to(device)
     options = {"steps": steps} if steps is not None and method != "encoder" else {}
+    if bf16:
+        options["autocast"] = True
     return images, inverter.invert(G, images, encoder=E, feature_net=F, progress=True, **options)
 
 
@@ -158,7 +164,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.images]
     images, result = invert_images(G, paths, method=args.method, encoder=args.encoder,
                                    feature_net=args.feature_net, steps=args.steps, crop=args.crop,
-                                   device=args.device, generator_name=args.name)
+                                   device=args.device, generator_name=args.name, bf16=args.bf16)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     errors = mse(result.images.to(images), images)
@@ -289,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-net", default="auto", help=FEATURE_NET_HELP)
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
     p.add_argument("--crop", action="store_true", help="take the centred square of non-square images")
+    p.add_argument("--bf16", action="store_true",
+                   help="optimise in bfloat16 autocast (about 1.6x faster at 256 px on CPU; results within ~1 %%)")
     p.add_argument("--device", default="cpu")
     p.add_argument("-o", "--output", required=True, help="folder for STEM.png and STEM.safetensors")
     p.set_defaults(func=cmd_invert)

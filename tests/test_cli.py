@@ -108,3 +108,12 @@ def test_invert_command_writes_reconstructions_and_codes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["invert", str(gen), str(paths[0]), "-o", str(tmp_path / "x")]) == 2
     assert "--method idinvert needs a domain-guided encoder" in capsys.readouterr().err
+    # --bf16: the optimisation in bfloat16 autocast lands close to the float32 codes; the encoder has no such option
+    assert main(["invert", str(gen), str(paths[0]), "--encoder", str(enc), "--steps", "3", "--bf16", "-o",
+                 str(tmp_path / "bf16")]) == 0
+    fast, exact, init = (load_file(tmp_path / d / "face0.safetensors")["code"] for d in ("bf16", "inv", "enc_only"))
+    assert not torch.equal(fast, exact) and (fast - exact).abs().mean() < 0.1 * (exact - init).abs().mean()
+    capsys.readouterr()
+    assert main(["invert", str(gen), str(paths[0]), "--method", "encoder", "--encoder", str(enc), "--bf16", "-o",
+                 str(tmp_path / "y")]) == 2
+    assert "--bf16 applies to optimising inverters" in capsys.readouterr().err
