@@ -243,3 +243,14 @@ def test_inverters_are_registered_plugins():
     assert isinstance(ip.get_inverter("image2stylegan"), Image2StyleGAN)
     assert isinstance(ip.get_inverter("encoder"), EncoderInverter)
     assert ip.get_plugins().get("feature", "vgg16-features").__name__ == "VGG16Features"
+
+
+def test_encoder_head_stays_float32_under_autocast(E):
+    """Under bf16 autocast only the encoder's convolutions run in bf16: its large FC head stays float32."""
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        exact = E(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = E(x)
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)
+    torch.testing.assert_close(fast, exact, atol=0.05, rtol=0.05)
