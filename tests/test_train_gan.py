@@ -385,3 +385,23 @@ def test_sigint_stops_with_a_checkpoint_of_the_last_whole_step(tmp_path):
     assert "SIGINT received" in err
     ckpt = load_checkpoint(out)
     assert 2 <= ckpt["step"] < 250_000 and ckpt["nimg"] == ckpt["step"] * 4
+
+
+def test_compacted_checkpoint_resumes(tmp_path):
+    """`compact_checkpoint` (bf16 Adam moments, for committing a resume point) keeps the networks exact and the
+    run resumable."""
+    from idinvert_plugins.training.gan import CHECKPOINT_NAME, compact_checkpoint
+
+    cfg = TrainConfig.preset("tiny-stylegan2")
+    first = train_gan(cfg, tmp_path / "run", max_steps=2, progress=False)["trainer"]
+    before = (tmp_path / "run" / CHECKPOINT_NAME).stat().st_size
+    compact_checkpoint(tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert (tmp_path / "run" / CHECKPOINT_NAME).stat().st_size < before
+    assert all(s["exp_avg"].dtype == torch.bfloat16 for s in ckpt["G_opt"]["state"].values())
+    for net in ("G", "D", "G_ema"):
+        for k, v in getattr(first, net).state_dict().items():
+            assert torch.equal(ckpt[net][k], v), (net, k)
+    second = train_gan(cfg, tmp_path / "run", max_steps=4, progress=False)["trainer"]
+    assert second.step == 4 and _max_diff(first.G, second.G) > 0
+    assert all(s["exp_avg"].dtype == torch.float32 for s in second.G_opt.state.values())

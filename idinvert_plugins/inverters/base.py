@@ -160,7 +160,7 @@ FEATURE_AUTOCAST = Param("feature_autocast", "bool", default=False,
                               "slightly different numbers)")
 AUTOCAST = Param("autocast", "bool", default=False,
                  help="run the generator, the encoder and the feature network in bfloat16 autocast during the "
-                      "optimisation (about 1.5-2x faster per step at 256x256 on CPU, losses within 1 %); the "
+                      "optimisation (1.6x faster per step at 256x256 on a 2-core CPU, loss within 1 %); the "
                       "returned reconstructions are float32 renders")
 
 

@@ -566,6 +566,24 @@ def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
     return torch.load(Path(out_dir) / CHECKPOINT_NAME, map_location="cpu", weights_only=True)
 
 
+def compact_checkpoint(out_dir: str | Path) -> Path:
+    """Store the optimisers' moments of ``out_dir/resume.pt`` in bfloat16, in place (a quarter smaller).
+
+    For the one resume point a repository commits between sessions. Resuming works unchanged:
+    ``Optimizer.load_state_dict`` casts the moments back to the parameters' float32. The networks stay exact;
+    only Adam's running averages lose precision, once.
+    """
+    path = Path(out_dir) / CHECKPOINT_NAME
+    ckpt = load_checkpoint(out_dir)
+    for key in ("G_opt", "D_opt"):
+        for state in ckpt[key]["state"].values():
+            for name in ("exp_avg", "exp_avg_sq"):
+                if name in state:
+                    state[name] = state[name].to(torch.bfloat16)
+    _save_atomic(ckpt, path)
+    return path
+
+
 def _check_same_run(cfg: TrainConfig, saved: TrainConfig) -> None:
     a, b = cfg.to_dict(), saved.to_dict()
     diff = [k for k in a if k not in RUN_CONTROL_FIELDS and a[k] != b.get(k)]
