@@ -18,6 +18,7 @@ from typing import Any
 
 from .cli import FEATURE_NET_HELP
 from .codes import is_code_file, load_code
+from .editors.interfacegan import STEERINGS
 
 EDIT_FORM = "NAME=STRENGTH, e.g. smile=+2 or eyeglasses=-1.5 (NAME: a direction of the model or a .safetensors path)"
 
@@ -470,9 +471,10 @@ def add_parsers(sub: Any) -> None:
                    help="continuous scores: the top and bottom RATIO of the samples are the two classes "
                         "(0.5: split at the median)")
     d.add_argument("--method", choices=("logistic", "svm"), default="logistic")
-    d.add_argument("--steer", choices=("normal", "covariance"), default="normal",
-                   help="edit along the boundary's normal (InterFaceGAN) or along the covariance of W times "
-                        "it (the normal in whitened W; edits more strongly in an anisotropic W)")
+    d.add_argument("--steer", choices=STEERINGS, default="normal",
+                   help="edit along the boundary's normal (InterFaceGAN), along the covariance of W times it "
+                        "(the normal in whitened W; edits more strongly in an anisotropic W), or along the "
+                        "difference of the two classes' mean codes (the boundary is kept for scoring)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--batch", type=int, default=256)
     d.add_argument("--device", default="cpu")

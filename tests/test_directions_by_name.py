@@ -205,8 +205,26 @@ def test_covariance_steering_follows_how_the_attribute_varies(tmp_path):
     assert float(steered.vector[0]) > 0.9  # the steered vector: the high-variance axis
     loaded = Direction.load(steered.save(tmp_path / "a.safetensors"))
     assert _same(loaded.vector, steered.vector) and _same(loaded.normal, steered.normal)
-    with pytest.raises(ValueError, match="steer must be 'normal' or 'covariance', got 'pca'"):
+    with pytest.raises(ValueError, match="steer must be one of 'normal', 'covariance', 'class-means', got 'pca'"):
         learn_direction(codes, scores, steer="pca")
+
+
+def test_class_means_steering_edits_along_the_difference_of_the_class_means(tmp_path):
+    """``steer="class-means"``: the edit vector is the positives' mean code minus the negatives' (here the top
+    and bottom halves of the scores, all used for training), unit length; the boundary is the plain normal's."""
+    g = torch.Generator().manual_seed(1)
+    codes = torch.randn(3000, 5, generator=g) * torch.tensor([2.0, 0.1, 1.0, 1.0, 0.5])
+    scores = codes[:, 0] + 20 * codes[:, 1] + 0.3 * torch.randn(3000, generator=g)
+    plain = learn_direction(codes, scores, holdout=0.0, name="a")
+    means = learn_direction(codes, scores, steer="class-means", holdout=0.0, name="a")
+    assert means.source == "interfacegan-logistic-class-means" and means.accuracy is None
+    assert torch.allclose(means.boundary, plain.vector, atol=1e-6)
+    top = scores > scores.median()
+    expected = codes[top].double().mean(0) - codes[~top].double().mean(0)
+    assert torch.allclose(means.vector.double(), expected / expected.norm(), atol=1e-5)
+    assert float(torch.dot(means.vector, plain.vector)) < 0.99  # a different vector from the normal
+    loaded = Direction.load(means.save(tmp_path / "a.safetensors"))
+    assert _same(loaded.vector, means.vector) and _same(loaded.normal, means.normal)
 
 
 def test_conditioning_on_a_steered_direction_keeps_its_score_unchanged():

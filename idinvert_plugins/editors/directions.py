@@ -281,7 +281,9 @@ def save_directions(directions: Sequence[Direction], folder: str | Path, info: d
              "`idinvert edit IMAGE --model MODEL --edit NAME=STRENGTH`. Held-out accuracy: of the linear "
              "classifier (the attribute's boundary) on the held-out codes; the direction is the boundary's normal, "
              "or, for a source ending in `-covariance`, the normal steered by the covariance of W (`--steer "
-             "covariance`; the normal is kept in the file for scoring codes); majority share: the accuracy of "
+             "covariance`), for one ending in `-class-means`, the difference of the two classes' mean codes "
+             "(`--steer class-means`; for both the normal is kept in the file for scoring codes); majority share: "
+             "the accuracy of "
              "always guessing the larger class (for imbalanced labels).", "",
              "| name | source | held-out accuracy | majority share | samples | note |", "|---|---|---|---|---|---|"]
     for name, row in sorted(summary["directions"].items()):

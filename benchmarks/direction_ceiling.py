@@ -1,0 +1,154 @@
+"""What limits a weak editing direction: the inversion, the edit, or the generator?
+
+Editability (``idinvert evaluate``) edits *inverted test images*. This benchmark edits the generator's *own
+samples* instead, so inversion is out of the picture, and tries the obvious ways to edit better along each
+direction, all measured the same way (share of images whose targeted attribute, read by the classifier, moves
+towards the attribute's other side: ``success``, as in
+:func:`~idinvert_plugins.evaluation.editability.measure_editability`):
+
+* ``shipped``: the shipped direction on all layers at several steps (does a larger step help?);
+* ``layers``: the shipped direction restricted to the coarse, middle or fine third of the W+ layers at the
+  reference step (is the attribute confined to some layers, the rest adding noise?);
+* ``mean-diff``: the difference of the class means of the mapping's output (W, or W+ per layer) over
+  ``--fit-n`` other samples (the simplest estimate of "towards the class"; the shipped direction comes from
+  a logistic boundary);
+* ``pairwise`` (categorical attributes): from each image's current class towards the target class along the
+  difference of the two classes' directions, and from the target class towards the runner-up.
+
+If none of them reaches the target success rate, the generator does not carry the attribute along any single
+linear direction in W, and a better generator (more training), not a better edit, is the fix.
+
+    python benchmarks/direction_ceiling.py --generator toyfaces-stylegan2-64 \
+        --directions hair_color-auburn,hair_color-brown [--n 256] [--fit-n 6000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+
+from idinvert_plugins.data.toyfaces import ATTRIBUTE_SPECS
+from idinvert_plugins.editors.directions import Direction
+from idinvert_plugins.evaluation.editability import AttributeTarget, classifier_scorer, resolve_targets
+from idinvert_plugins.evaluation.inversions import render_codes
+from idinvert_plugins.evaluation.runner import generator_directions
+from idinvert_plugins.hub import load_generator, load_model
+
+TARGET = 0.9
+
+
+def sample_codes(G, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` samples of G: the mapping's output (W ``[n, w_dim]``, or W+ ``[n, L, w_dim]`` for models with one
+    w per layer) and the W+ codes ``[n, L, w_dim]``."""
+    with torch.no_grad():
+        w = G.mapping(G.sample_z(n, seed=seed))
+        return w, G.to_wplus(w)
+
+
+def success(score: Callable, codes: torch.Tensor, base: torch.Tensor, target: AttributeTarget, name: str,
+            offsets: torch.Tensor) -> float:
+    """Share of ``codes`` whose ``name`` score moves towards the other side of the threshold when moved by
+    ``offsets`` (``[L, D]``, or ``[N, L, D]``: one per code) in the intended sense (the sign is applied here)."""
+    sign = torch.where(base > target.threshold, -1.0, 1.0)
+    after = score(codes + sign.view(-1, 1, 1) * offsets)[name]
+    return float(((after - base) * sign > 0).double().mean())
+
+
+def unit_rows(v: torch.Tensor) -> torch.Tensor:
+    return v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--generator", default="toyfaces-stylegan2-64")
+    ap.add_argument("--classifier", default="toyfaces-classifier-64")
+    ap.add_argument("--directions", default="", help="comma-separated names (default: every attribute direction)")
+    ap.add_argument("--n", type=int, default=256, help="samples to edit")
+    ap.add_argument("--fit-n", type=int, default=6000, help="other samples for the class-mean directions")
+    ap.add_argument("--steps", default="1.5,3,6,10", help="steps of the shipped direction")
+    ap.add_argument("--step", type=float, default=3.0, help="reference step of the other variants")
+    ap.add_argument("--variants", default="shipped,layers,mean-diff,pairwise", help="which variants to measure")
+    ap.add_argument("--seed", type=int, default=4242)
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    G = load_generator(args.generator).eval()
+    classifier = load_model(args.classifier, kind="classifier").eval()
+    every = generator_directions(args.generator)
+    targets, _ = resolve_targets(every, classifier.attributes)
+    names = [s for s in args.directions.split(",") if s] or list(targets)
+    unknown = [s for s in names if s not in targets]
+    if unknown:
+        raise SystemExit(f"no measurable direction named {', '.join(unknown)}; choose from {', '.join(targets)}")
+    scorer = classifier_scorer(classifier, targets)
+
+    def score(codes: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, list[torch.Tensor]] = {}
+        for i in range(0, len(codes), 500):
+            for k, v in scorer(render_codes(G, codes[i : i + 500])).items():
+                out.setdefault(k, []).append(v)
+        return {k: torch.cat(v) for k, v in out.items()}
+
+    _, codes = sample_codes(G, args.n, args.seed)
+    w_fit, codes_fit = sample_codes(G, args.fit_n, args.seed + 1)
+    base, fit = score(codes), score(codes_fit)
+    L, D = codes.shape[1:]
+    thirds = {"coarse": range(0, L // 3), "middle": range(L // 3, 2 * L // 3), "fine": range(2 * L // 3, L)}
+    steps = [float(s) for s in args.steps.split(",")]
+    variants = set(args.variants.split(","))
+    if variants - {"shipped", "layers", "mean-diff", "pairwise"}:
+        raise SystemExit(f"unknown variants {variants - {'shipped', 'layers', 'mean-diff', 'pairwise'}}")
+
+    rows = []
+    for name in names:
+        t, d = targets[name], every[name]
+        row: dict[str, float] = {}
+        for s in steps if "shipped" in variants else []:
+            row[f"shipped {s:g}"] = success(score, codes, base[name], t, name, s * d.offsets(L, D))
+        for part, layers in thirds.items() if "layers" in variants else []:
+            dl = copy.copy(d)
+            dl.layers = list(layers)
+            row[f"{part} {args.step:g}"] = success(score, codes, base[name], t, name,
+                                                   args.step * dl.offsets(L, D))
+        positive = fit[name] > t.threshold
+        if "mean-diff" in variants and 0 < int(positive.sum()) < len(positive):
+            md = Direction(w_fit[positive].mean(0) - w_fit[~positive].mean(0), name=name)
+            row[f"mean-diff {args.step:g}"] = success(score, codes, base[name], t, name,
+                                                      args.step * md.offsets(L, D))
+        if "pairwise" in variants and t.kind == "categorical":
+            classes = list(ATTRIBUTE_SPECS[t.attribute].values)
+            peers = [f"{t.attribute}-{c}" for c in classes]
+            if all(p in every and p in base for p in peers):
+                U = torch.stack([every[p].offsets(L, D) for p in peers])  # [K, L, D]
+                probs = torch.stack([base[p] for p in peers], 1)
+                target_col = torch.full((len(codes), 1), t.positive)
+                other = probs.scatter(1, target_col, -1.0).argmax(1)  # the likeliest class other than the target
+                # images on the target's side move from the target to their likeliest other class, the rest
+                # the other way; success() multiplies by -1 on the target's side, +1 elsewhere, so one offset,
+                # "from that class to the target", serves both
+                offsets = unit_rows(U[t.positive] - U[other])
+                row[f"pairwise {args.step:g}"] = success(score, codes, base[name], t, name, args.step * offsets)
+        rows.append((name, d.accuracy, row))
+        print(f"  {name}: " + ", ".join(f"{k} {v:.0%}" for k, v in row.items()), flush=True)
+
+    cols = list(dict.fromkeys(k for _, _, r in rows for k in r))
+    print(f"\n{args.generator}: {args.n} sampled codes edited, class means from {args.fit_n} others; "
+          f"{platform.machine()}, {torch.get_num_threads()} threads, {time.perf_counter() - t0:.0f} s\n")
+    print("| direction | held-out acc | " + " | ".join(cols) + " | best |")
+    print("|" + "---|" * (len(cols) + 3))
+    reached = 0
+    for name, acc, r in rows:
+        best = max(r.values())
+        reached += best >= TARGET
+        cells = [f"**{r[c]:.0%}**" if r.get(c) == best else (f"{r[c]:.0%}" if c in r else "") for c in cols]
+        print(f"| {name} | {'' if acc is None else f'{acc:.3f}'} | " + " | ".join(cells) + f" | {best:.0%} |")
+    print(f"\nsuccess >= {TARGET:.0%} reached by some variant for {reached} of {len(rows)} directions")
+
+
+if __name__ == "__main__":
+    main()
