@@ -36,7 +36,7 @@ in W+: the boundary is fitted on the flattened ``[L * w_dim]`` codes and stored 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,8 @@ def _sklearn():
 
 
 #: How :func:`learn_direction` turns a boundary into an edit vector.
-STEERINGS = ("normal", "covariance", "class-means")
+Steering = Literal["normal", "covariance", "class-means"]
+STEERINGS: tuple[str, ...] = get_args(Steering)
 
 
 def learn_direction(
@@ -66,7 +67,7 @@ def learn_direction(
     scores: torch.Tensor,
     *,
     method: Literal["logistic", "svm"] = "logistic",
-    steer: Literal["normal", "covariance", "class-means"] = "normal",
+    steer: Steering = "normal",
     holdout: float = 0.2,
     seed: int = 0,
     ratio: float = 0.5,
@@ -257,7 +258,7 @@ def directions_from_scores(
     ratio: float = 0.5,
     holdout: float = 0.2,
     method: Literal["logistic", "svm"] = "logistic",
-    steer: Literal["normal", "covariance", "class-means"] = "normal",
+    steer: Steering = "normal",
     seed: int = 0,
     min_positive: int = 10,
     describe: Callable[[str], dict[str, Any]] | None = None,
@@ -311,7 +312,7 @@ def learn_generator_directions(
     ratio: float = 0.5,
     holdout: float = 0.2,
     method: Literal["logistic", "svm"] = "logistic",
-    steer: Literal["normal", "covariance", "class-means"] = "normal",
+    steer: Steering = "normal",
     min_positive: int = 10,
     render: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = True,
