@@ -242,3 +242,10 @@ def test_directions_learn_with_the_bundled_classifier(tmp_path, capsys):
     assert "smile" in listing and f"{Direction.load(folder / 'smile.safetensors').accuracy:.3f}" in listing
     assert main(["directions", "learn", str(model), "--n", "20", "--attributes", "background_hue"]) == 2
     assert "cyclic (hues)" in capsys.readouterr().err
+    # --steer class-means: the same boundary (kept as the normal), a different edit vector
+    assert main(["directions", "learn", str(model), "--n", "160", "--batch", "80", "--attributes", "age",
+                 "--steer", "class-means", "--out", str(tmp_path / "cm")]) == 0
+    steered, plain = Direction.load(tmp_path / "cm" / "age.safetensors"), Direction.load(folder / "age.safetensors")
+    assert steered.source == "interfacegan-logistic-class-means" and steered.accuracy == pytest.approx(plain.accuracy)
+    assert torch.allclose(steered.boundary, plain.vector, atol=1e-5)
+    assert not torch.allclose(steered.vector, plain.vector)
