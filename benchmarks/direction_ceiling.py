@@ -31,9 +31,11 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from idinvert_plugins.data.toyfaces import ATTRIBUTE_SPECS
 from idinvert_plugins.editors.directions import Direction
+from idinvert_plugins.editors.interfacegan import sample_w
 from idinvert_plugins.evaluation.editability import AttributeTarget, classifier_scorer, resolve_targets
 from idinvert_plugins.evaluation.inversions import render_codes
 from idinvert_plugins.evaluation.runner import generator_directions
@@ -41,14 +43,6 @@ from idinvert_plugins.hub import load_generator, load_model
 
 TARGET = 0.9
 VARIANTS = ("shipped", "layers", "mean-diff", "pairwise")
-
-
-def sample_codes(G, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` samples of G: the mapping's output (W ``[n, w_dim]``, or W+ ``[n, L, w_dim]`` for models with one
-    w per layer) and the W+ codes ``[n, L, w_dim]``."""
-    with torch.no_grad():
-        w = G.mapping(G.sample_z(n, seed=seed))
-        return w, G.to_wplus(w)
 
 
 def success(score: Callable, codes: torch.Tensor, base: torch.Tensor, target: AttributeTarget, name: str,
@@ -81,6 +75,7 @@ def main() -> None:
         raise SystemExit(f"unknown variants {', '.join(sorted(variants - set(VARIANTS)))}; choose from "
                          f"{', '.join(VARIANTS)}")
 
+    torch.set_grad_enabled(False)
     t0 = time.perf_counter()
     G = load_generator(args.generator).eval()
     classifier = load_model(args.classifier, kind="classifier").eval()
@@ -93,20 +88,18 @@ def main() -> None:
     scorer = classifier_scorer(classifier, targets)
 
     def score(codes: torch.Tensor) -> dict[str, torch.Tensor]:
-        out: dict[str, list[torch.Tensor]] = {}
-        for i in range(0, len(codes), 500):
-            for k, v in scorer(render_codes(G, codes[i : i + 500])).items():
-                out.setdefault(k, []).append(v)
-        return {k: torch.cat(v) for k, v in out.items()}
+        return scorer(render_codes(G, codes))
 
-    _, codes = sample_codes(G, args.n, args.seed)
-    w_fit, codes_fit = sample_codes(G, args.fit_n, args.seed + 1)
-    base, fit = score(codes), score(codes_fit)
+    # the mapping's output (W, or W+ for models with one w per layer): edited samples, and the class-mean fit set
+    codes = G.to_wplus(sample_w(G, args.n, seed=args.seed, progress=False)[0])
+    w_fit, fit = sample_w(G, args.fit_n, seed=args.seed + 1, render=lambda w: render_codes(G, G.to_wplus(w)),
+                          scorer=scorer, progress=False)
+    base = score(codes)
     L, D = codes.shape[1:]
     thirds = {"coarse": range(0, L // 3), "middle": range(L // 3, 2 * L // 3), "fine": range(2 * L // 3, L)}
     steps = [float(s) for s in args.steps.split(",")]
 
-    rows = []
+    rows, cosines = [], {}
     for name in names:
         t, d = targets[name], every[name]
         row: dict[str, float] = {}
@@ -122,6 +115,7 @@ def main() -> None:
             md = Direction(w_fit[positive].mean(0) - w_fit[~positive].mean(0), name=name)
             row[f"mean-diff {args.step:g}"] = success(score, codes, base[name], t, name,
                                                       args.step * md.offsets(L, D))
+            cosines[name] = float(F.cosine_similarity(md.offsets(L, D).flatten(), d.offsets(L, D).flatten(), dim=0))
         if "pairwise" in variants and t.kind == "categorical":
             classes = list(ATTRIBUTE_SPECS[t.attribute].values)
             peers = [f"{t.attribute}-{c}" for c in classes]
@@ -142,14 +136,15 @@ def main() -> None:
     cols = list(dict.fromkeys(k for _, _, r in rows for k in r))
     print(f"\n{args.generator}: {args.n} sampled codes edited, class means from {args.fit_n} others; "
           f"{platform.machine()}, {torch.get_num_threads()} threads, {time.perf_counter() - t0:.0f} s\n")
-    print("| direction | held-out acc | " + " | ".join(cols) + " | best |")
-    print("|" + "---|" * (len(cols) + 3))
+    print("| direction | held-out acc | " + " | ".join(cols) + " | best | cos(mean-diff, shipped) |")
+    print("|" + "---|" * (len(cols) + 4))
     reached = 0
     for name, acc, r in rows:
         best = max(r.values())
         reached += best >= TARGET
         cells = [f"**{r[c]:.0%}**" if r.get(c) == best else (f"{r[c]:.0%}" if c in r else "") for c in cols]
-        print(f"| {name} | {'' if acc is None else f'{acc:.3f}'} | " + " | ".join(cells) + f" | {best:.0%} |")
+        cos = f"{cosines[name]:.2f}" if name in cosines else ""
+        print(f"| {name} | {'' if acc is None else f'{acc:.3f}'} | " + " | ".join(cells) + f" | {best:.0%} | {cos} |")
     print(f"\nsuccess >= {TARGET:.0%} reached by some variant for {reached} of {len(rows)} directions")
 
 

@@ -88,11 +88,10 @@ def _directions_section(name: str, backend: str) -> list[str]:
     for dname, row in sorted(learned.items()):
         acc, maj = row.get("accuracy"), row.get("majority")
         lines.append(f"| {dname} | {'–' if acc is None else f'{acc:.3f}'} | {'–' if maj is None else f'{maj:.3f}'} |")
-    steering = {str(r.get("source") or "").rpartition("interfacegan-logistic")[2] for r in learned.values()}
     for suffix, text in (("-covariance", "the boundary's normal steered by the covariance of the codes "
                                          "(`--steer covariance`)"),
                          ("-class-means", "the difference of the two classes' mean codes (`--steer class-means`)")):
-        if suffix in steering:
+        if any(str(r.get("source") or "").endswith(suffix) for r in learned.values()):
             lines += ["", f"Edit vectors: {text}; each file keeps the boundary's normal for scoring codes "
                           "(`docs/directions.md` compares the choices)."]
     classifiers = sorted({str(r.get("classifier")) for r in data.get("runs", []) if r.get("command") == "learn"})
