@@ -356,3 +356,23 @@ def test_two_process_ddp_on_cpu(tmp_path, models):
     assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["resume.pt"]
     fresh = EncoderTrainer(_cfg(models, feature_net=None)).E.state_dict()
     assert _max_diff(fresh, ckpt["E"]) > 0  # it did train
+
+
+def test_warm_start_from_an_exported_encoder(tmp_path, models):
+    """init_encoder: E starts as the named encoder (bit for bit), trains on, and the card says where it started."""
+    train_encoder(_cfg(models, feature_net=None), tmp_path / "first", max_steps=2, progress=False)
+    source = export_encoder(tmp_path / "first", tmp_path / "weights", "enc-a", dtype=None)
+
+    cfg = _cfg(models, feature_net=None, init_encoder=str(source))
+    trainer = EncoderTrainer(cfg)
+    assert _max_diff(trainer.E.state_dict(), load_encoder(source).state_dict()) == 0.0
+    result = train_encoder(cfg, tmp_path / "second", max_steps=2, progress=False)
+    assert _max_diff(result["trainer"].E.state_dict(), load_encoder(source).state_dict()) > 0  # it trained on
+    card = (export_encoder(tmp_path / "second", tmp_path / "weights", "enc-b", dtype=None) / "README.md").read_text()
+    assert f"- initialised_from: `{source}` (a warm start: images seen and training time count from there)" in card
+
+    wide = _cfg(models, feature_net=None, init_encoder=str(source), encoder={"channel_max": 999})
+    with pytest.raises(ValueError, match=r"another architecture .*channel_max: .* leave init_encoder unset"):
+        EncoderTrainer(wide)
+    with pytest.raises(FileNotFoundError, match=r"init_encoder 'no-such-encoder' cannot be used: unknown model"):
+        EncoderTrainer(_cfg(models, feature_net=None, init_encoder="no-such-encoder"))

@@ -27,6 +27,8 @@ the exported model needs no flag and does not move if G's ``w_avg`` is re-estima
 frozen at 1 in the official encoder, starts at the per-dimension spread of G's codes and trains: frozen at 1 it
 forces every output dimension to unit variance over a batch, whatever the spread of G's W space (which depends
 on the trained mapping network), so a randomly initialised encoder starts off emitting codes G never produced.
+``init_encoder`` warm-starts E from an existing encoder instead (``--set init_encoder=NAME``): after its
+generator was trained on, or to fine-tune a published encoder on your own images; the card names it.
 
 The run machinery is :mod:`.gan`'s: resumable ``resume.pt`` (safe ``weights_only`` loading; config checked on
 resume, and G's weights too), ``log.jsonl`` (means since the last record, plus the reconstruction MSE of a fixed
@@ -121,6 +123,7 @@ class EncoderTrainConfig:
     feature_net: str | None = "classifier:toyfaces-classifier-64"  # F (domain-guided); see load_feature_network
     encoder: dict[str, Any] = field(default_factory=dict)  # IDInvertEncoder kwargs besides G's shape
     init_from_codes: bool = True  # output BatchNorm starts at G's code mean (shift) and spread (scale)
+    init_encoder: str | None = None  # warm start: E starts as this encoder (named model, Hub id or folder)
     head_bn_scale: bool = True  # train the output BatchNorm's scale (frozen in the official encoder)
     batch: int = 32  # global batch: all ranks together
     lr: float = 1e-4  # Adam, E
@@ -235,12 +238,18 @@ def code_stats(G: nn.Module, n: int = 10_000, seed: int = 0, batch: int = 1000) 
 
 def build_encoder(cfg: EncoderTrainConfig, G: nn.Module) -> nn.Module:
     """A fresh :class:`IDInvertEncoder` shaped for G (initialised from the current torch RNG; with
-    ``cfg.init_from_codes`` its output BatchNorm starts at the mean and spread of G's codes)."""
+    ``cfg.init_from_codes`` its output BatchNorm starts at the mean and spread of G's codes).
+
+    With ``cfg.init_encoder`` it starts as that encoder instead (a warm start: the previous release's encoder
+    after its generator was trained on, or a published encoder to fine-tune on your own images); it must
+    have the architecture ``cfg.encoder`` describes for G."""
     from ..models.idinvert_encoder import IDInvertEncoder
 
     E = IDInvertEncoder(resolution=G.resolution, num_layers=G.num_layers, w_dim=G.w_dim,
                         img_channels=G.img_channels, **cfg.encoder)  # fmt: skip
-    if cfg.init_from_codes:
+    if cfg.init_encoder:
+        _load_initial_encoder(E, cfg.init_encoder)
+    elif cfg.init_from_codes:
         if E.head.bn is None:
             raise ValueError("init_from_codes needs the encoder's output BatchNorm (use_bn=True); set "
                              "init_from_codes=False for use_bn=False")
@@ -251,6 +260,26 @@ def build_encoder(cfg: EncoderTrainConfig, G: nn.Module) -> nn.Module:
     if cfg.head_bn_scale and E.head.bn is not None:
         E.head.bn.weight.requires_grad_(True)
     return E
+
+
+def _load_initial_encoder(E: nn.Module, name: str) -> None:
+    """Copy the weights of the encoder ``name`` into ``E`` (same architecture), or say what differs."""
+    from ..hub import ModelLoadError, ModelNotFoundError, load_encoder
+
+    try:
+        source = load_encoder(name)
+    except ModelNotFoundError as exc:
+        raise ModelNotFoundError(f"init_encoder {name!r} cannot be used: {exc}") from None
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"init_encoder {name!r} cannot be used: {exc}") from None
+    theirs, ours = getattr(source, "config", {}), E.config
+    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    if differ:
+        detail = ", ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ)
+        raise ValueError(f"init_encoder {name!r} has another architecture than this run's encoder ({detail}); "
+                         "set the run's `encoder` settings to match it, or leave init_encoder unset")
+    with torch.no_grad():
+        E.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
 
 
 def load_discriminator(cfg: EncoderTrainConfig, G: nn.Module, device: torch.device) -> nn.Module:
@@ -796,6 +825,8 @@ def export_encoder(
         "final_losses": (f"means over the last log window (to {last.get('kimg', 0):.1f} kimg): "
                          + ", ".join(f"{k} {v:.5g}" for k, v in losses.items())) if losses else "no log",
         "reconstruction": f"MSE {mse:.5f}, PSNR {psnr:.2f} dB on {eval_what} (images in [-1, 1])",
+        **({"initialised_from": f"`{cfg.init_encoder}` (a warm start: images seen and training time count "
+                                "from there)"} if cfg.init_encoder else {}),
         "training_command": " ; ".join(ckpt.get("commands", [])) or "unknown",
         "training_recipe": f"idinvert_plugins.training.encoder; config: {ckpt['config']}",
     }
