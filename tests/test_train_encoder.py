@@ -369,7 +369,11 @@ def test_warm_start_from_an_exported_encoder(tmp_path, models):
     result = train_encoder(cfg, tmp_path / "second", max_steps=2, progress=False)
     assert _max_diff(result["trainer"].E.state_dict(), load_encoder(source).state_dict()) > 0  # it trained on
     card = (export_encoder(tmp_path / "second", tmp_path / "weights", "enc-b", dtype=None) / "README.md").read_text()
-    assert f"- initialised_from: `{source}` (a warm start: images seen and training time count from there)" in card
+    import hashlib
+
+    digest = hashlib.sha256((source / "model.safetensors").read_bytes()).hexdigest()[:16]
+    assert (f"- initialised_from: `{source}`, path, 8 images seen by its card, weights sha256 {digest} (a warm "
+            "start: images seen and training time count from there)") in card
 
     wide = _cfg(models, feature_net=None, init_encoder=str(source), encoder={"channel_max": 999})
     with pytest.raises(ValueError, match=r"another architecture .*channel_max: .* leave init_encoder unset"):

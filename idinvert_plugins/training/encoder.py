@@ -236,19 +236,20 @@ def code_stats(G: nn.Module, n: int = 10_000, seed: int = 0, batch: int = 1000) 
     return mean.float(), var.sqrt().float()
 
 
-def build_encoder(cfg: EncoderTrainConfig, G: nn.Module) -> nn.Module:
+def build_encoder(cfg: EncoderTrainConfig, G: nn.Module, source: nn.Module | None = None) -> nn.Module:
     """A fresh :class:`IDInvertEncoder` shaped for G (initialised from the current torch RNG; with
     ``cfg.init_from_codes`` its output BatchNorm starts at the mean and spread of G's codes).
 
     With ``cfg.init_encoder`` it starts as that encoder instead (a warm start: the previous release's encoder
     after its generator was trained on, or a published encoder to fine-tune on your own images); it must
-    have the architecture ``cfg.encoder`` describes for G."""
+    have the architecture ``cfg.encoder`` describes for G (pass it as ``source`` if already loaded)."""
     from ..models.idinvert_encoder import IDInvertEncoder
 
     E = IDInvertEncoder(resolution=G.resolution, num_layers=G.num_layers, w_dim=G.w_dim,
                         img_channels=G.img_channels, **cfg.encoder)  # fmt: skip
     if cfg.init_encoder:
-        _load_initial_encoder(E, cfg.init_encoder)
+        _copy_initial_encoder(E, source if source is not None else load_initial_encoder(cfg.init_encoder),
+                              cfg.init_encoder)
     elif cfg.init_from_codes:
         if E.head.bn is None:
             raise ValueError("init_from_codes needs the encoder's output BatchNorm (use_bn=True); set "
@@ -262,16 +263,42 @@ def build_encoder(cfg: EncoderTrainConfig, G: nn.Module) -> nn.Module:
     return E
 
 
-def _load_initial_encoder(E: nn.Module, name: str) -> None:
-    """Copy the weights of the encoder ``name`` into ``E`` (same architecture), or say what differs."""
+def load_initial_encoder(name: str) -> nn.Module:
+    """The encoder ``name`` of a warm start (``init_encoder``), with a message naming the setting if it fails."""
     from ..hub import ModelLoadError, ModelNotFoundError, load_encoder
 
     try:
-        source = load_encoder(name)
+        return load_encoder(name)
     except ModelNotFoundError as exc:
         raise ModelNotFoundError(f"init_encoder {name!r} cannot be used: {exc}") from None
     except ModelLoadError as exc:
         raise ModelLoadError(f"init_encoder {name!r} cannot be used: {exc}") from None
+
+
+def describe_initial_encoder(source: nn.Module) -> str:
+    """Where a warm start's weights came from, for the model card: name, origin, Hub commit, the images its own
+    card says it saw, and a hash of its weights file (a name can later point at other weights)."""
+    from ..cards import read_card
+    from ..hub import WEIGHTS_NAME
+
+    resolved = getattr(source, "resolved", None)
+    if resolved is None:
+        return "an encoder given as a module"
+    parts = [f"`{resolved.name}`", resolved.origin]
+    if resolved.repo_id:
+        parts.append(f"{resolved.repo_id}@{resolved.commit or resolved.revision or 'main'}")
+    card = resolved.card
+    if card is None and (resolved.folder / "README.md").is_file():
+        card = read_card(resolved.folder / "README.md")
+    if card is not None and card.data.get("images_seen"):
+        parts.append(f"{int(card.data['images_seen']):,} images seen by its card")
+    digest = hashlib.sha256((resolved.folder / WEIGHTS_NAME).read_bytes()).hexdigest()
+    parts.append(f"weights sha256 {digest[:16]}")
+    return ", ".join(parts)
+
+
+def _copy_initial_encoder(E: nn.Module, source: nn.Module, name: str) -> None:
+    """Copy the weights of ``source`` (the warm start ``name``) into ``E``, or say what differs."""
     theirs, ours = getattr(source, "config", {}), E.config
     differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
     if differ:
@@ -378,7 +405,10 @@ class EncoderTrainer:
 
         self.G = load_frozen_generator(cfg.generator, device).to(memory_format=self.memory_format)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
-        self.E = build_encoder(cfg, self.G).to(device, memory_format=self.memory_format).train()
+        source = load_initial_encoder(cfg.init_encoder) if cfg.init_encoder else None
+        self.init_source = describe_initial_encoder(source) if source is not None else None
+        self.E = build_encoder(cfg, self.G, source).to(device, memory_format=self.memory_format).train()
+        del source
         tdist.broadcast_module(self.E, self.info)
         self.E_params = [p for p in self.E.parameters() if p.requires_grad]
         self.E_opt = torch.optim.Adam(self.E_params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
@@ -537,6 +567,7 @@ class EncoderTrainer:
             "config": json.dumps(self.cfg.to_dict()),
             "encoder_config": json.dumps(self.E.config),
             "generator_digest": generator_digest(self.G),
+            "init_source": self.init_source,
             "E": cpu(self.E.state_dict()),
             "E_opt": self.E_opt.state_dict(),
             "step": self.step,
@@ -559,6 +590,7 @@ class EncoderTrainer:
                              "weights changed). Use another out_dir, or resume=False / --restart to start over.")
         self.E.load_state_dict(ckpt["E"])
         self.E_opt.load_state_dict(ckpt["E_opt"])
+        self.init_source = ckpt.get("init_source", self.init_source)  # what the run started from
         if self.D is not None and self.D_opt is not None:
             self.D.load_state_dict(ckpt["D"])
             self.D_opt.load_state_dict(ckpt["D_opt"])
@@ -825,8 +857,8 @@ def export_encoder(
         "final_losses": (f"means over the last log window (to {last.get('kimg', 0):.1f} kimg): "
                          + ", ".join(f"{k} {v:.5g}" for k, v in losses.items())) if losses else "no log",
         "reconstruction": f"MSE {mse:.5f}, PSNR {psnr:.2f} dB on {eval_what} (images in [-1, 1])",
-        **({"initialised_from": f"`{cfg.init_encoder}` (a warm start: images seen and training time count "
-                                "from there)"} if cfg.init_encoder else {}),
+        **({"initialised_from": f"{ckpt.get('init_source') or cfg.init_encoder} (a warm start: images seen "
+                                "and training time count from there)"} if cfg.init_encoder else {}),
         "training_command": " ; ".join(ckpt.get("commands", [])) or "unknown",
         "training_recipe": f"idinvert_plugins.training.encoder; config: {ckpt['config']}",
     }

@@ -353,7 +353,8 @@ def _describe_hardware(info: DistInfo) -> str:
         where = torch.cuda.get_device_name(info.device)
     else:
         where = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
-    return f"{info.world_size} x {where}, torch {torch.__version__}, {torch.get_num_threads()} threads/process"
+    threads = torch.get_num_threads()
+    return f"{info.world_size} x {where}, torch {torch.__version__}, {threads} thread{'s' * (threads != 1)}/process"
 
 
 class GANTrainer:
