@@ -10,7 +10,22 @@ The release of a bundled generator is three steps, run from the repository root 
 ``export`` writes ``weights/<name>`` and ``weights/<name>-d`` (fp16 safetensors + config) and first cards.
 ``cards`` writes ``model_cards/<name>.md`` and ``model_cards/<name>-d.md`` (and the same text as each folder's
 README.md) from the run's checkpoint, the quality report and the learned directions, so every figure in a card
-comes from a file the release produced.
+comes from a file the release produced. (``directions learn`` takes the steering the model's card states:
+``--steer covariance`` for the StyleGAN2, ``--steer class-means`` for the v1 twin; add ``directions sefa`` and
+``directions ganspace -k 5``.)
+
+A new generator invalidates its encoders (they are checked against a hash of G's weights), so a release goes on:
+
+    idinvert train-encoder --generator NAME --objective domain-guided --preset toyfaces-64 --out runs/NAME-encoder \
+        --set init_encoder=NAME-encoder --minutes 30           # warm start from the encoder shipped so far
+    idinvert train-encoder --generator NAME --objective conventional --preset toyfaces-64 \
+        --out runs/NAME-encoder-conventional --set init_encoder=NAME-encoder-conventional --minutes 12
+    python -c "from idinvert_plugins.training.encoder import export_encoder as e; e('RUN', 'weights', license='mit')"
+    idinvert evaluate --generator NAME --n 200 --steps 100 --ldom-n 50        # docs/results.md
+
+and ends with copying each encoder's README.md to ``model_cards/``. Compare the candidate with the shipped model
+(quality *and* editability: ``benchmarks/direction_ceiling.py``) before committing weights: a later GAN checkpoint
+is not always the better one (``training_state/README.md``).
 """
 
 from __future__ import annotations
