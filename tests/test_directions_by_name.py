@@ -278,3 +278,23 @@ def test_save_directions_merges_runs(tmp_path):
     save_directions([_direction(8, 2, "b")], tmp_path, run={"command": "learn", "skipped": {}})
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary["directions"]) == {"a", "b"} and summary["skipped"] == {} and len(summary["runs"]) == 2
+
+
+def test_linear_separability_benchmark_tells_linear_from_nonlinear():
+    """benchmarks/linear_separability.py: a label linear in the codes reads out near 1; one that depends on |w_0|
+    only (symmetric, as a pose folded onto itself would be) reads out near chance with every linear read-out."""
+    import importlib.util
+
+    import numpy as np
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "linear_separability.py"
+    spec = importlib.util.spec_from_file_location("linear_separability", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    codes = torch.randn(1000, 3, 8, generator=torch.Generator().manual_seed(0))
+    linear = (codes[:, 0, 0] + 0.5 * codes[:, 0, 1] > 0).numpy().astype(int)
+    folded = (codes[:, 0, 0].abs() > 0.6745).numpy().astype(int)  # the median of |N(0, 1)|: balanced classes
+    acc_linear, acc_folded = module.read_outs(codes, linear), module.read_outs(codes, folded)
+    assert set(acc_linear) == {"C=1", "C=100", "standardised", "layer 0"}
+    assert min(acc_linear.values()) > 0.9
+    assert max(acc_folded.values()) < 0.65 and abs(np.mean(list(acc_folded.values())) - 0.5) < 0.1
