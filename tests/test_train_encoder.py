@@ -380,3 +380,8 @@ def test_warm_start_from_an_exported_encoder(tmp_path, models):
         EncoderTrainer(wide)
     with pytest.raises(FileNotFoundError, match=r"init_encoder 'no-such-encoder' cannot be used: unknown model"):
         EncoderTrainer(_cfg(models, feature_net=None, init_encoder="no-such-encoder"))
+
+    # resuming needs no warm-start source: E comes from the checkpoint, which keeps the record of where it began
+    shutil.move(source, tmp_path / "moved-away")
+    resumed = train_encoder(cfg, tmp_path / "second", max_steps=3, progress=False)
+    assert resumed["step"] == 3 and resumed["trainer"].init_source.startswith(f"`{source}`, path, 8 images")

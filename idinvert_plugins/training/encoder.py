@@ -390,9 +390,10 @@ def _average_buffers(module: nn.Module, info: DistInfo) -> None:
 # -- the trainer ---------------------------------------------------------------------------------------
 class EncoderTrainer:
     """E (and D, F for the domain-guided objective), the frozen G, the optimisers and one training step.
-    :func:`train_encoder` drives it."""
+    :func:`train_encoder` drives it. With ``initialise=False`` E skips its initialisation (``init_encoder`` /
+    ``init_from_codes``): for a run about to :meth:`load_state_dict` a checkpoint."""
 
-    def __init__(self, cfg: EncoderTrainConfig, info: DistInfo | None = None) -> None:
+    def __init__(self, cfg: EncoderTrainConfig, info: DistInfo | None = None, *, initialise: bool = True) -> None:
         from ..inverters.optimize import resolve_feature_weight
         from ..losses.perceptual import load_feature_network
 
@@ -405,9 +406,10 @@ class EncoderTrainer:
 
         self.G = load_frozen_generator(cfg.generator, device).to(memory_format=self.memory_format)
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
-        source = load_initial_encoder(cfg.init_encoder) if cfg.init_encoder else None
+        source = load_initial_encoder(cfg.init_encoder) if cfg.init_encoder and initialise else None
         self.init_source = describe_initial_encoder(source) if source is not None else None
-        self.E = build_encoder(cfg, self.G, source).to(device, memory_format=self.memory_format).train()
+        build_cfg = cfg if initialise else dataclasses.replace(cfg, init_encoder=None, init_from_codes=False)
+        self.E = build_encoder(build_cfg, self.G, source).to(device, memory_format=self.memory_format).train()
         del source
         tdist.broadcast_module(self.E, self.info)
         self.E_params = [p for p in self.E.parameters() if p.requires_grad]
@@ -660,7 +662,9 @@ def train_encoder(
     out_dir = Path(out_dir)
     total_nimg = int(round((cfg.total_kimg if max_kimg is None else max_kimg) * 1000))
 
-    trainer = EncoderTrainer(cfg, info)
+    ckpt_path = out_dir / CHECKPOINT_NAME
+    resumed = resume and ckpt_path.is_file()
+    trainer = EncoderTrainer(cfg, info, initialise=not resumed)  # a resumed E comes from the checkpoint
     resolution = trainer.G.resolution
     # Check the data before anything is written.
     source = real_images(cfg, resolution) if cfg.objective == "domain-guided" else None
@@ -671,8 +675,6 @@ def train_encoder(
 
     wall_before = 0.0
     commands: list[str] = []
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    resumed = resume and ckpt_path.is_file()
     if resumed:
         ckpt = load_checkpoint(out_dir)
         _check_same_run(cfg, EncoderTrainConfig.from_dict(json.loads(ckpt["config"])))
