@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 ParamKind = Literal["float", "int", "bool", "choice", "layers", "code", "image", "mask", "direction"]
+PARAM_KINDS: tuple[str, ...] = get_args(ParamKind)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,17 @@ class Param:
     choices: tuple[Any, ...] = ()
     help: str = ""
     required: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in PARAM_KINDS:
+            import difflib
+
+            close = difflib.get_close_matches(str(self.kind), PARAM_KINDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"parameter {self.name!r} has unknown kind {self.kind!r}{hint}; valid kinds: "
+                             f"{', '.join(PARAM_KINDS)}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"parameter {self.name!r} is a choice but declares no choices: pass choices=(...)")
 
     def validate(self, value: Any) -> Any:
         """Check ``value`` against the declaration and return it normalised."""

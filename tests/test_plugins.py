@@ -221,3 +221,17 @@ def test_param_validation():
 
     with pytest.raises(ValueError, match="'other' is required"):
         Needs().resolve_params({})
+
+
+def test_param_kind_is_validated_at_declaration():
+    from idinvert_plugins.params import PARAM_KINDS
+
+    with pytest.raises(ValueError, match=r"parameter 'amount' has unknown kind 'flaot' \(did you mean 'float'\?\)"
+                                         r"; valid kinds: float, int, bool, choice, layers, code, image, mask, "
+                                         r"direction"):
+        Param("amount", "flaot", default=1.0)
+    with pytest.raises(ValueError, match="unknown kind 'slider'; valid kinds"):
+        Param("amount", "slider")
+    with pytest.raises(ValueError, match="declares no choices"):
+        Param("mode", "choice")
+    assert {Param("x", k, choices=("a",)).kind for k in PARAM_KINDS} == set(PARAM_KINDS)
