@@ -134,6 +134,42 @@ def _download_extras(repo_id: str, commit: str, cache_dir: str | Path | None) ->
                       f"{exc}); the model loads without them", stacklevel=3)
 
 
+#: File suffixes that mark a name as a local file path, never a Hub id.
+FILE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin", ".safetensors", ".json", ".yaml", ".yml", ".png",
+                 ".jpg", ".jpeg", ".npy", ".npz", ".zip", ".tar", ".gz", ".onnx", ".h5")
+#: First path components that are output folders of this library's commands (``-o out/...``, ``--out runs/...``),
+#: not Hub organisations: ``out/rosinality-sg2-64`` is a folder that does not exist yet.
+LOCAL_ROOTS = frozenset({"out", "output", "outputs", "runs", "run", "weights", "models", "checkpoints", "data",
+                         "tmp", "results", "exports"})
+
+
+def local_path_reason(name: str) -> str | None:
+    """Why ``name`` must be a local path and not a Hub id (``None`` when it may be a Hub id).
+
+    A Hub id is ``org/repo[@revision]``; a name starting with ``.``, ``~`` or ``/``, holding a backslash or
+    more than one ``/`` before the revision, ending in a file suffix, whose first component exists here as a
+    folder or is one of the usual output folders (:data:`LOCAL_ROOTS`) is a path. ``hf-hub:org/repo`` always
+    means the Hub."""
+    if name.startswith("hf-hub:"):
+        return None
+    repo = name.partition("@")[0]
+    if name.startswith((".", "~", "/")) or re.match(r"^[A-Za-z]:[\\/]", name):
+        return "it starts with '.', '~', '/' or a drive letter"
+    if "\\" in name:
+        return "it contains a backslash"
+    if repo.count("/") > 1:
+        return "it has more than one '/' (a Hub id is org/repo)"
+    if repo.lower().endswith(FILE_SUFFIXES):
+        return f"it ends in a file suffix ({Path(repo).suffix})"
+    if "/" in repo:
+        first = repo.split("/", 1)[0]
+        if Path(first).is_dir():
+            return f"its first part {first + '/'!r} is a folder here"
+        if first.lower() in LOCAL_ROOTS:
+            return f"{first + '/'!r} is an output folder name, not a Hub organisation"
+    return None
+
+
 def resolve_model(name_or_path: str | Path, *, revision: str | None = None, cache_dir: str | Path | None = None,
                   local_files_only: bool | None = None) -> ResolvedModel:
     """Turn a model name, Hub id or folder path into a local folder (downloading if needed and allowed)."""
@@ -165,6 +201,19 @@ def resolve_model(name_or_path: str | Path, *, revision: str | None = None, cach
             f"model {name!r} has a card but its weights are not bundled here ({weights_dir() / str(local)}) "
             "and it has no published Hub repo. Train or convert it (see its card), or use another model."
         )
+    if path.is_file():
+        raise ModelNotFoundError(f"{path} is a file, not a model folder (a folder with {CONFIG_NAME} and "
+                                 f"{WEIGHTS_NAME}); checkpoints are converted with `idinvert convert {path} -o "
+                                 "OUT_DIR`, then OUT_DIR loads")
+    why = local_path_reason(name)
+    if isinstance(name_or_path, Path) or why is not None:
+        hint = (f" Make it with the command that writes it, or give an existing folder, a named model "
+                f"({', '.join(sorted(cards)) or 'none found'}) or a Hub id org/repo[@revision]")
+        if why is not None and "/" in name and _HUB_ID.match(name):
+            hint += f" (to force the Hub, write hf-hub:{name})"
+        raise ModelNotFoundError(f"no such folder {str(path)!r} (looked in {Path.cwd()}): the name is taken as a "
+                                 f"local path, not a Hub id, because {why or 'it was given as a Path'}, and the "
+                                 f"Hub was not asked.{hint}.")
     if _HUB_ID.match(name.removeprefix("hf-hub:")) and not path.exists():
         repo_id, rev = parse_hub_id(name)
         return _download(repo_id, revision or rev, cache_dir, local_files_only)

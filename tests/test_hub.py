@@ -192,3 +192,36 @@ def test_hf_home_and_offline_env_in_a_fresh_process(tmp_path, offline_cache):
     out = subprocess.run([sys.executable, "-m", "idinvert_plugins.cli", "info", "idinvert-test/absent"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "not in the local Hugging Face cache" in out.stderr
+
+
+@pytest.mark.parametrize("name", ["out/rosinality-sg2-64", "./my-model", "~/models/ffhq", "a/b/c",
+                                  "org/ffhq.pkl", "ffhq.safetensors", "runs\\sg2"])
+def test_a_local_looking_name_is_never_sent_to_the_hub(name, tmp_path, monkeypatch):
+    import time
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError(f"{name!r} was sent to the Hub")
+
+    monkeypatch.setattr(hub, "_download", no_hub)
+    monkeypatch.chdir(tmp_path)
+    start = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match=r"no such folder .*the Hub was not asked") as err:
+        load_generator(name)
+    assert time.perf_counter() - start < 2.0
+    assert "named model" in str(err.value)
+
+
+def test_a_name_whose_first_part_is_a_local_folder_is_a_path_and_hf_hub_forces_the_hub(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "mine").mkdir()
+    asked = []
+    monkeypatch.setattr(hub, "_download", lambda repo_id, *a, **k: asked.append(repo_id) or (_ for _ in ()).throw(
+        ModelNotFoundError("offline")))
+    with pytest.raises(ModelNotFoundError, match=r"its first part 'mine/' is a folder here"):
+        hub.resolve_model("mine/sg2")
+    assert asked == []
+    for name, repo in (("hf-hub:out/sg2", "out/sg2"), ("someorg/sg2", "someorg/sg2")):
+        with pytest.raises(ModelNotFoundError, match="offline"):
+            hub.resolve_model(name)
+        assert asked[-1] == repo
