@@ -33,6 +33,9 @@ class Generator(nn.Module):
     #: True when ``mapping(z)`` returns one w per image (``[N, w_dim]``). False for models whose mapping
     #: emits a separate w per layer (the released IDInvert StyleGAN models, ``repeat_w=False``).
     has_w_space: ClassVar[bool] = True
+    #: True when :meth:`synthesis` accepts explicit noise maps (``noise={layer: [N or 1, 1, r, r]}``) and
+    #: :meth:`noise_shapes` names them: needed to render latents with a ``noise`` part.
+    accepts_noise: ClassVar[bool] = False
 
     z_dim: int
     w_dim: int
@@ -67,6 +70,21 @@ class Generator(nn.Module):
         """Per-layer style vectors (the S space) that ``ws`` produces, keyed by layer name in synthesis
         order. Each value is ``[N, channels]`` (what modulates that layer)."""
         raise NotImplementedError
+
+    # -- optional: what latents beyond W+ need (see idinvert_plugins.latent) ---------------------------
+    def noise_shapes(self) -> dict[str, tuple[int, int, int, int]]:
+        """Names and shapes ``[1, 1, r, r]`` of the per-layer noise inputs, in synthesis order (backends that
+        support explicit noise set :attr:`accepts_noise` and accept ``synthesis(ws, noise={name: map})``)."""
+        raise NotImplementedError
+
+    def style_module_paths(self) -> dict[str, str]:
+        """Style name (the keys of :meth:`styles`) -> path of the submodule whose output is that style (the
+        affine map ``A``), so S-space offsets can be added to it."""
+        raise NotImplementedError
+
+    def style_modules(self) -> dict[str, nn.Module]:
+        """Style name -> the submodule producing that style (see :meth:`style_module_paths`)."""
+        return {name: self.get_submodule(path) for name, path in self.style_module_paths().items()}
 
     # -- shared helpers ------------------------------------------------------------------------------
     def forward(

@@ -172,10 +172,13 @@ class SynthesisLayer(nn.Module):
         # A(w) -> (scale, shift) per channel; the scale is applied as (s0 + 1) so zero means identity.
         self.style = EqualLinear(w_dim, 2 * channels, gain=1.0)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode = "const") -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: NoiseMode = "const",
+                noise: torch.Tensor | None = None) -> torch.Tensor:
         if self.conv is not None:
             x = self.conv(x)
-        if noise_mode != "none":
+        if noise is not None:  # an explicit map [N or 1, 1, r, r], scaled by the learned per-channel weight
+            x = x + (noise.to(x.dtype) * self.noise_weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1))
+        elif noise_mode != "none":
             if noise_mode == "random":
                 noise = torch.randn(
                     x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype
@@ -232,10 +235,12 @@ class SynthesisNetwork(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.to_rgb = ToRGB(channels[resolution], img_channels)
 
-    def forward(self, wp: torch.Tensor, noise_mode: NoiseMode = "const") -> torch.Tensor:
+    def forward(self, wp: torch.Tensor, noise_mode: NoiseMode = "const",
+                noise: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         x = self.const.expand(wp.shape[0], -1, -1, -1)
+        noise = noise or {}
         for i, layer in enumerate(self.layers):
-            x = layer(x, wp[:, i], noise_mode)
+            x = layer(x, wp[:, i], noise_mode, noise.get(f"layer{i}"))
         x = self.to_rgb(x)
         return torch.tanh(x) if self.final_tanh else x
 
@@ -251,6 +256,7 @@ class StyleGANGenerator(Generator):
     """
 
     architecture = "stylegan"
+    accepts_noise = True
 
     def __init__(
         self,
@@ -333,11 +339,28 @@ class StyleGANGenerator(Generator):
             w = w.view(-1, self.num_layers, self.w_dim)
         return self.truncate(w, truncation_psi, truncation_cutoff)
 
-    def synthesis(self, ws: torch.Tensor, noise_mode: NoiseMode = "const") -> torch.Tensor:
-        """W or W+ -> images ``[N, img_channels, resolution, resolution]``. No truncation here."""
+    def synthesis(self, ws: torch.Tensor, noise_mode: NoiseMode = "const", *,
+                  noise: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """W or W+ -> images ``[N, img_channels, resolution, resolution]``. No truncation here.
+
+        ``noise`` optionally gives explicit noise maps per layer (``{"layer3": [N or 1, 1, 8, 8]}``, names from
+        :meth:`noise_shapes`); other layers follow ``noise_mode``."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        return self.synthesis_network(self.to_wplus(ws), noise_mode)
+        if noise is not None:
+            unknown = sorted(set(noise) - set(self.noise_shapes()))
+            if unknown:
+                raise ValueError(f"unknown noise layers {unknown}; valid names: {list(self.noise_shapes())}")
+        return self.synthesis_network(self.to_wplus(ws), noise_mode, noise)
+
+    def noise_shapes(self) -> dict[str, tuple[int, int, int, int]]:
+        """``{"layer0": (1, 1, 4, 4), ...}``: the noise input of every AdaIN layer, in synthesis order."""
+        return {f"layer{i}": (1, 1, layer.resolution, layer.resolution)
+                for i, layer in enumerate(self.synthesis_network.layers)}
+
+    def style_module_paths(self) -> dict[str, str]:
+        """``{"layer0": "synthesis_network.layers.0.style", ...}``: each AdaIN layer's style map ``A``."""
+        return {f"layer{i}": f"synthesis_network.layers.{i}.style" for i in range(len(self.synthesis_network.layers))}
 
     def styles(self, ws: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each layer's AdaIN style ``A(w)`` = ``[N, 2 * channels]`` (scale part first, then shift),

@@ -259,6 +259,7 @@ class StyleGAN2Generator(Generator):
     """
 
     architecture = "stylegan2"
+    accepts_noise = True
 
     def __init__(
         self,
@@ -352,6 +353,10 @@ class StyleGAN2Generator(Generator):
         """Names and shapes ``[1, 1, r, r]`` of the per-layer noise inputs, in synthesis order."""
         layers = self.synthesis_network.noise_layers()
         return {name: (1, 1, layer.resolution, layer.resolution) for name, layer in layers}
+
+    def style_module_paths(self) -> dict[str, str]:
+        """``{"b4.conv1": "synthesis_network.b4.conv1.affine", ...}``: the affine map of every modulated layer."""
+        return {name: f"synthesis_network.{name}.affine" for name, _, _ in self.synthesis_network.layers()}
 
 
 def resolve_channels(
