@@ -183,14 +183,15 @@ def cmd_edit(args: argparse.Namespace) -> int:
 def cmd_interpolate(args: argparse.Namespace) -> int:
     import torch
 
-    from .editors.interpolate import Interpolate
+    from .editors.interpolate import Interpolate, single_w
     from .hub import load_generator
     from .images import save_strip
 
     G = load_generator(args.model, device=args.device)
     codes, tiles = codes_for(G, [args.a, args.b], args)
-    if args.space == "w":  # one w per code: the mean over layers (exact for W codes)
-        codes = G.to_wplus(codes.mean(dim=1))
+    if args.space == "w":  # W codes only: each is one w repeated over the layers
+        labels = [str(s) if is_code_file(s) else f"{s} (inverted with {args.method})" for s in (args.a, args.b)]
+        codes = G.to_wplus(single_w(codes, labels))
     frames = Interpolate()(G, codes[:1], target=codes[1:2], steps=args.frames).images[0]
     out = save_strip(torch.cat([tiles[0][None], frames.to(tiles[0]), tiles[1][None]]), args.output)
     print(f"wrote {out}: input A | {args.frames} frames in {'W' if args.space == 'w' else 'W+'} | input B")
@@ -426,7 +427,8 @@ def add_parsers(sub: Any) -> None:
     _inversion_args(p, steps_flag="--inversion-steps")
     p.add_argument("--steps", dest="frames", type=int, default=7, help="frames from A to B, both included")
     p.add_argument("--space", choices=("wplus", "w"), default="wplus",
-                   help="wplus: interpolate the W+ codes; w: first reduce each code to one w (mean over layers)")
+                   help="wplus: interpolate every W+ layer (images, codes from `idinvert invert`); w: codes that "
+                        "are one w repeated over the layers (W+ codes whose layers differ are refused)")
     p.add_argument("-o", "--output", required=True, help="strip: input A | frames | input B")
     p.set_defaults(func=cmd_interpolate)
 
@@ -474,7 +476,10 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--steer", choices=STEERINGS, default="normal",
                    help="edit along the boundary's normal (InterFaceGAN), along the covariance of W times it "
                         "(the normal in whitened W; edits more strongly in an anisotropic W), or along the "
-                        "difference of the two classes' mean codes (the boundary is kept for scoring)")
+                        "difference of the two classes' mean codes (the boundary is kept for scoring); "
+                        "conditional / conditional-class-means: the normal / class-mean vector with the "
+                        "boundaries of the other attribute families projected out (InterFaceGAN's conditional "
+                        "manipulation: less cross-talk, see docs/directions.md)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--batch", type=int, default=256)
     d.add_argument("--device", default="cpu")

@@ -150,9 +150,37 @@ def test_interpolate_strip_endpoints_are_the_reconstructions(setup, capsys):
     assert "input A | 5 frames in W+ | input B" in capsys.readouterr().out
     # an image input is inverted (encoder only here) and its tile is the input image itself
     assert main(["interpolate", s["a.png"], s["b"], "--model", s["model"], "--method", "encoder", "--encoder",
-                 s["encoder"], "--steps", "3", "--space", "w", "-o", str(out)]) == 0
+                 s["encoder"], "--steps", "3", "-o", str(out)]) == 0
     tiles = _tiles(_png(out), 5)
     assert np.abs(tiles[0] - _png(s["a.png"])).max() == 0
+
+
+def test_interpolate_in_w_takes_w_codes_and_refuses_w_plus_codes(setup, capsys):
+    s, out = setup, setup["tmp"] / "interp_w.png"
+    # W codes (one w repeated over the layers): W and W+ interpolation are the same strip
+    assert main(["interpolate", s["a"], s["b"], "--model", s["model"], "--steps", "5", "--space", "w",
+                 "-o", str(out)]) == 0
+    assert "input A | 5 frames in W | input B" in capsys.readouterr().out
+    mid = _render(s["G"], (s["codes"][0] + s["codes"][1]) / 2)
+    assert np.abs(_tiles(_png(out), 7)[3] - mid).max() <= 1
+    # a W+ code whose layers differ (what `idinvert invert` writes) is refused, saying why and what to use
+    wplus = s["codes"][0].clone()
+    wplus[3:] = s["codes"][1][3:]
+    path = s["tmp"] / "wplus.safetensors"
+    save_file({"code": wplus.contiguous()}, str(path))
+    out.unlink()
+    assert main(["interpolate", str(path), s["b"], "--model", s["model"], "--space", "w", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} is a W+ code whose 6 layers differ" in err and "averaging the layers" in err
+    assert "Use --space wplus (the default)" in err
+    assert not out.exists()
+    # so is an inverted image (its code is W+), naming the image and the inverter
+    assert main(["interpolate", s["a.png"], s["b"], "--model", s["model"], "--method", "encoder", "--encoder",
+                 s["encoder"], "--space", "w", "-o", str(out)]) == 2
+    assert "a.png (inverted with encoder) is a W+ code" in capsys.readouterr().err
+    # and the same strip in W+ works
+    assert main(["interpolate", str(path), s["b"], "--model", s["model"], "--steps", "3", "-o", str(out)]) == 0
+    assert np.abs(_tiles(_png(out), 5)[1] - _render(s["G"], wplus)).max() <= 1
 
 
 def test_mix_takes_the_layers_from_b(setup):

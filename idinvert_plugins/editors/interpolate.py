@@ -25,6 +25,27 @@ def slerp_codes(src: torch.Tensor, dst: torch.Tensor, steps: int, eps: float = 1
     return (torch.sin((1 - t) * omega) / so) * src.unsqueeze(1) + (torch.sin(t * omega) / so) * dst.unsqueeze(1)
 
 
+def single_w(codes: torch.Tensor, names: list[str] | None = None, rtol: float = 1e-4) -> torch.Tensor:
+    """The one ``w`` ``[N, D]`` of each W+ code ``[N, L, D]`` whose layers are all equal (a W code broadcast to
+    W+); a code whose layers differ (what inversion writes) raises ``ValueError`` saying why interpolating it
+    in W would be wrong and what to use instead. ``names`` label the codes in the message."""
+    if codes.ndim == 2:
+        return codes
+    mean = codes.mean(dim=1)
+    spread = (codes - mean.unsqueeze(1)).norm(dim=-1).amax(dim=1)  # [N]
+    scale = mean.norm(dim=-1).clamp_min(1e-12)
+    for i in range(codes.shape[0]):
+        if float(spread[i]) > rtol * float(scale[i]) + 1e-6:
+            label = names[i] if names else f"code {i}"
+            raise ValueError(
+                f"{label} is a W+ code whose {codes.shape[1]} layers differ (the largest layer is "
+                f"{float(spread[i]):.3g} from their mean, {float(spread[i] / scale[i]):.0%} of its norm): "
+                "interpolating in W needs one w per code, and averaging the layers into one w renders a "
+                "different face. Use --space wplus (the default), which interpolates every layer; --space w is "
+                "for W codes (all layers equal, e.g. G.mapping(z) saved with save_code)")
+    return mean
+
+
 class Interpolate(Editor):
     name = "interpolate"
     description = "Linear interpolation in W+ from each code to a second code, endpoints included."
