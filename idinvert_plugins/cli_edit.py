@@ -20,6 +20,8 @@ from .cli import FEATURE_NET_HELP
 from .codes import is_code_file, load_code
 from .editors.interfacegan import STEERINGS
 
+OUT_HELP = ("folder to write to (default: a folder model's own directions/; for bundled, installed and Hub "
+            "models $IDINVERT_HOME/directions/MODEL/, default ~/.local/share/idinvert, found by name from there)")
 EDIT_FORM = "NAME=STRENGTH, e.g. smile=+2 or eyeglasses=-1.5 (NAME: a direction of the model or a .safetensors path)"
 
 
@@ -276,26 +278,35 @@ def cmd_diffuse(args: argparse.Namespace) -> int:
     return 0
 
 
-def _writable_directions(G: Any, out: str | None) -> Path:
-    from .editors.directions import directions_folder
+def _writable_directions(G: Any, out: str | None, names: Sequence[str] = (), force: bool = False) -> Path:
+    """The folder new directions ``names`` go to: ``--out``, else the model's own ``directions/`` when the model
+    folder is the user's, else the user folder (``$IDINVERT_HOME/directions/<model>/``; bundled, installed and
+    Hub-cache folders are never written to). Existing files of the same names need ``force``: checked before any
+    work is done."""
+    from .editors.directions import learned_directions_folder
 
-    if out:
-        return Path(out)
-    if G.resolved.origin == "hub":
-        raise ValueError(f"{G.resolved.name} comes from the Hugging Face cache, which is not to be written to: "
-                         "pass --out DIR (and use it with `idinvert edit --directions DIR`)")
-    folder = directions_folder(G)
-    probe = folder if folder.is_dir() else folder.parent
+    folder = Path(out).expanduser() if out else learned_directions_folder(G)
+    probe = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
     if not os.access(probe, os.W_OK):
         raise ValueError(f"{folder} is not writable: pass --out DIR (and use it with `idinvert edit --directions "
                          "DIR`)")
+    existing = [folder / f"{n}.safetensors" for n in names if (folder / f"{n}.safetensors").exists()]
+    if existing and not force:
+        more = f" and {len(existing) - 8} more" if len(existing) > 8 else ""
+        shown = ", ".join(p.name for p in existing[:8]) + more
+        raise ValueError(f"{folder} already holds {len(existing)} of these directions ({shown}): pass --force to "
+                         "overwrite them, or --out DIR to write elsewhere")
     return folder
 
 
-def _print_saved(paths: Sequence[Path], folder: Path) -> None:
-    from .editors.directions import SUMMARY_NAME
+def _print_saved(paths: Sequence[Path], folder: Path, G: Any = None) -> None:
+    from .editors.directions import SUMMARY_NAME, directions_folder, learned_directions_folder
 
     print(f"wrote {len(paths)} direction(s) to {folder} (+ {SUMMARY_NAME}, README.md)")
+    if G is not None and folder.resolve() == learned_directions_folder(G).resolve() != directions_folder(G).resolve():
+        shadowed = sorted(p.stem for p in paths if (directions_folder(G) / p.name).exists())
+        print(f"(the model's own folder is not written to; these are found by name for {G.resolved.name}"
+              + (f", and replace its shipped {', '.join(shadowed)}" if shadowed else "") + ")")
 
 
 def cmd_directions_learn(args: argparse.Namespace) -> int:
@@ -304,10 +315,10 @@ def cmd_directions_learn(args: argparse.Namespace) -> int:
     from .hub import load_generator, load_model
 
     G = load_generator(args.generator, device=args.device)
-    folder = _writable_directions(G, args.out)
     classifier = load_model(args.classifier, kind="classifier", device=args.device)
     attributes = None if not args.attributes else "all" if args.attributes == "all" else args.attributes.split(",")
     scorer = ClassifierScorer(classifier, attributes)
+    folder = _writable_directions(G, args.out, scorer.names, args.force)
     directions, skipped = learn_generator_directions(G, scorer, n=args.n, seed=args.seed, batch=args.batch,
                                                      ratio=args.ratio, method=args.method, steer=args.steer)
     for d in directions:
@@ -325,7 +336,7 @@ def cmd_directions_learn(args: argparse.Namespace) -> int:
               f"{d.extra.get('label', '')}")
     for name, why in skipped.items():
         print(f"{name:<24} skipped: {why}")
-    _print_saved(paths, folder)
+    _print_saved(paths, folder, G)
     return 0
 
 
@@ -334,13 +345,13 @@ def _save_unsupervised(args: argparse.Namespace, directions: list, prefix: str) 
 
     for d in directions:  # named sefa_00, ganspace_00, ... by the library
         d.extra.update(generator=str(args.model))
-    folder = _writable_directions(args.G, args.out)
+    folder = _writable_directions(args.G, args.out, [d.name for d in directions], args.force)
     note = {d.name: {"note": (f"explained variance {d.extra['explained']:.3f}" if "explained" in d.extra
                               else f"eigenvalue {d.extra.get('eigenvalue', 0):.3g}")} for d in directions}
     paths = save_directions(directions, folder, note, {"command": prefix, "generator": str(args.model), "k": args.k})
     for d in directions:
         print(f"{d.name}: {note[d.name]['note']}")
-    _print_saved(paths, folder)
+    _print_saved(paths, folder, args.G)
     return 0
 
 
@@ -349,6 +360,7 @@ def cmd_directions_sefa(args: argparse.Namespace) -> int:
     from .hub import load_generator
 
     args.G = load_generator(args.model, device=args.device)
+    _writable_directions(args.G, args.out, [f"sefa_{i:02d}" for i in range(args.k)], args.force)
     layers = _layer_range(args.G, args.layers)
     chosen = None if layers is None else list(range(*layers))
     return _save_unsupervised(args, sefa_directions(args.G, k=args.k, layers=chosen), "sefa")
@@ -359,6 +371,7 @@ def cmd_directions_ganspace(args: argparse.Namespace) -> int:
     from .hub import load_generator
 
     args.G = load_generator(args.model, device=args.device)
+    _writable_directions(args.G, args.out, [f"ganspace_{i:02d}" for i in range(args.k)], args.force)
     return _save_unsupervised(args, ganspace_directions(args.G, n_samples=args.n, k=args.k, seed=args.seed),
                               "ganspace")
 
@@ -483,7 +496,8 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--batch", type=int, default=256)
     d.add_argument("--device", default="cpu")
-    d.add_argument("--out", help="folder to write to (default: the model folder's directions/, if writable)")
+    d.add_argument("--out", help=OUT_HELP)
+    d.add_argument("--force", action="store_true", help="overwrite direction files of the same names")
     d.set_defaults(func=cmd_directions_learn)
 
     d = dsub.add_parser("list", help="the saved directions of a model, with their accuracies")
@@ -506,4 +520,5 @@ def add_parsers(sub: Any) -> None:
             d.add_argument("--seed", type=int, default=0)
             d.set_defaults(func=cmd_directions_ganspace)
         d.add_argument("--device", default="cpu")
-        d.add_argument("--out", help="folder to write to (default: the model folder's directions/, if writable)")
+        d.add_argument("--out", help=OUT_HELP)
+        d.add_argument("--force", action="store_true", help="overwrite direction files of the same names")

@@ -34,6 +34,12 @@ def _fresh_plugins(monkeypatch):
     plugins.configure(None)
 
 
+@pytest.fixture(autouse=True)
+def _user_home(tmp_path_factory, monkeypatch):
+    """Learned directions go to a fresh $IDINVERT_HOME, never the user's own (~/.local/share/idinvert)."""
+    monkeypatch.setenv("IDINVERT_HOME", str(tmp_path_factory.mktemp("idinvert-home")))
+
+
 def tiny_stylegan2(resolution: int = 16, seed: int = 0, **kwargs):
     from idinvert_plugins.models.stylegan2 import StyleGAN2Generator
 

@@ -18,14 +18,23 @@ point appears with working controls. Kinds map to components:
 
 A number parameter with no default and no natural value for the model (``None``) becomes a text box whose
 empty value means "the editor's default".
+
+The Edit tab's direction sliders are grouped here too (:func:`group_directions`): attributes (binary and
+continuous), categorical attributes by family (``hair_color-*``, ``background-*``, ...) and unsupervised
+components (``sefa_*``, ``ganspace_*``), each slider labelled clean / weak / not measured from the cross-talk
+recorded in the directions folder's ``summary.json``. Gradio components are static, so the app draws a fixed
+pool of group slots (:class:`SlotPlan`) and :func:`assign_slots` fills it for the model shown.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -33,11 +42,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..editors.directions import read_summary
 from ..images import MAX_PIXELS
 from ..models.base import Generator
 from ..params import Param
 from .models import ModelBundle
 from .session import AppError, Session, display, payload_path, read_image
+
+log = logging.getLogger(__name__)
 
 CODE_SOURCES = ("second image", "average face", "random face")
 #: finest slider: more positions than this and a number box is drawn instead
@@ -300,5 +312,235 @@ def mask_background(payload: Any, resolution: int) -> dict[str, Any] | None:
     return {"background": image, "layers": [], "composite": image}
 
 
-__all__ = ["CODE_SOURCES", "CONTEXT_DEFAULTS", "Control", "DecodeContext", "build_controls", "components_of",
-           "decode_code", "decode_controls", "mask_background", "mask_from_editor"]
+# -- the Edit tab's direction sliders: groups, labels and slots ---------------------------------------------
+ATTRIBUTES = "attributes"
+UNSUPERVISED = "unsupervised"
+UNSUPERVISED_SOURCES = {"sefa": "SeFa", "ganspace": "GANSpace"}
+CLEAN = "clean"
+WEAK = "weak: drags other attributes"
+NOT_MEASURED = "not measured"
+CLEAN_RULE = ("*clean*: the target attribute moves the intended way for at least 90 % of faces at the documented "
+              "step and no attribute of another family moves more than half as much; *weak* directions work but "
+              "drag other attributes along; *not measured*: no cross-talk figures in the directions' "
+              "`summary.json`")
+_UNSUPERVISED_NAME = re.compile(r"(sefa|ganspace)_\d+")
+
+
+@dataclass(frozen=True)
+class DirectionSlider:
+    """How one direction appears in the Edit tab: its group, whether it is clean, and a line of detail."""
+
+    name: str
+    group: str
+    status: str  # CLEAN, WEAK or NOT_MEASURED
+    info: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} · {self.status}"
+
+
+@dataclass(frozen=True)
+class DirectionGroup:
+    """A collapsible group of sliders: the attributes, one categorical family, or the unsupervised components."""
+
+    key: str  # ATTRIBUTES, UNSUPERVISED or the family's name (``hair_color``)
+    title: str
+    sliders: tuple[DirectionSlider, ...]
+
+    def counts(self) -> str:
+        """``"2 clean, 3 weak"``: how many sliders have each status (statuses with none left out)."""
+        order = (CLEAN, WEAK, NOT_MEASURED)
+        short = {CLEAN: "clean", WEAK: "weak", NOT_MEASURED: "not measured"}
+        found = [(short[s], sum(d.status == s for d in self.sliders)) for s in order]
+        return ", ".join(f"{n} {word}" for word, n in found if n)
+
+    def header(self, part: int = 1, parts: int = 1) -> str:
+        n = len(self.sliders)
+        where = f", part {part} of {parts}" if parts > 1 else ""
+        return f"{self.title}: {n} direction{'s' if n != 1 else ''} ({self.counts()}){where}"
+
+
+def direction_rows(paths: Mapping[str, str | Path]) -> dict[str, dict[str, Any]]:
+    """Each direction's row of the ``summary.json`` next to its file (``{}`` where there is none)."""
+    cache: dict[Path, dict[str, Any]] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for name, path in paths.items():
+        folder = Path(path).parent
+        if folder not in cache:
+            try:
+                cache[folder] = read_summary(folder).get("directions") or {}
+            except (OSError, ValueError) as exc:
+                log.warning("direction labels: %s", exc)
+                cache[folder] = {}
+        row = cache[folder].get(name)
+        rows[name] = dict(row) if isinstance(row, dict) else {}
+    return rows
+
+
+def _crosstalk(direction: Any, row: Mapping[str, Any]) -> dict[str, Any] | None:
+    found = row.get("crosstalk")
+    if not isinstance(found, dict):
+        found = (getattr(direction, "extra", None) or {}).get("crosstalk")
+    return found if isinstance(found, dict) else None
+
+
+def _group_key(name: str, direction: Any, row: Mapping[str, Any], names: Sequence[str]) -> str:
+    source = str(row.get("source") or getattr(direction, "source", "") or "")
+    if source.split("-")[0] in UNSUPERVISED_SOURCES or _UNSUPERVISED_NAME.fullmatch(name):
+        return UNSUPERVISED
+    attribute = row.get("attribute") or getattr(direction, "attribute", None)
+    if "-" in name:
+        family = name.split("-", 1)[0]
+        siblings = sum(n.startswith(f"{family}-") for n in names)
+        if family and (attribute == family or (not attribute and siblings > 1)):
+            return family
+    return ATTRIBUTES
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _detail(name: str, key: str, direction: Any, row: Mapping[str, Any], crosstalk: dict[str, Any] | None) -> str:
+    """One line under a slider: what kind of direction it is and its measured cross-talk (or accuracy)."""
+    source = str(row.get("source") or getattr(direction, "source", "") or "")
+    if key == UNSUPERVISED:
+        method = UNSUPERVISED_SOURCES.get(source.split("-")[0]) or UNSUPERVISED_SOURCES.get(name.split("_")[0], "")
+        parts = [f"{method} component (no target attribute)".strip()]
+        if row.get("note"):
+            parts.append(str(row["note"]))
+    elif key == ATTRIBUTES:
+        if _number(row.get("majority")) is not None:
+            parts = ["binary attribute"]
+        elif "median" in str(row.get("note") or ""):
+            parts = ["continuous attribute"]
+        else:
+            parts = ["attribute"]
+    else:
+        parts = [f"{name.split('-', 1)[1]} vs the other {key} classes"]
+    if crosstalk is not None and isinstance(crosstalk.get("clean"), bool):
+        success, step = _number(crosstalk.get("success")), _number(crosstalk.get("step"))
+        worst = _number(crosstalk.get("worst"))
+        if success is not None:
+            parts.append(f"moves the intended way for {success:.0%} of faces" +
+                         (f" at step {step:g}" if step is not None else ""))
+        if worst is not None:
+            other = crosstalk.get("worst_attribute")
+            parts.append(f"worst cross-talk {worst:.2f}x the target's change" + (f" ({other})" if other else ""))
+    else:
+        accuracy = _number(row.get("accuracy"))
+        if accuracy is None:
+            accuracy = _number(getattr(direction, "accuracy", None))
+        if accuracy is not None and key != UNSUPERVISED:
+            majority = _number(row.get("majority"))
+            parts.append(f"held-out accuracy {accuracy:.2f}" + (f" (majority {majority:.2f})" if majority else ""))
+        parts.append("cross-talk not measured")
+    return "; ".join(parts)
+
+
+def _group_title(key: str) -> str:
+    if key == ATTRIBUTES:
+        return "Attributes (binary and continuous)"
+    if key == UNSUPERVISED:
+        return "Unsupervised components (SeFa, GANSpace)"
+    return f"{key} (categorical: one direction per class)"
+
+
+def group_directions(directions: Mapping[str, Any], rows: Mapping[str, Mapping[str, Any]] | None = None
+                     ) -> list[DirectionGroup]:
+    """Sort a model's directions (``{name: Direction}``) into the Edit tab's groups, each slider labelled.
+
+    ``rows`` are the directions' ``summary.json`` rows (:func:`direction_rows`); a row's ``crosstalk.clean``
+    (or the same key in the direction file's ``extra``) makes a slider *clean* or *weak*, none *not
+    measured*. Groups: the attributes first, then each categorical family by name, then the unsupervised
+    components; sliders sorted by name inside a group.
+    """
+    rows = rows or {}
+    names = sorted(directions)
+    grouped: dict[str, list[DirectionSlider]] = {}
+    for name in names:
+        direction, row = directions[name], rows.get(name) or {}
+        key = _group_key(name, direction, row, names)
+        crosstalk = _crosstalk(direction, row)
+        clean = crosstalk.get("clean") if crosstalk is not None else None
+        status = NOT_MEASURED if not isinstance(clean, bool) else CLEAN if clean else WEAK
+        grouped.setdefault(key, []).append(DirectionSlider(name, key, status,
+                                                           _detail(name, key, direction, row, crosstalk)))
+    families = sorted(k for k in grouped if k not in (ATTRIBUTES, UNSUPERVISED))
+    order = [k for k in (ATTRIBUTES, *families, UNSUPERVISED) if k in grouped]
+    return [DirectionGroup(k, _group_title(k), tuple(grouped[k])) for k in order]
+
+
+@dataclass(frozen=True)
+class SlotPlan:
+    """The fixed pool of sliders the Edit tab draws: ``groups`` collapsible groups of ``per_group`` sliders.
+
+    Slider ``k`` of group slot ``g`` is number ``g * per_group + k`` of the flat list (the ``/edit`` API's
+    argument order)."""
+
+    groups: int
+    per_group: int
+
+    @property
+    def size(self) -> int:
+        return self.groups * self.per_group
+
+    @classmethod
+    def fitting(cls, catalogs: Sequence[Sequence[DirectionGroup]], *, min_per_group: int = 8,
+                spare_groups: int = 1) -> SlotPlan:
+        """A pool that holds every catalog without splitting a group, plus ``spare_groups`` group slots for
+        models first seen later (a larger group is split over several slots then)."""
+        per_group = max([min_per_group, *(len(g.sliders) for c in catalogs for g in c)])
+        groups = max([1, *(len(c) for c in catalogs)]) + spare_groups
+        return cls(groups, per_group)
+
+
+@dataclass
+class SlotAssignment:
+    """What each slot of a :class:`SlotPlan` shows for one model."""
+
+    headers: list[str | None]  # per group slot; None: hidden
+    opened: list[bool]
+    sliders: list[DirectionSlider | None]  # per slider slot (flat); None: hidden
+    left_out: list[str]  # directions that did not fit the pool
+
+    @property
+    def names(self) -> list[str | None]:
+        """The direction name behind each slider slot (None for a hidden slot)."""
+        return [s.name if s is not None else None for s in self.sliders]
+
+    def slot(self, name: str) -> int:
+        """The flat index of ``name``'s slider."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"no slider for direction {name!r}") from None
+
+
+def assign_slots(groups: Sequence[DirectionGroup], plan: SlotPlan) -> SlotAssignment:
+    """Fill the pool group by group; a group larger than a slot continues in the next one ("part 2 of 2").
+    Only the attributes group starts open, so the page stays compact."""
+    headers: list[str | None] = [None] * plan.groups
+    opened = [False] * plan.groups
+    sliders: list[DirectionSlider | None] = [None] * plan.size
+    left_out: list[str] = []
+    g = 0
+    for group in groups:
+        chunks = [group.sliders[i : i + plan.per_group] for i in range(0, len(group.sliders), plan.per_group)]
+        for part, chunk in enumerate(chunks, 1):
+            if g >= plan.groups:
+                left_out += [s.name for s in chunk]
+                continue
+            headers[g] = group.header(part, len(chunks))
+            opened[g] = group.key == ATTRIBUTES and part == 1
+            for k, slider in enumerate(chunk):
+                sliders[g * plan.per_group + k] = slider
+            g += 1
+    return SlotAssignment(headers, opened, sliders, left_out)
+
+
+__all__ = ["ATTRIBUTES", "CLEAN", "CLEAN_RULE", "CODE_SOURCES", "CONTEXT_DEFAULTS", "NOT_MEASURED", "UNSUPERVISED",
+           "WEAK", "Control", "DecodeContext", "DirectionGroup", "DirectionSlider", "SlotAssignment", "SlotPlan",
+           "assign_slots", "build_controls", "components_of", "decode_code", "decode_controls", "direction_rows",
+           "group_directions", "mask_background", "mask_from_editor"]

@@ -1,13 +1,20 @@
 """The Gradio Blocks app: invert an image, then edit it with every registered editor.
 
 Tabs: **Invert** (model, upload or example, inverter, iterations, progress bar, input next to reconstruction with
-MSE and seconds), **Edit** (one slider per saved direction of the model), **Interpolate** (a second image, a
+MSE and seconds), **Edit** (one slider per saved direction of the model, every one of them, in collapsible groups:
+attributes, each categorical family, unsupervised components; each labelled clean / weak / not measured from the
+directions' ``summary.json``), **Interpolate** (a second image, a
 strip and a frame slider), **Diffuse** (a target pasted into the inverted image by a box or a painted mask),
 **Style mix**, and **More editors** (every other registered editor, e.g. from ``hooks/``). The editors' controls
 are drawn from their declared parameters (:mod:`.controls`). The current result and its W+ code can be
 downloaded from any tab.
 
 Per-user data lives in a ``gr.State`` (:class:`~.session.Session`); models are loaded once and shared read-only.
+
+Gradio draws static components, so the Edit tab holds a pool of group slots (:class:`~.controls.SlotPlan`), sized
+when the app is built for every model of the menu whose directions can be listed locally (plus a spare group);
+choosing a model relabels, shows and hides them. The ``/edit`` endpoint takes one strength per slot of the
+pool in page order; ``demo.direction_slots(model)`` says which direction each slot moves.
 """
 
 from __future__ import annotations
@@ -19,12 +26,31 @@ from typing import Any
 
 import gradio as gr
 
+from ..editors.directions import find_directions
 from ..editors.manipulate import Manipulate
+from ..hub import resolve_model
 from ..images import ImageError
 from ..plugins import get_plugins
-from .controls import Control, DecodeContext, build_controls, components_of, decode_controls, mask_background
+from .controls import (
+    CLEAN,
+    CLEAN_RULE,
+    NOT_MEASURED,
+    WEAK,
+    Control,
+    DecodeContext,
+    DirectionGroup,
+    SlotAssignment,
+    SlotPlan,
+    assign_slots,
+    build_controls,
+    components_of,
+    decode_controls,
+    direction_rows,
+    group_directions,
+    mask_background,
+)
 from .examples import example_images
-from .models import ModelRegistry, ModelSpec
+from .models import ModelBundle, ModelRegistry, ModelSpec
 from .session import (
     AppError,
     Session,
@@ -43,8 +69,8 @@ from .session import (
 log = logging.getLogger(__name__)
 
 TITLE = "IDInvert: in-domain GAN inversion and editing"
-#: direction sliders drawn (hidden when a model has fewer directions)
-MAX_DIRECTIONS = 24
+#: fewest sliders per group slot of the Edit tab (more when a served model has a larger group)
+MIN_SLIDERS_PER_GROUP = 8
 MAX_STEPS = 2000
 #: editors with a tab of their own; every other registered editor appears under "More editors"
 EDITOR_TABS = {"interpolate": "Interpolate", "diffuse": "Diffuse", "style-mix": "Style mix"}
@@ -55,9 +81,36 @@ INTRO = ("Upload a face (or pick an example), choose an inverter and press **Inv
          "or its W+ code at the bottom. Images are shown enlarged, in the model's own pixels.")
 
 
+#: the Edit tab's images stay in view while the slider groups beside them scroll
+CSS = "#edit-images { position: sticky; top: 8px; align-self: flex-start; }"
+
+
 def launch_options() -> dict[str, Any]:
     """Settings for ``demo.launch`` that go with :func:`build_app` (uploads capped at 20 MB)."""
-    return {"max_file_size": "20mb", "show_error": True}
+    return {"max_file_size": "20mb", "show_error": True, "css": CSS}
+
+
+def bundle_direction_groups(bundle: ModelBundle, spec: ModelSpec | None = None) -> list[DirectionGroup]:
+    """The Edit tab's groups for a loaded model, labelled from the ``summary.json`` next to each direction."""
+    paths: dict[str, Any] = {}
+    if bundle.folder is not None:
+        try:
+            paths = find_directions(bundle.folder, extra_dirs=spec.directions if spec is not None else ())
+        except (OSError, ValueError) as exc:
+            log.warning("direction labels of %s: %s", bundle.name, exc)
+    return group_directions(bundle.directions, direction_rows({n: p for n, p in paths.items()
+                                                                if n in bundle.directions}))
+
+
+def listed_direction_groups(spec: ModelSpec) -> list[DirectionGroup]:
+    """The groups of a model not loaded yet, from its direction files alone (nothing downloaded); [] when its
+    folder does not resolve locally. Used to size the Edit tab's slider pool."""
+    try:
+        resolved = resolve_model(spec.model, local_files_only=True)
+        paths = find_directions(resolved, extra_dirs=spec.directions)
+    except Exception:  # noqa: BLE001 - sizing only: a model that does not resolve here is sized when chosen
+        return []
+    return group_directions(dict.fromkeys(paths), direction_rows(paths))
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,6 +160,18 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
     editors = {name: plugins.get("editor", name) for name in plugins.names("editor")}
     direction_names0 = list(bundle0.directions)
     strength = next(p for p in Manipulate.params if p.name == "strength")
+    groups0 = bundle_direction_groups(bundle0, registry.specs.get(registry.default))
+    plan = SlotPlan.fitting([groups0, *(listed_direction_groups(spec) for name, spec in registry.specs.items()
+                                        if name != registry.default)], min_per_group=MIN_SLIDERS_PER_GROUP)
+    assignments: dict[str, SlotAssignment] = {registry.default: assign_slots(groups0, plan)}
+
+    def slots(name: str | None) -> SlotAssignment:
+        """Which direction each slider slot moves for model ``name`` (computed once per model)."""
+        name = name or registry.default
+        if name not in assignments:
+            bundle = registry.get(name)
+            assignments[name] = assign_slots(bundle_direction_groups(bundle, registry.specs.get(name)), plan)
+        return assignments[name]
 
     def ctx(session: Session) -> DecodeContext:
         return DecodeContext(registry.get(session.model), session)
@@ -140,18 +205,29 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
                     seen = _shown("Input, as the model sees it", "seen")
                     recon = _shown("Reconstruction", "reconstruction")
 
-            # -- Edit: one slider per direction ------------------------------------------------------------
+            # -- Edit: every direction, one slider each, in collapsible groups ------------------------------
             with gr.Tab("Edit", id="edit", elem_id="tab-edit"):
-                directions_note = gr.Markdown(_directions_note(direction_names0))
+                shown0 = slots(registry.default)
+                directions_note = gr.Markdown(_directions_note(shown0), elem_id="directions-note")
                 with gr.Row():
-                    with gr.Column(scale=1):
-                        sliders = [gr.Slider(strength.min, strength.max, value=0.0, step=strength.step,
-                                             label=direction_names0[i] if i < len(direction_names0)
-                                             else f"direction {i}", visible=i < len(direction_names0),
-                                             elem_id=f"direction-{i}", info=None)
-                                   for i in range(MAX_DIRECTIONS)]
+                    with gr.Column(scale=1, elem_id="direction-sliders"):
+                        direction_groups: list[gr.Accordion] = []
+                        sliders: list[gr.Slider] = []
+                        for g in range(plan.groups):
+                            header = shown0.headers[g]
+                            with gr.Accordion(header or f"group {g}", open=shown0.opened[g],
+                                              visible=header is not None,
+                                              elem_id=f"direction-group-{g}") as accordion:
+                                for k in range(plan.per_group):
+                                    i = g * plan.per_group + k
+                                    d = shown0.sliders[i]
+                                    sliders.append(gr.Slider(
+                                        strength.min, strength.max, value=0.0, step=strength.step,
+                                        label=d.label if d else f"direction {i}", info=d.info if d else None,
+                                        visible=d is not None, elem_id=f"direction-{i}"))
+                            direction_groups.append(accordion)
                         reset_btn = gr.Button("Reset all sliders", elem_id="reset-button")
-                    with gr.Column(scale=2), gr.Row():
+                    with gr.Column(scale=1, elem_id="edit-images"), gr.Row():
                         edit_before = _shown("Reconstruction", "edit-before")
                         edit_out = _shown("Edited", "edit-result")
 
@@ -206,22 +282,25 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
         downloads = [download_image, download_code]
 
         # -- events --------------------------------------------------------------------------------------------
-        def slider_updates(names: list[str]) -> list[Any]:
-            return [gr.update(visible=i < len(names), label=names[i] if i < len(names) else f"direction {i}",
-                              value=0.0) for i in range(MAX_DIRECTIONS)]
+        def direction_updates(shown: SlotAssignment) -> list[Any]:
+            groups = [gr.update(visible=h is not None, label=h or f"group {g}", open=o)
+                      for g, (h, o) in enumerate(zip(shown.headers, shown.opened))]
+            return groups + [gr.update(visible=d is not None, label=d.label if d else f"direction {i}",
+                                       info=d.info if d else None, value=0.0)
+                             for i, d in enumerate(shown.sliders)]
 
         @_guard
         def on_model(session: Session, name: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
             progress(0.0, desc=f"loading {name}")
             bundle = registry.get(name)
             session.reset(name)
-            names = list(bundle.directions)
-            return [session, bundle.describe(), _directions_note(names), None, None, "", None, None,
-                    *slider_updates(names), None, None]
+            shown = slots(name)
+            return [session, bundle.describe(), _directions_note(shown), None, None, "", None, None,
+                    *direction_updates(shown), None, None]
 
         model_menu.change(on_model, [state, model_menu],
                           [state, model_info, directions_note, seen, recon, metrics, edit_before, edit_out,
-                           *sliders, *downloads], api_name="select_model")
+                           *direction_groups, *sliders, *downloads], api_name="select_model")
 
         def on_method(name: str) -> Any:
             steps_default = default_steps(name)
@@ -251,10 +330,11 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
         @_guard
         def on_edit(session: Session, *values: float) -> list[Any]:
             bundle = registry.get(session.model)
-            names = list(bundle.directions)
-            if not names:
+            if not bundle.directions:
                 raise AppError(f"{bundle.name!r} has no saved directions yet, so there is nothing to move.")
-            image = edit_directions(bundle, session, {n: float(v or 0.0) for n, v in zip(names, values)})
+            names = slots(session.model).names
+            image = edit_directions(bundle, session, {n: float(v or 0.0) for n, v in zip(names, values)
+                                                      if n is not None})
             return [session, display(image), *write_downloads(session, session.model, "edit")]
 
         gr.on([s.input for s in sliders], on_edit, [state, *sliders], [state, edit_out, *downloads],
@@ -312,6 +392,7 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
 
     demo.queue(default_concurrency_limit=max(1, int(concurrency)), max_size=256)
     demo.registry = registry  # type: ignore[attr-defined] - for launchers and tests
+    demo.direction_slots = lambda name=None: slots(name).names  # type: ignore[attr-defined] - /edit's order
     return demo
 
 
@@ -320,12 +401,24 @@ def _shown(label: str, elem_id: str, height: int | None = 300) -> gr.Image:
     return gr.Image(label=label, interactive=False, height=height, format="png", elem_id=elem_id)
 
 
-def _directions_note(names: Sequence[str]) -> str:
-    if not names:
+def _directions_note(shown: SlotAssignment) -> str:
+    """The Edit tab's note: how many directions in how many groups, how many clean, what the labels mean."""
+    n = sum(d is not None for d in shown.sliders) + len(shown.left_out)
+    if not n:
         return ("This model has no saved directions yet, so there are no sliders. Learn some with "
                 "`idinvert directions learn` (they go to the model folder's `directions/`).")
-    return (f"Move a slider to push the inverted code along that direction (`w + strength * n`, the "
-            f"`manipulate` editor); the sliders add up. {len(names)} direction(s).")
+    statuses = [d.status for d in shown.sliders if d is not None]
+    counts = ", ".join(f"{statuses.count(s)} {word}" for s, word in
+                       ((CLEAN, "clean"), (WEAK, "weak"), (NOT_MEASURED, "not measured")) if statuses.count(s))
+    groups = len({h.rsplit(", part ", 1)[0] for h in shown.headers if h})
+    text = (f"Move a slider to push the inverted code along that direction (`w + strength * n`, the `manipulate` "
+            f"editor); the sliders add up. **{n} directions** in {groups} groups ({counts}); open a group to see "
+            f"its sliders. {CLEAN_RULE}.")
+    if shown.left_out:
+        text += (f"\n\n**{len(shown.left_out)} directions have no slider** ({', '.join(shown.left_out)}): the "
+                 "page was built for fewer. Start the app with this model first in `--model` so the page has room "
+                 "for all of them.")
+    return text
 
 
 def _editor_panel(name: str, editor: Any, G0: Any, direction_names: list[str], example_paths: list[str],
@@ -366,4 +459,5 @@ def _wire_editor(name: str, editor: Any, controls: list[Control], button: Any, o
                                        preprocess=False, api_visibility="private")
 
 
-__all__ = ["EDITOR_TABS", "MAX_DIRECTIONS", "build_app", "launch_options"]
+__all__ = ["EDITOR_TABS", "MIN_SLIDERS_PER_GROUP", "build_app", "bundle_direction_groups", "launch_options",
+           "listed_direction_groups"]
