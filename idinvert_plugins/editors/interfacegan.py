@@ -57,9 +57,13 @@ def _sklearn():
     return sklearn
 
 
-#: How :func:`learn_direction` turns a boundary into an edit vector.
-Steering = Literal["normal", "covariance", "class-means"]
+#: How a boundary becomes an edit vector. :func:`learn_direction` makes the first three; the two
+#: ``conditional`` ones need the whole set of boundaries and are made by :func:`directions_from_scores`
+#: (:func:`conditional_steering`).
+Steering = Literal["normal", "covariance", "class-means", "conditional", "conditional-class-means"]
 STEERINGS: tuple[str, ...] = get_args(Steering)
+#: The steering each conditional one starts from before the other families' boundaries are projected out.
+CONDITIONAL_BASE: dict[str, str] = {"conditional": "normal", "conditional-class-means": "class-means"}
 
 
 def learn_direction(
@@ -97,6 +101,10 @@ def learn_direction(
     """
     if method not in ("logistic", "svm"):
         raise ValueError(f"method must be 'logistic' or 'svm', got {method!r}")
+    if steer in CONDITIONAL_BASE:
+        raise ValueError(f"steer={steer!r} conditions one direction on the boundaries of the others, so it is "
+                         "made for a whole set: use directions_from_scores(..., steer=...) or "
+                         "conditional_steering(directions)")
     if steer not in STEERINGS:
         raise ValueError(f"steer must be one of {', '.join(map(repr, STEERINGS))}, got {steer!r}")
     if not 0 <= holdout < 1:
@@ -266,7 +274,14 @@ def directions_from_scores(
 ) -> tuple[list[Direction], dict[str, str]]:
     """One InterFaceGAN direction per score name; returns the directions and ``{name: reason}`` for the
     names that could not be learned (a label with fewer than ``min_positive`` samples in one class, or
-    constant scores). W+ codes ``[N, L, D]`` give per-layer directions."""
+    constant scores). W+ codes ``[N, L, D]`` give per-layer directions. ``steer="conditional"`` /
+    ``"conditional-class-means"`` learn the normals / class-mean vectors, then apply
+    :func:`conditional_steering` to the whole set."""
+    if steer in CONDITIONAL_BASE:
+        learned, skipped = directions_from_scores(
+            codes, scores, ratio=ratio, holdout=holdout, method=method, steer=CONDITIONAL_BASE[steer],  # type: ignore[arg-type]
+            seed=seed, min_positive=min_positive, describe=describe, progress=progress)
+        return conditional_steering(learned), skipped
     codes = torch.as_tensor(codes).detach().float()
     per_layer = codes.ndim == 3
     flat = codes.reshape(len(codes), -1)
@@ -302,6 +317,39 @@ def directions_from_scores(
     return learned, skipped
 
 
+def family(direction: Direction) -> str:
+    """The attribute family of a direction: its classifier head (``hair_color`` for ``hair_color-blond``).
+    Directions of one family move together by construction (more blond is less black), so cross-talk and
+    conditioning only look at the other families."""
+    return direction.attribute or direction.name.partition("-")[0]
+
+
+def conditional_steering(directions: Sequence[Direction]) -> list[Direction]:
+    """InterFaceGAN's conditional manipulation for a whole set: each direction's edit vector with its component
+    along the boundary normals of every direction of *another* family (:func:`family`) projected out, so that
+    an edit leaves their linear scores unchanged (:func:`~.directions.orthogonalize`, per layer for W+
+    directions). The boundary is kept for scoring; the source gains ``-conditional`` (a normal-steered source)
+    or ``-conditional-class-means`` (a class-means-steered one). On the bundled generators the attributes are
+    correlated in W, so the plain normal of, say, eyeglasses also moves skin tone: this removes that part.
+    """
+    from .directions import orthogonalize
+
+    out = []
+    for d in directions:
+        others = [o for o in directions if o is not d and family(o) != family(d)]
+        if not others:
+            out.append(d)
+            continue
+        c = orthogonalize(d, others)
+        base = d.source
+        source = (base[: -len("-class-means")] + "-conditional-class-means" if base.endswith("-class-means")
+                  else base + "-conditional")
+        extra = {**d.extra, "conditioned_on": sorted({family(o) for o in others})}
+        out.append(Direction(c.vector, name=d.name, attribute=d.attribute, layers=d.layers, accuracy=d.accuracy,
+                             source=source, extra=extra, normal=d.boundary))
+    return out
+
+
 def learn_generator_directions(
     G: Generator,
     scorer: Scorer,
@@ -330,5 +378,5 @@ def learn_generator_directions(
                                   seed=seed, min_positive=min_positive, describe=describe, progress=progress)
 
 
-__all__ = ["ClassifierScorer", "Scorer", "directions_from_scores", "learn_direction", "learn_generator_directions",
-           "sample_w"]
+__all__ = ["ClassifierScorer", "Scorer", "conditional_steering", "directions_from_scores", "family", "learn_direction",
+           "learn_generator_directions", "sample_w"]

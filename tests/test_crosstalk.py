@@ -1,0 +1,148 @@
+"""Cross-talk measurement (idinvert_plugins.editors.crosstalk) and conditional steering, on a fake generator and
+classifier whose answers are known: the "images" are the codes themselves and the readings linear in them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from idinvert_plugins.editors.crosstalk import CrossTalk, measure_crosstalk, write_heatmap
+from idinvert_plugins.editors.directions import Direction
+from idinvert_plugins.editors.interfacegan import conditional_steering, directions_from_scores, learn_direction
+
+D = 5
+FAMILIES = {"a": "a", "b": "b", "c-x": "c", "c-y": "c"}
+THRESHOLDS = {"a": 0.0, "b": 0.0, "c-x": 0.0, "c-y": 0.0}
+
+
+def render(codes: torch.Tensor) -> torch.Tensor:
+    return codes[:, 0]  # [N, D]: the fake image is the code
+
+
+def fake_score(k: float):
+    """a = x0 (the wrong way for faces whose marker x4 < 0), b = x1 + k * x0, c-x = x2, c-y = -x2."""
+    def score(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        marker = torch.where(x[:, 4] < 0, -1.0, 1.0)
+        return {"a": x[:, 0] * marker, "b": x[:, 1] + k * x[:, 0], "c-x": x[:, 2], "c-y": -x[:, 2]}
+    return score
+
+
+def codes(n: int = 40, wrong: int = 0, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    c = torch.randn(n, 1, D, generator=g)
+    c[:, 0, 4] = 1.0
+    c[:wrong, 0, 4] = -1.0
+    return c
+
+
+def unit(i: int) -> Direction:
+    v = torch.zeros(D)
+    v[i] = 1.0
+    return Direction(v)
+
+
+def test_matrix_worst_and_clean_on_known_linear_readings():
+    dirs = {"a": unit(0), "b": unit(1), "c-x": unit(2)}
+    ct = measure_crosstalk(codes(), dirs, render, fake_score(0.3), thresholds=THRESHOLDS, families=FAMILIES,
+                           step=3.0, scales={"b": 2.0})
+    assert ct.rows == ["a", "b", "c-x"] and ct.columns == ["a", "b", "c-x", "c-y"] and ct.n == 40
+    # per unit step along +direction, in spreads: editing a moves b by 0.3 (spread 2 -> 0.15)
+    np.testing.assert_allclose(ct.matrix, [[1, 0.15, 0, 0], [0, 0.5, 0, 0], [0, 0, 1, -1]], atol=1e-9)
+    assert ct.worst("a") == pytest.approx((0.15, "b"))
+    assert ct.worst("b")[0] == pytest.approx(0.0)
+    # c-y is c-x's own family (more x is less y): it does not count as cross-talk
+    assert ct.worst("c-x")[0] == pytest.approx(0.0) and ct.worst("c-x")[1] != "c-y"
+    assert all(ct.success[r] == 1.0 for r in ct.rows) and ct.clean_count() == 3
+    entry = ct.entry("a")
+    assert entry == {"clean": True, "success": 1.0, "worst": 0.15, "worst_attribute": "b", "target_change": 1.0,
+                     "step": 3.0, "samples": "generator", "n": 40}
+
+
+def test_strong_drag_or_low_success_is_not_clean():
+    # b moves 0.6 as much as a (spreads 1): above the half-as-much limit
+    ct = measure_crosstalk(codes(), {"a": unit(0)}, render, fake_score(0.6), thresholds=THRESHOLDS,
+                           families=FAMILIES)
+    assert ct.worst("a") == pytest.approx((0.6, "b")) and not ct.clean("a")
+    # 8 of 40 faces read a backwards: success 80 %, the target's mean change (32 - 8) / 40 per unit
+    ct = measure_crosstalk(codes(wrong=8), {"a": unit(0)}, render, fake_score(0.1), thresholds=THRESHOLDS,
+                           families=FAMILIES)
+    assert ct.success["a"] == pytest.approx(0.8) and ct.target("a") == pytest.approx(0.6)
+    assert ct.worst("a")[0] == pytest.approx(0.1 / 0.6) and not ct.clean("a")
+    # the wrong way on average: infinite cross-talk, written as None
+    ct = measure_crosstalk(codes(wrong=30), {"a": unit(0)}, render, fake_score(0.1), thresholds=THRESHOLDS,
+                           families=FAMILIES)
+    assert ct.target("a") < 0 and math.isinf(ct.worst("a")[0]) and ct.entry("a")["worst"] is None
+
+
+def test_json_round_trip_table_and_errors(tmp_path):
+    ct = measure_crosstalk(codes(), {"a": unit(0), "b": unit(1)}, render, fake_score(0.3), thresholds=THRESHOLDS,
+                           families=FAMILIES, samples="test_faces")
+    back = CrossTalk.from_json(ct.to_json())
+    np.testing.assert_allclose(back.matrix, ct.matrix, atol=1e-5)
+    assert back.samples == "test_faces" and back.clean_count() == ct.clean_count() == 2
+    assert "| a | 100% | 1.000 | 0.30 | b | clean |" in ct.table()
+    with pytest.raises(ValueError, match="reads no attribute named \\['z'\\]"):
+        measure_crosstalk(codes(), {"z": unit(0)}, render, fake_score(0.3), thresholds=THRESHOLDS, families=FAMILIES)
+    with pytest.raises(ValueError, match="no family given for \\['c-y'\\]"):
+        measure_crosstalk(codes(), {"a": unit(0)}, render, fake_score(0.3), thresholds=THRESHOLDS,
+                          families={k: v for k, v in FAMILIES.items() if k != "c-y"})
+
+
+def test_heatmap_shows_clean_and_weak_rows(tmp_path):
+    clean = measure_crosstalk(codes(), {"a": unit(0)}, render, fake_score(0.1), thresholds=THRESHOLDS,
+                              families=FAMILIES)
+    weak = measure_crosstalk(codes(), {"a": unit(0)}, render, fake_score(0.9), thresholds=THRESHOLDS,
+                             families=FAMILIES)
+    path = write_heatmap([("before", weak), ("after", clean)], tmp_path / "h.png")
+    img = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    half = img.shape[1] // 2
+    assert img.shape[1] > 2 * 330
+    # the target's own cell (1.0) is deep red in both panels; the b cell is redder before (0.9) than after (0.1)
+    red = (img[..., 0] > 240) & (img[..., 1] < 90) & (img[..., 2] < 90)
+    assert red[:, :half].sum() > red[:, half:].sum() > 100
+    pinkish = (img[..., 0] > 240) & (img[..., 1] < 200)
+    assert pinkish[:, :half].sum() > pinkish[:, half:].sum()
+    with pytest.raises(ValueError, match="nothing to draw"):
+        write_heatmap([], tmp_path / "x.png")
+
+
+def test_conditional_steering_projects_out_other_families_only():
+    g = torch.Generator().manual_seed(0)
+    a = Direction(torch.randn(6, generator=g), name="a", attribute="a", source="interfacegan-logistic")
+    b = Direction(torch.randn(6, generator=g), name="b", attribute="b", source="interfacegan-logistic",
+                  normal=torch.randn(6, generator=g))
+    cx = Direction(torch.randn(6, generator=g), name="c-x", attribute="c", source="interfacegan-logistic-class-means",
+                   normal=torch.randn(6, generator=g))
+    cy = Direction(torch.randn(6, generator=g), name="c-y", attribute="c", source="interfacegan-logistic")
+    out = {d.name: d for d in conditional_steering([a, b, cx, cy])}
+    # orthogonal to every other family's boundary, not to its own family's
+    assert abs(float(out["a"].vector @ b.boundary)) < 1e-5 and abs(float(out["a"].vector @ cx.boundary)) < 1e-5
+    assert abs(float(out["c-x"].vector @ a.boundary)) < 1e-5 and abs(float(out["c-x"].vector @ b.boundary)) < 1e-5
+    assert abs(float(out["c-x"].vector @ cy.boundary)) > 1e-3
+    assert out["a"].source == "interfacegan-logistic-conditional"
+    assert out["c-x"].source == "interfacegan-logistic-conditional-class-means"
+    assert torch.allclose(out["c-x"].boundary, cx.boundary) and torch.allclose(out["a"].boundary, a.vector)
+    assert out["a"].extra["conditioned_on"] == ["b", "c"] and out["a"].name == "a"
+
+
+def test_conditional_steering_removes_a_correlated_attributes_drag():
+    """Two attributes correlated in the codes: the plain normal of a moves b's score, the conditional one does
+    not, and it still moves a's."""
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(4000, 4, generator=g)
+    x = torch.stack([z[:, 0], z[:, 0] * 0.8 + z[:, 1] * 0.6, z[:, 2], z[:, 3]], 1)  # axes 0 and 1 correlated
+    scores = {"a": x[:, 0] + 0.5 * x[:, 1], "b": (x[:, 1] - 0.2 * x[:, 0] > 0).float()}
+    plain, _ = directions_from_scores(x, scores, steer="normal", progress=False)
+    cond, skipped = directions_from_scores(x, scores, steer="conditional", progress=False)
+    assert not skipped
+    p, c = {d.name: d for d in plain}, {d.name: d for d in cond}
+    nb = p["b"].vector
+    assert abs(float(p["a"].vector @ nb)) > 0.2
+    assert abs(float(c["a"].vector @ nb)) < 1e-5 and float(c["a"].vector @ p["a"].vector) > 0.3
+    assert torch.allclose(c["a"].boundary, p["a"].vector, atol=1e-6) and c["a"].accuracy == p["a"].accuracy
+    with pytest.raises(ValueError, match="made for a whole set"):
+        learn_direction(x, scores["a"], steer="conditional")
