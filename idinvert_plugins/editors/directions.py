@@ -284,13 +284,38 @@ def save_directions(directions: Sequence[Direction], folder: str | Path, info: d
              "covariance`), for one ending in `-class-means`, the difference of the two classes' mean codes "
              "(`--steer class-means`; for both the normal is kept in the file for scoring codes); majority share: "
              "the accuracy of "
-             "always guessing the larger class (for imbalanced labels).", "",
-             "| name | source | held-out accuracy | majority share | samples | note |", "|---|---|---|---|---|---|"]
+             "always guessing the larger class (for imbalanced labels; `!`: the boundary does no better). "
+             "Sources ending in `-conditional` / `-conditional-class-means`: the normal / class-mean vector with "
+             "the other attribute families' boundaries projected out (`--steer conditional`, InterFaceGAN's "
+             "conditional manipulation).", ""]
+    measured = {n: r["crosstalk"] for n, r in summary["directions"].items() if r.get("crosstalk")}
+    if measured:
+        first = next(iter(measured.values()))
+        test_n = sum(bool((c.get("test_faces") or {}).get("clean")) for c in measured.values())
+        lines += [f"Cross-talk (`benchmarks/crosstalk.py`, step {first.get('step', 3):g}): *success*, the share of "
+                  "faces whose attribute moves the intended way; *cross-talk*, the most an attribute of another family "
+                  "moves (classifier change in spreads of real faces) relative to the target's own change, and which; "
+                  "*clean*: success >= 90 % and cross-talk <= 0.5, else *weak* (shipped, but expect other attributes "
+                  f"to move). Clean on G's own samples: {sum(bool(c.get('clean')) for c in measured.values())} of "
+                  f"{len(measured)}; on inverted held-out test faces: {test_n} of {len(measured)}.", ""]
+        if (folder / "crosstalk.png").is_file():
+            lines += ["![Cross-talk before and after the choice of edit vectors](crosstalk.png)", ""]
+    lines += ["| name | source | held-out accuracy | majority share | samples | success | cross-talk (moved most) | "
+              "edit | test faces | note |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in sorted(summary["directions"].items()):
         acc = "" if row.get("accuracy") is None else f"{row['accuracy']:.3f}"
         maj = "" if row.get("majority") is None else f"{row['majority']:.3f}"
+        if acc and maj and row["accuracy"] <= row["majority"]:
+            acc += " !"
+        ct = row.get("crosstalk") or {}
+        test = ct.get("test_faces") or {}
+        worst = "" if not ct else ("inf" if ct.get("worst") is None else f"{ct['worst']:.2f}")
+        worst += f" ({ct['worst_attribute']})" if ct.get("worst_attribute") else ""
+        success = "" if ct.get("success") is None else f"{ct['success']:.0%}"
+        edit = "" if not ct else ("clean" if ct.get("clean") else "weak")
+        tested = "" if not test else f"{test['success']:.0%}, {'clean' if test.get('clean') else 'weak'}"
         lines.append(f"| {name} | {row.get('source') or ''} | {acc} | {maj} | {row.get('n_samples') or ''} | "
-                     f"{row.get('note') or ''} |")
+                     f"{success} | {worst} | {edit} | {tested} | {row.get('note') or ''} |")
     if skipped:
         lines += ["", "Not learned (no usable boundary):", ""]
         lines += [f"- {name}: {why}" for name, why in sorted(skipped.items())]
