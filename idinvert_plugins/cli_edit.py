@@ -377,14 +377,22 @@ def cmd_directions_ganspace(args: argparse.Namespace) -> int:
 
 
 def cmd_directions_list(args: argparse.Namespace) -> int:
-    from .editors.directions import LEARN_HINT, Direction, directions_folder, find_directions
+    """Print a model's saved directions: steering, held-out accuracy against the majority share (flagged when it
+    is no better), and the measured cross-talk (success, worst other attribute, clean or weak) where recorded."""
+    from .editors.directions import LEARN_HINT, Direction, directions_folder, find_directions, read_summary
 
     found = find_directions(args.model, args.directions or ())
+    summaries: dict[Path, dict] = {}
     rows = []
     for name, path in found.items():
         d = Direction.load(path)
-        rows.append({"name": name, "source": d.source, "attribute": d.attribute, "accuracy": d.accuracy,
-                     "majority": d.extra.get("majority"), "layers": d.layers, "per_layer": d.per_layer,
+        if path.parent not in summaries:
+            summaries[path.parent] = read_summary(path.parent)["directions"]
+        crosstalk = d.extra.get("crosstalk") or summaries[path.parent].get(name, {}).get("crosstalk")
+        acc, majority = d.accuracy, d.extra.get("majority")
+        rows.append({"name": name, "source": d.source, "attribute": d.attribute, "accuracy": acc,
+                     "majority": majority, "below_majority": acc is not None and majority is not None
+                     and acc <= majority, "crosstalk": crosstalk, "layers": d.layers, "per_layer": d.per_layer,
                      "n_samples": d.extra.get("n_samples"), "path": str(path)})
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -392,12 +400,31 @@ def cmd_directions_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no directions for {args.model} (looked in {directions_folder(args.model)}); {LEARN_HINT}")
         return 0
-    print(f"{'name':<24} {'source':<22} {'held-out acc':>12} {'majority':>9} {'samples':>8}  layers")
+    print(f"{'name':<20} {'source':<46} {'held-out acc':>12} {'majority':>9} {'success':>8} "
+          f"{'cross-talk (moved most)':<32} {'edit':<6} {'test faces':<17} layers")
     for r in rows:
-        acc = "" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        acc = "" if r["accuracy"] is None else f"{r['accuracy']:.3f}" + (" !" if r["below_majority"] else "  ")
         maj = "" if r["majority"] is None else f"{r['majority']:.3f}"
         layers = "all" if r["layers"] is None else f"{r['layers'][0]}..{r['layers'][-1]}"
-        print(f"{r['name']:<24} {r['source']:<22} {acc:>12} {maj:>9} {r['n_samples'] or '':>8}  {layers}")
+        ct = r["crosstalk"] or {}
+        success = "" if ct.get("success") is None else f"{ct['success']:.0%}"
+        worst = ("" if not ct else "inf" if ct.get("worst") is None else f"{ct['worst']:.2f}")
+        worst += f" ({ct['worst_attribute']})" if ct.get("worst_attribute") else ""
+        edit = "" if not ct else ("clean" if ct.get("clean") else "weak")
+        test = ct.get("test_faces") or {}
+        test_s = "" if not test else (f"{test['success']:.0%} {'clean' if test.get('clean') else 'weak'}")
+        print(f"{r['name']:<20} {r['source']:<46} {acc:>12} {maj:>9} {success:>8} {worst:<32} {edit:<6} "
+              f"{test_s:<17} {layers}")
+    if any(r["below_majority"] for r in rows):
+        print("! held-out accuracy at or below the majority share: the boundary does no better than always "
+              "guessing the larger class; its edit may still work, the cross-talk columns say")
+    measured = [r["crosstalk"] for r in rows if r["crosstalk"]]
+    if measured:
+        step, samples = measured[0].get("step"), measured[0].get("samples")
+        print(f"cross-talk at step {step:g} on {samples} samples (test faces: inverted held-out faces): success = "
+              "share of faces whose target moves the intended way; cross-talk = the most another attribute family "
+              "moves, relative to the target; clean = success >= 90 % and cross-talk <= 0.5 "
+              f"({sum(bool(c.get('clean')) for c in measured)} of {len(measured)} clean)")
     return 0
 
 

@@ -146,3 +146,46 @@ def test_conditional_steering_removes_a_correlated_attributes_drag():
     assert torch.allclose(c["a"].boundary, p["a"].vector, atol=1e-6) and c["a"].accuracy == p["a"].accuracy
     with pytest.raises(ValueError, match="made for a whole set"):
         learn_direction(x, scores["a"], steer="conditional")
+
+
+def test_directions_list_shows_crosstalk_and_flags_accuracy_at_or_below_majority(tmp_path, capsys):
+    import json
+
+    from conftest import tiny_stylegan2
+
+    from idinvert_plugins.cli import main
+    from idinvert_plugins.editors.directions import save_directions
+    from idinvert_plugins.hub import save_pretrained
+
+    model = save_pretrained(tiny_stylegan2(16), tmp_path / "g", kind="generator")
+    w_dim = 32  # tiny_stylegan2's
+    g = torch.Generator().manual_seed(0)
+    clean = {"clean": True, "success": 0.96, "worst": 0.21, "worst_attribute": "age", "step": 3.0,
+             "samples": "generator", "test_faces": {"clean": False, "success": 0.84, "worst": 0.7,
+                                                    "worst_attribute": "yaw", "step": 3.0, "samples": "test_faces"}}
+    weak = {"clean": False, "success": 0.62, "worst": 1.35, "worst_attribute": "background-red", "step": 3.0,
+            "samples": "generator"}
+    dirs = [Direction(torch.randn(w_dim, generator=g), name="smile", attribute="smile", accuracy=0.81,
+                      source="interfacegan-logistic-conditional", extra={"crosstalk": clean}),
+            Direction(torch.randn(w_dim, generator=g), name="hair_color-auburn", attribute="hair_color",
+                      accuracy=0.914, source="interfacegan-logistic-class-means",
+                      extra={"majority": 0.922, "crosstalk": weak}),
+            Direction(torch.randn(w_dim, generator=g), name="sefa_00", source="sefa")]
+    save_directions(dirs, model / "directions", {"hair_color-auburn": {"majority": 0.922, "crosstalk": weak},
+                                                 "smile": {"crosstalk": clean}})
+    assert main(["directions", "list", str(model)]) == 0
+    out = capsys.readouterr().out
+    lines = {ln.split()[0]: ln for ln in out.splitlines() if ln and ln.split()[0] in {d.name for d in dirs}}
+    assert "96%" in lines["smile"] and "0.21 (age)" in lines["smile"] and " clean " in lines["smile"]
+    assert "84% weak" in lines["smile"] and "0.810  " in lines["smile"]
+    assert "0.914 !" in lines["hair_color-auburn"] and "0.922" in lines["hair_color-auburn"]
+    assert "1.35 (background-red)" in lines["hair_color-auburn"] and " weak " in lines["hair_color-auburn"]
+    assert "!" not in lines["sefa_00"] and "clean" not in lines["sefa_00"]
+    assert "no better than always guessing the larger class" in out and "(1 of 2 clean)" in out
+    assert main(["directions", "list", str(model), "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["hair_color-auburn"]["below_majority"] and not rows["smile"]["below_majority"]
+    assert rows["smile"]["crosstalk"]["clean"] and rows["sefa_00"]["crosstalk"] is None
+    readme = (model / "directions" / "README.md").read_text()
+    assert "| smile | interfacegan-logistic-conditional | 0.810 |  |  | 96% | 0.21 (age) | clean | 84%, weak |" in readme
+    assert "| 0.914 ! | 0.922 |" in readme and "Clean on G's own samples: 1 of 2" in readme
