@@ -14,6 +14,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from .editors.directions import Direction, DirectionNotFoundError, find_directions, load_direction  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402
 from .hub import (  # noqa: E402
     ModelLoadError,
@@ -47,6 +48,7 @@ def list_plugins() -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "Direction", "DirectionNotFoundError", "find_directions", "load_direction",
     "ModelLoadError", "ModelNotFoundError", "UnknownNameError", "__version__", "get_editor", "get_inverter",
     "get_latent_space", "get_plugins", "hookimpl", "list_models", "list_plugins", "load_encoder",
     "load_generator", "load_model", "save_pretrained",

@@ -134,6 +134,42 @@ def _download_extras(repo_id: str, commit: str, cache_dir: str | Path | None) ->
                       f"{exc}); the model loads without them", stacklevel=3)
 
 
+HOME_ENV = "IDINVERT_HOME"
+
+
+def idinvert_home() -> Path:
+    """The user's own idinvert folder (learned directions live in its ``directions/<model>/``): ``$IDINVERT_HOME``,
+    else ``$XDG_DATA_HOME/idinvert``, else ``~/.local/share/idinvert`` (``%LOCALAPPDATA%\\idinvert`` on Windows).
+    Like ``HF_HOME`` for huggingface_hub: the library never writes into bundled or installed model folders."""
+    import os
+
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV]).expanduser()
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "idinvert"
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data).expanduser() / "idinvert"
+
+
+def is_shipped_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` belongs to an installation rather than to the user: the bundled ``weights/``, the
+    installed package, a ``site-packages`` tree or the Hugging Face cache. Commands write there only when told."""
+    from huggingface_hub import constants
+
+    try:
+        path = Path(folder).expanduser().resolve()
+    except OSError:
+        return False
+    roots = [weights_dir(), Path(__file__).resolve().parent, Path(constants.HF_HUB_CACHE)]
+    for root in roots:
+        try:
+            if path.is_relative_to(Path(root).expanduser().resolve()):
+                return True
+        except OSError:
+            continue
+    return any(part in ("site-packages", "dist-packages") for part in path.parts)
+
+
 #: File suffixes that mark a name as a local file path, never a Hub id.
 FILE_SUFFIXES = (".pt", ".pth", ".pkl", ".ckpt", ".bin", ".safetensors", ".json", ".yaml", ".yml", ".png",
                  ".jpg", ".jpeg", ".npy", ".npz", ".zip", ".tar", ".gz", ".onnx", ".h5")

@@ -299,3 +299,12 @@ def test_linear_separability_benchmark_tells_linear_from_nonlinear():
     assert set(acc_linear) == {"C=1", "C=100", "standardised", "layer 0"}
     assert min(acc_linear.values()) > 0.9
     assert max(acc_folded.values()) < 0.65 and abs(np.mean(list(acc_folded.values())) - 0.5) < 0.1
+
+
+def test_direction_functions_are_importable_from_the_package(model_dir):
+    import idinvert_plugins as ip
+
+    assert ip.load_direction is load_direction and ip.find_directions is find_directions
+    assert {"load_direction", "find_directions", "Direction"} <= set(ip.__all__)
+    d = ip.load_direction("smile", model_dir[0])
+    assert isinstance(d, ip.Direction) and d.name == "smile"

@@ -277,3 +277,47 @@ def test_directions_learn_with_the_bundled_classifier(tmp_path, capsys):
     assert steered.source == "interfacegan-logistic-class-means" and steered.accuracy == pytest.approx(plain.accuracy)
     assert torch.allclose(steered.boundary, plain.vector, atol=1e-5)
     assert not torch.allclose(steered.vector, plain.vector)
+
+
+def test_directions_of_a_bundled_model_go_to_the_user_folder_and_overwriting_needs_force(tmp_path, monkeypatch,
+                                                                                         capsys):
+    import hashlib
+
+    import idinvert_plugins as ip
+    from idinvert_plugins.cards import weights_dir
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("IDINVERT_HOME", str(home))
+    bundled = weights_dir() / "toyfaces-stylegan2-64" / "directions"
+
+    def snapshot() -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(bundled.iterdir())}
+
+    before = snapshot()
+    assert main(["directions", "sefa", "toyfaces-stylegan2-64", "-k", "2"]) == 0
+    user = home / "directions" / "toyfaces-stylegan2-64"
+    assert f"wrote 2 direction(s) to {user}" in (printed := capsys.readouterr().out)
+    assert "replace its shipped sefa_00, sefa_01" in printed
+    assert sorted(p.name for p in user.iterdir()) == ["README.md", "sefa_00.safetensors", "sefa_01.safetensors",
+                                                      "summary.json"]
+    assert snapshot() == before  # the bundled folder is untouched
+    # found by name from there (the user's folder wins over the shipped file of the same name)
+    found = ip.find_directions("toyfaces-stylegan2-64")
+    assert found["sefa_00"] == user / "sefa_00.safetensors" and found["smile"].parent == bundled
+    assert ip.load_direction("sefa_01", "toyfaces-stylegan2-64").source == "sefa"
+    # again: refused before any work, naming the files and the flag; --force overwrites
+    (user / "sefa_01.safetensors").write_bytes(b"stale")
+    assert main(["directions", "sefa", "toyfaces-stylegan2-64", "-k", "3"]) == 2
+    err = capsys.readouterr().err
+    assert f"{user} already holds 2 of these directions (sefa_00.safetensors, sefa_01.safetensors)" in err
+    assert "pass --force to overwrite them" in err and not (user / "sefa_02.safetensors").exists()
+    assert main(["directions", "sefa", "toyfaces-stylegan2-64", "-k", "3", "--force"]) == 0
+    assert Direction.load(user / "sefa_01.safetensors").source == "sefa" and (user / "sefa_02.safetensors").exists()
+    # the bundled folder given as a path is still a shipped folder
+    assert main(["directions", "ganspace", str(bundled.parent), "-k", "1", "--n", "200"]) == 0
+    assert (user / "ganspace_00.safetensors").exists() and snapshot() == before
+    # --out writes exactly there, and also refuses to overwrite without --force
+    out = tmp_path / "mine"
+    assert main(["directions", "sefa", "toyfaces-stylegan2-64", "-k", "1", "--out", str(out)]) == 0
+    assert main(["directions", "sefa", "toyfaces-stylegan2-64", "-k", "1", "--out", str(out)]) == 2
+    assert "sefa_00.safetensors): pass --force" in capsys.readouterr().err

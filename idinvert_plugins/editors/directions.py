@@ -186,17 +186,53 @@ def directions_folder(model: Any) -> Path:
     return Path(_resolved_model(model).folder) / DIRECTIONS_DIR
 
 
+def user_directions_folder(model: Any) -> Path:
+    """Where ``idinvert directions learn|sefa|ganspace`` writes ``model``'s directions by default when its own
+    folder is bundled, installed or in the Hub cache: ``idinvert_home()/directions/<model>/`` (``<model>``: the
+    named model, the Hub id with ``/`` as ``--``, or the folder's name). :func:`find_directions` searches it."""
+    from ..hub import idinvert_home
+
+    resolved = _resolved_model(model)
+    key = resolved.name if resolved.origin in ("bundled", "hub") else Path(resolved.folder).resolve().name
+    return idinvert_home() / DIRECTIONS_DIR / key.replace("/", "--").replace("\\", "--")
+
+
+def learned_directions_folder(model: Any) -> Path:
+    """Where new directions of ``model`` go by default: its own ``directions/`` when the model folder is the
+    user's (a local folder outside any installation, writable), else :func:`user_directions_folder` (bundled and
+    installed models, the Hub cache). Commands never write into shipped folders unless told with ``--out``."""
+    import os
+
+    from ..hub import is_shipped_folder
+
+    resolved = _resolved_model(model)
+    folder = Path(resolved.folder)
+    if resolved.origin == "path" and not is_shipped_folder(folder):
+        own = folder / DIRECTIONS_DIR
+        if os.access(own if own.is_dir() else folder, os.W_OK):
+            return own
+    return user_directions_folder(resolved)
+
+
 def find_directions(model: Any, extra_dirs: Sequence[str | Path] = ()) -> dict[str, Path]:
     """Saved directions of ``model`` (a name, Hub id, folder, or loaded generator), by name (the file stem).
 
-    ``extra_dirs`` are searched first and win on a name clash (e.g. directions learned into another folder).
+    Searched: the model's own ``directions/``, then the user's folder for it (:func:`user_directions_folder`,
+    where learned directions go), then ``extra_dirs``; a later one wins on a name clash.
     """
     found: dict[str, Path] = {}
-    folders = [directions_folder(model)] if model is not None else []
+    folders = _model_folders(model) if model is not None else []
     for folder in [*folders, *reversed([Path(d) for d in extra_dirs])]:
         if folder.is_dir():
             found.update({p.stem: p for p in sorted(folder.glob("*.safetensors")) if p.is_file()})
     return dict(sorted(found.items()))
+
+
+def _model_folders(model: Any) -> list[Path]:
+    """The model's own ``directions/`` and, when different, the folder its learned directions go to."""
+    resolved = _resolved_model(model)
+    own, learned = directions_folder(resolved), learned_directions_folder(resolved)
+    return [own] if learned == own else [own, learned]
 
 
 def _looks_like_path(text: str) -> bool:
@@ -227,7 +263,7 @@ def load_direction(spec: Direction | str | Path | torch.Tensor, model: Any = Non
     available = find_directions(model, extra_dirs)
     if name in available:
         return Direction.load(available[name])
-    where = ", ".join(str(p) for p in ([directions_folder(model)] if model is not None else []) +
+    where = ", ".join(str(p) for p in (_model_folders(model) if model is not None else []) +
                       [Path(d) for d in extra_dirs])
     listing = ", ".join(available) if available else "none"
     raise DirectionNotFoundError(f"no direction {name!r} in {where}. Available: {listing}. To add one, {LEARN_HINT}.")
