@@ -29,8 +29,9 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-FEATURE_NET_HELP = ("perceptual network of the optimisers: auto (default: the toy-face classifier for toyfaces-* "
-                    "models, else none), none, a classifier (toyfaces-classifier-64) or vgg16-conv43:PATH")
+FEATURE_NET_HELP = ("perceptual network of the optimisers: auto (default: the model's pipeline.json feature_net; "
+                    "without one, the toy-face classifier for toyfaces-* models, else none), none, a classifier "
+                    "(toyfaces-classifier-64) or vgg16-conv43:PATH")
 
 
 # -- commands -------------------------------------------------------------------------------------------
@@ -86,6 +87,10 @@ def cmd_info(args: argparse.Namespace) -> int:
             info[attr] = getattr(model, attr)
     if resolved.card is not None:
         info["card"] = {k: v for k, v in resolved.card.data.items() if k not in ("name",)}
+    if config["kind"] == "generator":  # what goes with it: its pipeline.json, or what the naming rules give
+        from .pipeline import pipeline_info
+
+        info["pipeline"] = pipeline_info(args.name, revision=args.revision)
     print(json.dumps(info, indent=2, default=str))
     return 0
 
@@ -117,62 +122,63 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def invert_images(G, paths: Sequence[str | Path], *, method: str = "idinvert", encoder: str | None = None,
-                  feature_net: str | None = None, steps: int | None = None, crop: bool = False,
-                  device: str = "cpu", generator_name: str | Path | None = None, bf16: bool = False):
-    """Load ``paths`` at ``G``'s resolution and invert them with ``method`` (shared by ``invert``, ``edit``,
-    ``interpolate``, ``mix`` and ``diffuse``). ``encoder`` / ``feature_net`` are names or folders
-    (``feature_net="auto"``: :func:`~idinvert_plugins.losses.default_feature_network`); a method
-    that needs an encoder and got none uses ``<generator_name>-encoder`` when that resolves locally
-    (:func:`idinvert_plugins.hub.default_encoder`). ``bf16`` sets the optimisers' ``autocast`` option.
-    Returns ``(images [N, 3, R, R], InversionResult)``."""
-    import torch
+def pipeline_from_args(name: str | Path, args: argparse.Namespace, generator=None):
+    """The :class:`~idinvert_plugins.pipeline.Pipeline` of generator ``name`` with the command's ``--encoder``,
+    ``--feature-net`` and ``--directions`` options (absent or ``auto``: the pipeline's own); ``generator``: the
+    generator already loaded from ``name``."""
+    from .pipeline import AUTO, Pipeline
 
-    from .hub import default_encoder, encoder_name, load_encoder
-    from .images import load_image
-    from .losses import default_feature_network, load_feature_network
+    return Pipeline.from_pretrained(name, encoder=getattr(args, "encoder", None) or AUTO,
+                                    feature_net=getattr(args, "feature_net", None) or AUTO,
+                                    directions=tuple(getattr(args, "directions", None) or ()),
+                                    device=getattr(args, "device", None) or "cpu", generator=generator)
+
+
+def invert_images(pipe, paths: Sequence[str | Path], *, method: str | None = None, steps: int | None = None,
+                  crop: bool = False, bf16: bool = False):
+    """Load ``paths`` at the generator's resolution and invert them with ``method`` (default: the pipeline's
+    ``default_method``), with the encoder and perceptual network of ``pipe`` (a
+    :class:`~idinvert_plugins.pipeline.Pipeline`; shared by ``invert``, ``edit``, ``interpolate``, ``mix`` and
+    ``diffuse``). ``bf16`` sets the optimisers' ``autocast`` option. Returns ``(images [N, 3, R, R],
+    InversionResult)``."""
+    from .hub import encoder_name
+    from .pipeline import PIPELINE_NAME
     from .plugins import get_plugins
 
+    method = method or pipe.default_method
     inverter = get_plugins().get("inverter", method)
     if bf16 and "autocast" not in {p.name for p in getattr(inverter, "params", ())}:
         raise ValueError(f"--bf16 applies to optimising inverters with an 'autocast' option (idinvert, "
                          f"image2stylegan); {method!r} has none: leave --bf16 out")
-    encoder = encoder or (default_encoder(generator_name) if getattr(inverter, "requires_encoder", False) else None)
-    E = load_encoder(encoder, device=device) if encoder else None
-    if getattr(inverter, "requires_encoder", False) and E is None:
-        tried = f" ({encoder_name(generator_name)!r} does not resolve)" if generator_name is not None else ""
+    if getattr(inverter, "requires_encoder", False) and pipe.encoder is None:
+        tried = (f" (its {PIPELINE_NAME} names none)" if pipe.source == "pipeline.json" and "encoder" in pipe.config
+                 else f" ({encoder_name(pipe.name)!r} does not resolve)")
         raise ValueError(f"--method {method} needs a domain-guided encoder{tried}: pass --encoder NAME_OR_FOLDER "
                          "(e.g. one converted with `idinvert convert styleganinv_ffhq256_encoder.pth`), or use "
                          "--method image2stylegan")
-    if feature_net == "auto":
-        feature_net = default_feature_network(generator_name or "", G.resolution)
-    F = load_feature_network(feature_net, device=device) if feature_net else None
-    images = torch.stack([load_image(p, G.resolution, crop=crop) for p in paths]).to(device)
+    images = pipe.images(paths, crop=crop)
     options = {"steps": steps} if steps is not None and method != "encoder" else {}
     if bf16:
         options["autocast"] = True
-    return images, inverter.invert(G, images, encoder=E, feature_net=F, progress=True, **options)
+    return images, pipe.invert(images, method, progress=True, **options)
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
-    from .codes import save_code
-    from .hub import load_generator
     from .images import save_image
     from .metrics import mse
 
-    G = load_generator(args.name, device=args.device)
+    pipe = pipeline_from_args(args.name, args)
+    method = args.method or pipe.default_method
     paths = [Path(p) for p in args.images]
-    images, result = invert_images(G, paths, method=args.method, encoder=args.encoder,
-                                   feature_net=args.feature_net, steps=args.steps, crop=args.crop,
-                                   device=args.device, generator_name=args.name, bf16=args.bf16)
+    images, result = invert_images(pipe, paths, method=method, steps=args.steps, crop=args.crop, bf16=args.bf16)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     errors = mse(result.images.to(images), images)
     for path, code, image, err in zip(paths, result.codes, result.images, errors):
         save_image(image, out / f"{path.stem}.png")
-        save_code(code, out / f"{path.stem}.safetensors", generator=args.name, method=args.method)
+        pipe.save(code, out / f"{path.stem}.safetensors", method=method)
         print(f"{path.name}: mse {float(err):.5f}  -> {out / path.stem}.png, .safetensors")
-    print(f"{len(paths)} image(s) inverted with {args.method} in {result.seconds:.2f} s "
+    print(f"{len(paths)} image(s) inverted with {method} in {result.seconds:.2f} s "
           f"({result.seconds / len(paths):.2f} s per image)")
     return 0
 
@@ -290,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("invert", help="invert images into a generator's W+ space")
     p.add_argument("name", help="generator: a named model, Hub id or folder")
     p.add_argument("images", nargs="+")
-    p.add_argument("--method", default="idinvert", help="idinvert, encoder, image2stylegan or a plugin's inverter")
-    p.add_argument("--encoder", help="domain-guided encoder (name or folder) for idinvert / encoder")
+    p.add_argument("--method", default=None, help="idinvert, encoder, image2stylegan or a plugin's inverter "
+                                                 "(default: the model's pipeline.json default_method, else idinvert)")
+    p.add_argument("--encoder", help="domain-guided encoder (name or folder) for idinvert / encoder (default: the "
+                                     "model's pipeline.json encoder, else MODEL-encoder if it exists; 'none': without)")
     p.add_argument("--feature-net", default="auto", help=FEATURE_NET_HELP)
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
     p.add_argument("--crop", action="store_true", help="take the centred square of non-square images")

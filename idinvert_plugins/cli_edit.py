@@ -72,12 +72,18 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 # -- inputs -----------------------------------------------------------------------------------------------
 def codes_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace):
     """W+ codes ``[N, L, D]`` for ``sources`` (images are inverted together, codes loaded) and the input tile
-    of each: the image itself, or for a code its rendering. Prints the inversion error of images."""
+    of each: the image itself, or for a code its rendering. Prints the inversion error of images.
+
+    ``G`` is the command's :class:`~idinvert_plugins.pipeline.Pipeline`, or a generator loaded from
+    ``args.model`` (its pipeline is then made from the command's options when an image needs inverting)."""
     import torch
 
-    from .cli import invert_images
+    from .cli import invert_images, pipeline_from_args
     from .metrics import mse
+    from .pipeline import Pipeline
 
+    pipe = G if isinstance(G, Pipeline) else None
+    G = pipe.generator if pipe is not None else G
     codes: list[Any] = [None] * len(sources)
     tiles: list[Any] = [None] * len(sources)
     images = [i for i, s in enumerate(sources) if not is_code_file(s)]
@@ -85,13 +91,14 @@ def codes_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace):
         if is_code_file(s):
             codes[i] = load_code(s, G)
     if images:
-        x, result = invert_images(G, [sources[i] for i in images], method=args.method, encoder=args.encoder,
-                                  feature_net=args.feature_net, steps=args.steps, crop=args.crop,
-                                  device=args.device, generator_name=args.model)
+        pipe = pipe or pipeline_from_args(args.model, args, generator=G)
+        method = args.method or pipe.default_method
+        x, result = invert_images(pipe, [sources[i] for i in images], method=method, steps=args.steps,
+                                  crop=args.crop)
         errors = mse(result.images.to(x), x)
         for j, i in enumerate(images):
             codes[i], tiles[i] = result.codes[j].detach(), x[j]
-            print(f"{Path(sources[i]).name}: inverted with {args.method}, mse {float(errors[j]):.5f}")
+            print(f"{Path(sources[i]).name}: inverted with {method}, mse {float(errors[j]):.5f}")
     codes_t = torch.stack(codes)
     with torch.no_grad():
         for i in range(len(sources)):
@@ -105,6 +112,16 @@ def _direction(spec: str, G: Any, extra_dirs: Sequence[str] | None):
 
     try:
         return load_direction(spec, G, extra_dirs=extra_dirs or ())
+    except FileNotFoundError as exc:
+        raise ValueError(f"{exc} (give a direction name of the model or the path of a .safetensors direction)"
+                         ) from None
+
+
+def _pipeline_direction(pipe: Any, spec: str):
+    """A direction of the command's pipeline by name (its ``directions`` folders and ``--directions``), or a
+    ``.safetensors`` path."""
+    try:
+        return pipe.direction(spec)
     except FileNotFoundError as exc:
         raise ValueError(f"{exc} (give a direction name of the model or the path of a .safetensors direction)"
                          ) from None
@@ -130,29 +147,28 @@ def _layer_range(G: Any, layers: tuple[int, int | None] | None) -> tuple[int, in
 def cmd_edit(args: argparse.Namespace) -> int:
     import torch
 
-    from .codes import save_code
-    from .editors.directions import find_directions
+    from .cli import pipeline_from_args
     from .editors.manipulate import Manipulate
-    from .hub import load_generator
     from .images import load_image, save_image, save_strip
 
-    G = load_generator(args.model, device=args.device)
+    pipe = pipeline_from_args(args.model, args)
+    G = pipe.generator
     if not args.edit:
-        names = ", ".join(find_directions(G, args.directions or ())) or "none yet"
+        names = ", ".join(pipe.directions) or "none yet"
         raise ValueError(f"no --edit given: pass --edit {EDIT_FORM}. Directions of this model: {names}")
     if args.code:
         code = load_code(args.code, G)[None]
         tiles = [load_image(args.image, G.resolution, crop=args.crop).to(args.device)] if args.image else []
     elif args.image:
-        code, tiles = codes_for(G, [args.image], args)
+        code, tiles = codes_for(pipe, [args.image], args)
     else:
         raise ValueError("give an IMAGE to invert, or --code CODE.safetensors (a W+ code from `idinvert invert`)")
     layers = _layer_range(G, args.layers)
-    conditions = {c: _direction(c, G, args.directions) for c in (args.condition_on or [])}
+    conditions = {c: _pipeline_direction(pipe, c) for c in (args.condition_on or [])}
     editor = Manipulate()
     edited, singles = code.clone(), []
     for name, strength in args.edit:
-        n = _direction(name, G, args.directions)
+        n = _pipeline_direction(pipe, name)
         cond = [d for spec, d in conditions.items() if spec != name]
         new = editor(G, code, direction=n, strength=strength, condition_on=cond or None, layers=layers,
                      render=False).codes
@@ -169,7 +185,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     out = save_image(image, args.output)
     print(f"wrote {out} ({len(args.edit)} edit(s) summed)")
     if args.save_code:
-        save_code(edited[0], args.save_code, generator=args.model, edits=json.dumps(args.edit))
+        pipe.save(edited[0], args.save_code, edits=json.dumps(args.edit))
         print(f"wrote {args.save_code} (the edited W+ code)")
     strip = _strip_path(Path(args.output), args.strip)
     if strip is not None:
@@ -203,12 +219,13 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 def cmd_mix(args: argparse.Namespace) -> int:
     import torch
 
+    from .cli import pipeline_from_args
     from .editors.base import restrict_layers
-    from .hub import load_generator
     from .images import save_image, save_strip
 
-    G = load_generator(args.model, device=args.device)
-    codes, tiles = codes_for(G, [args.a, args.b], args)
+    pipe = pipeline_from_args(args.model, args)
+    G = pipe.generator
+    codes, tiles = codes_for(pipe, [args.a, args.b], args)
     start, stop = _layer_range(G, args.layers)
     mixed = restrict_layers(codes[:1], codes[1:2], (start, stop))
     with torch.no_grad():
@@ -225,13 +242,13 @@ def cmd_mix(args: argparse.Namespace) -> int:
 def cmd_diffuse(args: argparse.Namespace) -> int:
     import torch
 
+    from .cli import pipeline_from_args
     from .editors.diffusion import box_mask, diffuse
-    from .hub import default_encoder, load_encoder, load_generator
     from .images import load_image, save_image
     from .inverters.optimize import resolve_feature_weight
-    from .losses import default_feature_network, load_feature_network
 
-    G = load_generator(args.model, device=args.device)
+    pipe = pipeline_from_args(args.model, args)
+    G = pipe.generator
     R = G.resolution
     target = (load_code(args.target, G) if is_code_file(args.target) else None)
     with torch.no_grad():
@@ -247,8 +264,7 @@ def cmd_diffuse(args: argparse.Namespace) -> int:
             raise ValueError(f"box centre ({cx}, {cy}) is outside the {R}x{R} image: --box takes pixels of the "
                              "generator's resolution")
         mask = box_mask(R, cx, cy, w, h).to(args.device)
-    encoder = args.encoder or default_encoder(args.model)
-    E = load_encoder(encoder, device=args.device) if encoder else None
+    E = pipe.encoder
     if is_code_file(args.context):
         init = load_code(args.context, G)[None]
         with torch.no_grad():
@@ -259,10 +275,7 @@ def cmd_diffuse(args: argparse.Namespace) -> int:
                          "whose code is then the starting point")
     else:
         init, context = None, load_image(args.context, R, crop=args.crop)[None].to(args.device)
-    feature_net = args.feature_net
-    if feature_net == "auto":
-        feature_net = default_feature_network(args.model, R)
-    F = load_feature_network(feature_net, device=args.device) if feature_net else None
+    F = pipe.feature_net
     l_feat = resolve_feature_weight(args.l_feat, F)
     codes = diffuse(G, target_img, context, mask, encoder=E, init_codes=init, feature_net=F, steps=args.steps,
                     lr=args.lr, l_feat=l_feat)
@@ -431,9 +444,11 @@ def cmd_directions_list(args: argparse.Namespace) -> int:
 # -- parsers ----------------------------------------------------------------------------------------------
 def _inversion_args(p: argparse.ArgumentParser, steps_flag: str = "--steps") -> None:
     p.add_argument("--model", required=True, help="generator: a named model, Hub id or folder")
-    p.add_argument("--method", default="idinvert", help="how images are inverted: idinvert, encoder, "
-                                                         "image2stylegan or a plugin's inverter")
-    p.add_argument("--encoder", help="domain-guided encoder (name or folder); default: MODEL-encoder if it exists")
+    p.add_argument("--method", default=None, help="how images are inverted: idinvert, encoder, image2stylegan or a "
+                                                   "plugin's inverter (default: the model's pipeline.json "
+                                                   "default_method, else idinvert)")
+    p.add_argument("--encoder", help="domain-guided encoder (name or folder); default: the model's pipeline.json "
+                                     "encoder, else MODEL-encoder if it exists; 'none': without")
     p.add_argument("--feature-net", default="auto", help=FEATURE_NET_HELP)
     p.add_argument(steps_flag, dest="steps", type=int, default=None, help="inversion steps (default: the method's)")
     p.add_argument("--crop", action="store_true", help="take the centred square of non-square images")
@@ -486,7 +501,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("target", help="image (or W+ code) whose region is pasted")
     p.add_argument("context", help="image (needs an encoder) or W+ code (.safetensors) to paste into")
     p.add_argument("--model", required=True, help="generator: a named model, Hub id or folder")
-    p.add_argument("--encoder", help="domain-guided encoder; default: MODEL-encoder if it exists")
+    p.add_argument("--encoder", help="domain-guided encoder; default: the model's pipeline.json encoder, else "
+                                     "MODEL-encoder if it exists")
     p.add_argument("--feature-net", default="auto", help=FEATURE_NET_HELP)
     p.add_argument("--box", type=parse_box, default=None, metavar="CX,CY,W[,H]",
                    help="the target region in pixels (default: centred, 43%% of the side)")

@@ -345,7 +345,8 @@ class Pipeline:
                         feature_net: str | nn.Module | None = AUTO, classifier: str | nn.Module | None = AUTO,
                         directions: Sequence[str | Path] = (), default_method: str | None = None,
                         device: str | torch.device | None = None, revision: str | None = None,
-                        cache_dir: str | Path | None = None, local_files_only: bool | None = None) -> Pipeline:
+                        cache_dir: str | Path | None = None, local_files_only: bool | None = None,
+                        generator: Generator | None = None) -> Pipeline:
         """Load a generator (a named model, a folder or a Hub id ``org/name[@revision]``) with what its
         ``pipeline.json`` declares, or what the naming rules give when it has none.
 
@@ -353,7 +354,8 @@ class Pipeline:
         means without, anything else (a name, folder, Hub id, loaded module; for ``feature_net`` a spec of
         :func:`~idinvert_plugins.losses.load_feature_network`) replaces it. ``encoders`` replaces named extra
         encoders (a None value drops one). ``directions``: extra folders searched first (they win on a name
-        clash). The generator loads now; the other networks on first use.
+        clash). The generator loads now (``generator``: one already loaded from that name, used as is); the
+        other networks on first use.
         """
         from .hub import load_generator
 
@@ -374,9 +376,11 @@ class Pipeline:
             ref = _Resolver(path, None, str(path / PIPELINE_NAME), cache_dir, local_files_only).model(
                 "generator", value, "pipeline.json", "generator")
             gen_ref = ref.target
-        G = load_generator(gen_ref, revision=revision, device=device, cache_dir=cache_dir,
-                           local_files_only=local_files_only)
-        resolved: ResolvedModel = G.resolved
+        G = generator if generator is not None else load_generator(
+            gen_ref, revision=revision, device=device, cache_dir=cache_dir, local_files_only=local_files_only)
+        resolved = getattr(G, "resolved", None)
+        if not isinstance(resolved, ResolvedModel):
+            raise TypeError("generator= must be a generator loaded with load_generator (it carries .resolved)")
         if pipeline_folder is None:
             pipeline_folder = Path(resolved.folder)
             config = _read_beside(resolved, cache_dir, local_files_only)
@@ -735,7 +739,10 @@ def _read_beside(resolved: ResolvedModel, cache_dir: str | Path | None, local_fi
 
 def pipeline_info(name_or_folder: str | Path, **kwargs: Any) -> dict[str, Any]:
     """What ``idinvert info`` shows for a generator: where its pipeline comes from and what it references."""
-    pipe = Pipeline.from_pretrained(name_or_folder, **kwargs)
+    try:
+        pipe = Pipeline.from_pretrained(name_or_folder, **kwargs)
+    except PipelineError as exc:
+        return {"error": str(exc)}
     return {"source": pipe.source, "file": str(pipe.folder / PIPELINE_NAME) if pipe.source == "pipeline.json"
             else None, "config": pipe.config, "resolved": pipe.references(), "notes": pipe.notes}
 
