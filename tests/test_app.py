@@ -53,10 +53,15 @@ def bundle(model_dir):
 
 
 @pytest.fixture(scope="module")
-def app_url(model_dir):
+def tiny_app(model_dir):
     # a second menu entry: the same generator without its encoder
-    with running_app(model_dir, [ModelSpec(str(model_dir), encoder=None, label="tiny-bare")]) as (_, url):
-        yield url
+    with running_app(model_dir, [ModelSpec(str(model_dir), encoder=None, label="tiny-bare")]) as (demo, url):
+        yield demo, url
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_app):
+    return tiny_app[1]
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +230,70 @@ def test_controls_are_drawn_from_any_editors_params(bundle):
         decode_controls(controls, [0.5, 4, True, "default", "b", 0, L, "second image", 0, "age"], ctx)
 
 
+def test_directions_are_grouped_and_labelled_from_the_summary():
+    from idinvert_plugins.app.controls import ATTRIBUTES, UNSUPERVISED, SlotPlan, assign_slots, group_directions
+    from idinvert_plugins.editors.directions import Direction
+
+    def direction(name: str, source: str = "interfacegan-logistic", attribute: str | None = None, **extra):
+        return Direction(torch.ones(4), name=name, source=source, attribute=attribute, extra=extra)
+
+    directions = {
+        "smile": direction("smile", attribute="smile"),
+        "eyeglasses": direction("eyeglasses", attribute="eyeglasses"),
+        "yaw": direction("yaw", attribute="yaw", crosstalk={"clean": True, "success": 0.91, "worst": 0.4,
+                                                            "worst_attribute": "age", "step": 2.0}),
+        "my-edit": direction("my-edit", source="random"),  # a lone dash is no categorical family
+        "hair_color-red": direction("hair_color-red", attribute="hair_color"),
+        "hair_color-black": direction("hair_color-black", attribute="hair_color"),
+        "background-blue": direction("background-blue", attribute="background"),
+        "sefa_01": direction("sefa_01", source="sefa"),
+        "ganspace_00": direction("ganspace_00", source="ganspace"),
+    }
+    rows = {
+        "smile": {"note": "split at the median of 20000 scores", "accuracy": 0.67, "majority": None,
+                  "crosstalk": {"clean": False, "success": 0.95, "worst": 0.93, "worst_attribute": "hair_color",
+                                "step": 3.0}},
+        "eyeglasses": {"majority": 0.82, "accuracy": 0.93,
+                       "crosstalk": {"clean": True, "success": 0.97, "worst": 0.21, "worst_attribute": "skin_tone",
+                                     "step": 3.0}},
+        "hair_color-red": {"attribute": "hair_color", "crosstalk": {"clean": True, "success": 0.9, "worst": 0.1,
+                                                                    "worst_attribute": "age", "step": 3.0}},
+        "hair_color-black": {"attribute": "hair_color", "accuracy": 0.9, "majority": 0.81},
+        "sefa_01": {"source": "sefa", "note": "eigenvalue 22.3"},
+    }
+    groups = group_directions(directions, rows)
+    assert [g.key for g in groups] == [ATTRIBUTES, "background", "hair_color", UNSUPERVISED]
+    assert [[s.name for s in g.sliders] for g in groups] == [
+        ["eyeglasses", "my-edit", "smile", "yaw"], ["background-blue"], ["hair_color-black", "hair_color-red"],
+        ["ganspace_00", "sefa_01"]]
+    sliders = {s.name: s for g in groups for s in g.sliders}
+    assert sliders["smile"].label == "smile · weak: drags other attributes"
+    assert sliders["eyeglasses"].label == "eyeglasses · clean"
+    assert sliders["yaw"].label == "yaw · clean"  # from the file's own metadata when summary.json has no row
+    assert sliders["hair_color-black"].label == "hair_color-black · not measured"
+    assert sliders["smile"].info == ("continuous attribute; moves the intended way for 95% of faces at step 3; "
+                                     "worst cross-talk 0.93x the target's change (hair_color)")
+    assert sliders["eyeglasses"].info.startswith("binary attribute; moves the intended way for 97% of faces")
+    assert sliders["hair_color-black"].info == ("black vs the other hair_color classes; held-out accuracy 0.90 "
+                                                "(majority 0.81); cross-talk not measured")
+    assert sliders["sefa_01"].info == "SeFa component (no target attribute); eigenvalue 22.3; cross-talk not measured"
+    assert groups[0].header() == "Attributes (binary and continuous): 4 directions (2 clean, 1 weak, 1 not measured)"
+    assert groups[2].header() == ("hair_color (categorical: one direction per class): 2 directions "
+                                  "(1 clean, 1 not measured)")
+
+    plan = SlotPlan.fitting([groups], min_per_group=2)
+    assert (plan.groups, plan.per_group) == (5, 4)  # the largest group fits one slot; one spare group slot
+    shown = assign_slots(groups, plan)
+    assert shown.slot("sefa_01") == 3 * 4 + 1 and shown.names[4:8] == ["background-blue", None, None, None]
+    assert shown.opened == [True, False, False, False, False] and shown.headers[4] is None and not shown.left_out
+    small = assign_slots(groups, SlotPlan(3, 2))  # a pool built for smaller models: groups split, rest listed
+    assert small.headers[0].endswith("part 1 of 2") and small.headers[1].endswith("part 2 of 2")
+    assert small.names == ["eyeglasses", "my-edit", "smile", "yaw", "background-blue", None]
+    assert small.left_out == ["hair_color-black", "hair_color-red", "ganspace_00", "sefa_01"]
+    with pytest.raises(KeyError, match="no slider for direction 'sefa_01'"):
+        small.slot("sefa_01")
+
+
 def test_mask_from_painted_layer(tmp_path):
     from idinvert_plugins.app.controls import mask_from_editor
 
@@ -370,21 +439,122 @@ def test_four_concurrent_clients_keep_their_own_state(app_url, bundle, examples)
     assert len({tuple(r[0].flatten()[:4].tolist()) for r in results}) == 4
 
 
-def test_switching_models_resets_the_session(app_url, examples):
+def test_switching_models_resets_the_session(tiny_app, examples):
+    demo, app_url = tiny_app
     client = Client(app_url, verbose=False)
     client.predict("tiny", handle_file(examples[0]), "encoder", 0, api_name="/invert")
-    out = client.predict("tiny-bare", api_name="/select_model")
-    info, note, sliders = out[0], out[1], out[7:9]
-    assert "2 direction(s)" in note
+    out = client.predict("tiny-bare", api_name="/select_model")  # the API leaves out the group (layout) updates
+    info, note, sliders = out[0], out[1], out[7:-2]
+    assert len(sliders) == len(demo.direction_slots("tiny-bare")) and demo.direction_slots("tiny-bare")[:3] == [
+        "age", "smile", None]
+    assert "**2 directions** in 1 group (2 not measured)" in note
     assert "**tiny-bare**" in info and "encoder: none" in info and "No encoder" in info
-    assert [s["label"] for s in sliders] == ["age", "smile"] and all(s["visible"] for s in sliders)
-    assert out[9]["visible"] is False  # sliders beyond the model's directions are hidden
+    assert [s["label"] for s in sliders[:2]] == ["age · not measured", "smile · not measured"]
+    assert all(s["visible"] for s in sliders[:2])
+    assert not any(s["visible"] for s in sliders[2:])  # slots beyond the model's directions are hidden
+    on_model = next(f for f in demo.fns.values() if f.api_name == "select_model").fn
+    groups = [u for u in on_model(Session(model="tiny"), "tiny-bare")[8:] if isinstance(u, dict) and "open" in u]
+    assert groups[0]["label"] == "Attributes (binary and continuous): 2 directions (2 not measured)"
+    assert groups[0]["visible"] and groups[0]["open"] and not any(g["visible"] for g in groups[1:])
     with pytest.raises(ClientAppError, match="Invert an image first"):
         client.predict(1.0, api_name="/edit")  # the code inverted with the other model is gone
     with pytest.raises(ClientAppError, match="needs this model's encoder"):
         client.predict("tiny-bare", handle_file(examples[0]), "encoder", 0, api_name="/invert")
     metrics = client.predict("tiny-bare", handle_file(examples[0]), "idinvert", 2, api_name="/invert")[2]
     assert "started from the average code" in metrics
+
+
+BUNDLED = "toyfaces-stylegan2-64"
+
+
+@pytest.fixture(scope="module")
+def bundled_app():
+    """The app on the bundled generator (its real directions folder: 32 directions in 5 groups)."""
+    from idinvert_plugins.app import build_app, launch_options
+
+    demo = build_app([ModelSpec(BUNDLED)], include_bundled=False)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_port=free_port(), quiet=True, **launch_options())
+    try:
+        yield demo, url
+    finally:
+        demo.close()
+
+
+def _expected_group(name: str) -> str:
+    if re.fullmatch(r"(sefa|ganspace)_\d+", name):
+        return "Unsupervised components (SeFa, GANSpace)"
+    if "-" in name:
+        return f"{name.split('-')[0]} (categorical: one direction per class)"
+    return "Attributes (binary and continuous)"
+
+
+def test_bundled_model_every_direction_has_a_labelled_slider_in_its_group(bundled_app):
+    demo, _ = bundled_app
+    folder = REPO / "weights" / BUNDLED / "directions"
+    files = sorted(p.stem for p in folder.glob("*.safetensors"))
+    summary = json.loads((folder / "summary.json").read_text())["directions"]
+    slots = demo.direction_slots()
+    assert sorted(n for n in slots if n) == files and len(files) > 24  # the old page drew 24 sliders at most
+
+    # the page as drawn: every slider visible, labelled from summary.json, inside a visible group of its kind
+    config = demo.config
+    components = {c["id"]: c for c in config["components"]}
+    parents: dict[int, int] = {}
+
+    def walk(node: dict) -> None:
+        for child in node.get("children", []):
+            parents[child["id"]] = node["id"]
+            walk(child)
+
+    walk(config["layout"])
+
+    def accordion_of(component_id: int) -> dict:
+        while components.get(component_id, {}).get("type") != "accordion":
+            component_id = parents[component_id]
+        return components[component_id]["props"]
+
+    seen: dict[str, list[str]] = {}
+    for c in config["components"]:
+        elem = c["props"].get("elem_id") or ""
+        if c["type"] != "slider" or not re.fullmatch(r"direction-\d+", elem):
+            continue
+        name = slots[int(elem.split("-")[1])]
+        if name is None:
+            assert c["props"]["visible"] is False
+            continue
+        clean = (summary[name].get("crosstalk") or {}).get("clean")
+        status = "not measured" if clean is None else "clean" if clean else "weak: drags other attributes"
+        assert c["props"]["label"] == f"{name} · {status}" and c["props"]["visible"] is True
+        group = accordion_of(c["id"])
+        assert group["visible"] is True and group["label"].startswith(_expected_group(name) + ": ")
+        seen.setdefault(group["label"], []).append(name)
+    assert sorted(n for names in seen.values() for n in names) == files
+    for label, names in seen.items():
+        assert names == sorted(names) and f": {len(names)} direction" in label  # sorted by name, counted
+    assert len(seen) == 5  # attributes, background, hair_color, hair_style, unsupervised
+    opened = [label for label in seen if next(c for c in config["components"] if c["type"] == "accordion"
+                                                 and c["props"]["label"] == label)["props"]["open"]]
+    assert opened == [next(iter(seen))] and opened[0].startswith("Attributes")  # the rest start collapsed
+
+
+def test_bundled_model_sliders_deep_in_the_list_edit_the_image(bundled_app):
+    demo, url = bundled_app
+    bundle = demo.registry.get(BUNDLED)
+    G = bundle.generator
+    face = example_images(64)[0][0]
+    client = Client(url, verbose=False)
+    out = client.predict(BUNDLED, handle_file(face), "encoder", 0, api_name="/invert")
+    recon, code = decode_png(out[1]), read_code(out[-1])
+    slots = demo.direction_slots()
+    for name in ("yaw", "sefa_03", "hair_style-bun"):
+        values = [0.0] * len(slots)
+        values[slots.index(name)] = 3.0
+        edited, _, code_file = client.predict(*values, api_name="/edit")
+        expected = code + 3.0 * bundle.directions[name].offsets(G.num_layers, G.w_dim)
+        assert torch.allclose(read_code(code_file), expected, atol=1e-5), name
+        change = np.abs(decode_png(edited).astype(float) - recon).mean()
+        assert change > 2.0, f"{name}: the edited image barely differs from the reconstruction ({change:.2f})"
+    assert slots.index("sefa_03") >= 24  # beyond the old 24-slider cap
 
 
 def test_cli_has_the_app_and_space_commands():

@@ -412,8 +412,8 @@ def _directions_note(shown: SlotAssignment) -> str:
                        ((CLEAN, "clean"), (WEAK, "weak"), (NOT_MEASURED, "not measured")) if statuses.count(s))
     groups = len({h.rsplit(", part ", 1)[0] for h in shown.headers if h})
     text = (f"Move a slider to push the inverted code along that direction (`w + strength * n`, the `manipulate` "
-            f"editor); the sliders add up. **{n} directions** in {groups} groups ({counts}); open a group to see "
-            f"its sliders. {CLEAN_RULE}.")
+            f"editor); the sliders add up. **{n} direction{'s' if n != 1 else ''}** in {groups} "
+            f"group{'s' if groups != 1 else ''} ({counts}); open a group to see its sliders. {CLEAN_RULE}.")
     if shown.left_out:
         text += (f"\n\n**{len(shown.left_out)} directions have no slider** ({', '.join(shown.left_out)}): the "
                  "page was built for fewer. Start the app with this model first in `--model` so the page has room "
