@@ -1,7 +1,8 @@
 """The plugin hooks of idinvert-plugins: this module is the plugin author's reference.
 
-Every capability of the library (generator backends, encoders, latent spaces, inverters, editors,
-checkpoint converters) is registered through one of the hooks below, by the built-in plugins exactly as
+Every capability of the library (generator backends, encoders and other networks, latent spaces, latent
+parts, embedders and refiners (the two stages of inversion) and the named methods composed of them, editors,
+checkpoint converters, commands) is registered through one of the hooks below, by the built-in plugins exactly as
 by third-party ones. A plugin is any module or object with functions decorated by
 ``idinvert_plugins.hookimpl`` whose names match the hooks here.
 
@@ -42,6 +43,7 @@ A minimal editor plugin (``hooks/brightness.py``)::
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
@@ -87,12 +89,84 @@ class IdinvertHookSpecs:
         """
 
     @hookspec
-    def register_inverters(self, register: Register) -> None:
-        """Register inversion methods (image -> latent code).
+    def register_latent_parts(self, register: Register) -> None:
+        """Register kinds of latent parts: what an inversion keeps of an image besides its W+ code.
 
-        Call ``register(inverter)`` with an object that has ``name``, ``description`` and
-        ``invert(generator, images, **options)``. Inverters must accept a batch and return one code
-        per image.
+        Call ``register(part)`` with an instance of :class:`idinvert_plugins.latent.LatentPart`. Its ``name``
+        is the key in ``Latent.parts`` and in code files; :meth:`~idinvert_plugins.latent.LatentPart.apply`
+        expresses the part with the three render primitives of
+        :class:`~idinvert_plugins.latent.RenderPlan` (noise inputs, additions to a module's output, parameter
+        offsets), so every generator renders it. Built in: ``noise``, ``styles``, ``features``, ``weights``.
+        A part that tints each image by a colour offset, for example::
+
+            from idinvert_plugins.latent import LatentPart
+
+            class Tint(LatentPart):
+                name = "tint"
+                description = "a per-image RGB offset added to the rendered image"
+
+                def apply(self, generator, tensors, plan):
+                    plan.add_output("synthesis_network", tensors["rgb"])  # [N, 3, 1, 1]
+
+            @idinvert_plugins.hookimpl
+            def register_latent_parts(register):
+                register(Tint())
+        """
+
+    @hookspec
+    def register_embedders(self, register: Register) -> None:
+        """Register embedders: the first stage of inversion, image -> :class:`~idinvert_plugins.latent.Latent`.
+
+        Call ``register(embedder)`` with an instance of :class:`idinvert_plugins.inverters.Embedder`
+        (``name``, ``description``, ``params``; ``requires_encoder`` / ``uses_feature_net`` if it needs them)
+        implementing ``embed(ctx, **params) -> Latent``; ``ctx`` is an
+        :class:`~idinvert_plugins.inverters.InversionContext` (generator, images, encoder, feature network,
+        mask, progress, callback). Built in: ``encoder`` (E(x)), ``mean`` (the average code), ``w`` (W-space
+        optimisation, PTI's pivot). Any embedder composes with any chain of refiners:
+        ``idinvert invert GEN IMAGES --embed NAME --refine A,B``. Example::
+
+            class Zero(Embedder):
+                name = "zero"
+                description = "all-zero W+ codes"
+
+                def embed(self, ctx):
+                    G = ctx.generator
+                    return Latent(torch.zeros(len(ctx.images), G.num_layers, G.w_dim))
+        """
+
+    @hookspec
+    def register_refiners(self, register: Register) -> None:
+        """Register refiners: later stages of inversion, image + latent -> a better latent.
+
+        Call ``register(refiner)`` with an instance of :class:`idinvert_plugins.inverters.Refiner`
+        implementing ``refine(ctx, latent, **params) -> RefineResult`` (the new latent and its per-step losses,
+        ``{"total": [N floats], ...}`` per step). A refiner may change ``wp`` (domain-regularised or W+
+        optimisation), add parts (noise maps, feature residuals, weight offsets of a tuned generator) or
+        both; render candidates with :func:`idinvert_plugins.latent.render`, which applies every part. Built
+        in: ``domain-regularized`` (IDInvert's optimisation, with the encoder as regulariser) and ``wplus``
+        (W+ optimisation, Image2StyleGAN). Example (the loop elided)::
+
+            class NoiseToo(Refiner):
+                name = "noise-opt"
+                description = "optimise W+ and the noise maps"
+                params = (Param("steps", "int", default=100, min=0, max=10_000),)
+
+                def refine(self, ctx, latent, steps):
+                    ...  # Adam on latent.wp and latent.parts["noise"], loss on render(G, latent)
+                    return RefineResult(latent.with_part("noise", maps), losses)
+        """
+
+    @hookspec
+    def register_inverters(self, register: Register) -> None:
+        """Register inversion methods (image -> latent code) under one name.
+
+        Usually a named composition of an embedder and refiners:
+        ``register(Composition("my-method", embed="encoder", refine=("domain-regularized",),
+        defaults={"steps": 50}, description="..."))`` (``idinvert``, ``image2stylegan`` and ``encoder`` are
+        such compositions; ``idinvert invert --method NAME`` runs one). A hand-written
+        :class:`idinvert_plugins.inverters.Inverter` subclass (``name``, ``description``, ``params``,
+        ``run(...)`` returning an :class:`~idinvert_plugins.inverters.InversionResult`) registers the same way.
+        Inverters must accept a batch and return one latent per image.
         """
 
     @hookspec
@@ -113,6 +187,24 @@ class IdinvertHookSpecs:
         a safely loaded checkpoint is in its format, ``converter.convert(ckpt)`` returns the networks in
         this library's layout. Converters never receive objects produced by running code from the
         file: ``.pkl`` files go through the restricted unpickler first.
+        """
+
+
+    @hookspec
+    def register_commands(self, cli: Any) -> None:
+        """Add subcommands to the ``idinvert`` command line (llm's ``register_commands``).
+
+        ``cli`` is the argparse sub-parsers object of ``idinvert``: add a parser and set its ``func`` (called
+        with the parsed ``argparse.Namespace``; it returns the exit code)::
+
+            @idinvert_plugins.hookimpl
+            def register_commands(cli):
+                p = cli.add_parser("hello", help="say hello")
+                p.add_argument("name")
+                p.set_defaults(func=lambda args: print(f"hello {args.name}") or 0)
+
+        A command whose name is taken (by ``idinvert`` itself or an earlier plugin) is reported as a problem
+        and skipped; ``idinvert plugins`` lists the commands each plugin added.
         """
 
 

@@ -41,10 +41,15 @@ HOOK_KINDS: dict[str, str] = {
     "register_generators": "generator",
     "register_networks": "network",
     "register_latent_spaces": "latent_space",
+    "register_latent_parts": "latent_part",
+    "register_embedders": "embedder",
+    "register_refiners": "refiner",
     "register_inverters": "inverter",
     "register_editors": "editor",
     "register_converters": "converter",
 }
+#: hooks that receive something other than a ``register`` callback (see :meth:`Plugins.add_commands`)
+SPECIAL_HOOKS: tuple[str, ...] = ("register_commands",)
 
 
 class PluginError(RuntimeError):
@@ -210,11 +215,17 @@ class Plugins:
                         break
 
     # -- registry ------------------------------------------------------------------------------------
+    def _load_order(self, impls: Iterable[Any]) -> list[Any]:
+        """Hook implementations in plugin load order (built-ins first), whatever their tryfirst/trylast marks:
+        a name belongs to the plugin that loaded first, so a later plugin can never take over a built-in's."""
+        order = {name: i for i, (name, _) in enumerate(self.pm.list_name_plugin())}
+        return sorted(impls, key=lambda impl: order.get(impl.plugin_name, len(order)))
+
     def _build_registry(self) -> None:
         self.items = {kind: {} for kind in HOOK_KINDS.values()}
         for hook_name, kind in HOOK_KINDS.items():
             hook = getattr(self.pm.hook, hook_name)
-            for impl in hook.get_hookimpls():
+            for impl in self._load_order(hook.get_hookimpls()):
                 self._call_impl(hook_name, kind, impl)
 
     def _call_impl(self, hook_name: str, kind: str, impl: Any) -> None:
@@ -222,22 +233,65 @@ class Plugins:
         source = self.sources.get(plugin, "?")
         default_kind = kind
 
+        staged: list[Registered] = []
+
         def register(obj: Any, *, name: str | None = None, kind: str | None = None) -> None:
             item_kind, item_name = _describe_item(hook_name, default_kind, obj, name, kind)
             table = self.items.setdefault(item_kind, {})
-            if item_name in table:
-                first = table[item_name]
+            first = table.get(item_name) or next(
+                (r for r in staged if r.kind == item_kind and r.name == item_name), None)
+            if first is not None:
                 self._problem(plugin, source, f"hook {hook_name}",
                               f"{item_kind} {item_name!r} is already registered by plugin {first.plugin!r}",
                               "The first registration is kept; rename yours (its `name`) to use both.")
                 return
-            table[item_name] = Registered(item_kind, item_name, obj, plugin, source)
+            staged.append(Registered(item_kind, item_name, obj, plugin, source))
 
         try:
             impl.function(**{arg: register for arg in impl.argnames if arg == "register"})
         except Exception as exc:  # noqa: BLE001
-            self._problem(plugin, source, f"hook {hook_name}", _describe_exception(exc),
-                          "Its items are not available; fix the plugin or remove it.")
+            dropped = f" (dropped what it registered first: {', '.join(r.name for r in staged)})" if staged else ""
+            self._problem(plugin, source, f"hook {hook_name}", _describe_exception(exc) + dropped,
+                          "None of its items are available; fix the plugin or remove it.")
+            return
+        for item in staged:
+            self.items.setdefault(item.kind, {})[item.name] = item
+
+    def add_commands(self, subparsers: Any) -> list[Registered]:
+        """Call every ``register_commands`` implementation (in load order) with the CLI's sub-parsers; each
+        command a plugin adds is recorded as an item of kind ``command``. A plugin that raises, or adds a name
+        that is taken, is reported as a problem; the commands it added before raising are removed."""
+        added: list[Registered] = []
+        taken = set(subparsers.choices)
+        for impl in self._load_order(self.pm.hook.register_commands.get_hookimpls()):
+            plugin, source = impl.plugin_name, self.sources.get(impl.plugin_name, "?")
+            before = dict(subparsers.choices)
+            try:
+                impl.function(**{arg: subparsers for arg in impl.argnames if arg == "cli"})
+                new = [n for n in subparsers.choices if n not in before]
+                clash = [n for n in new if n in taken]
+            except Exception as exc:  # noqa: BLE001
+                _restore_choices(subparsers, before)
+                self._problem(plugin, source, "hook register_commands", _describe_exception(exc),
+                              "Its commands are not available; fix the plugin or remove it.")
+                continue
+            except SystemExit:  # argparse's "conflicting subparser" ends in an error exit
+                _restore_choices(subparsers, before)
+                self._problem(plugin, source, "hook register_commands", "it added a command whose name is taken",
+                              "Rename the command.")
+                continue
+            for name in new:
+                parser = subparsers.choices[name]
+                if parser.get_default("func") is None:
+                    self._problem(plugin, source, "hook register_commands",
+                                  f"command {name!r} has no func", "Call parser.set_defaults(func=...).")
+                    _restore_choices(subparsers, {**subparsers.choices, name: None}, drop=name)
+                    continue
+                item = Registered("command", name, parser, plugin, source)
+                self.items.setdefault("command", {})[name] = item
+                added.append(item)
+            taken.update(n for n in new if n not in clash)
+        return added
 
     def _report(self) -> None:
         if not self.problems:
@@ -277,6 +331,26 @@ class Plugins:
         return out
 
 
+def _restore_choices(subparsers: Any, before: dict[str, Any], drop: str | None = None) -> None:
+    """Undo sub-parsers added after ``before`` was taken (or just ``drop``)."""
+    for name in list(subparsers.choices):
+        if name not in before or name == drop:
+            subparsers.choices.pop(name, None)
+            subparsers._choices_actions[:] = [a for a in subparsers._choices_actions if a.dest != name]
+
+
+#: hook -> (module, class) its items must be instances of, checked at registration. Named, not imported: the
+#: registry sits below the contracts it checks (they may use the registry), so it binds them late.
+_CONTRACTS: dict[str, tuple[str, str]] = {
+    "register_editors": ("idinvert_plugins.editors.base", "Editor"),
+    "register_embedders": ("idinvert_plugins.inverters.stages", "Embedder"),
+    "register_refiners": ("idinvert_plugins.inverters.stages", "Refiner"),
+    "register_latent_parts": ("idinvert_plugins.latent", "LatentPart"),
+    "register_latent_spaces": ("idinvert_plugins.spaces", "LatentSpace"),
+    "register_converters": ("idinvert_plugins.convert.base", "CheckpointFormat"),
+}
+
+
 def _describe_item(hook_name: str, default_kind: str, obj: Any, name: str | None, kind: str | None
                    ) -> tuple[str, str]:
     """Validate a registered object and work out its (kind, name)."""
@@ -296,11 +370,20 @@ def _describe_item(hook_name: str, default_kind: str, obj: Any, name: str | None
     item_name = name or getattr(obj, "name", None)
     if not item_name:
         raise TypeError(f"{hook_name}: {obj!r} has no `name`")
-    if hook_name == "register_editors":
-        from .editors.base import Editor
-
-        if not isinstance(obj, Editor):
-            raise TypeError(f"register_editors expects an Editor instance, got {obj!r}")
+    if hook_name in _CONTRACTS:
+        module, cls_name = _CONTRACTS[hook_name]
+        contract = getattr(importlib.import_module(module), cls_name)
+        if not isinstance(obj, contract):
+            raise TypeError(f"{hook_name} expects an instance of {module}.{cls_name}, got {obj!r}")
+    if hook_name == "register_inverters":
+        missing = [a for a in ("invert", "description") if not hasattr(obj, a)]
+        if missing or not callable(obj.invert):
+            raise TypeError(f"register_inverters expects an object with name, description and invert(generator, "
+                            f"images, **options) (an Inverter or a Composition), got {obj!r} (missing {missing})")
+    if hook_name in ("register_editors", "register_embedders", "register_refiners"):
+        for p in getattr(obj, "params", ()):
+            if not hasattr(p, "kind") or not hasattr(p, "name"):
+                raise TypeError(f"{item_name!r}: params must be idinvert_plugins.params.Param objects, got {p!r}")
     return default_kind, item_name
 
 

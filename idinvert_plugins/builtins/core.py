@@ -1,4 +1,5 @@
-"""Built-in latent spaces (Z, W, W+) and the backend-independent editors."""
+"""Built-in latent spaces (Z, W, W+), latent parts (noise, styles, features, weights) and the
+backend-independent editors."""
 
 from ..editors.diffusion import Diffuse
 from ..editors.interpolate import Interpolate, StyleMix
@@ -12,6 +13,14 @@ def register_latent_spaces(register):
     register(ZSpace())
     register(WSpace())
     register(WPlusSpace())
+
+
+@hookimpl
+def register_latent_parts(register):
+    from ..latent import BUILTIN_PARTS
+
+    for part in BUILTIN_PARTS:
+        register(part)
 
 
 @hookimpl

@@ -1,7 +1,25 @@
-"""Built-in inversion plugin: the ``idinvert``, ``image2stylegan`` and ``encoder`` inverters, and the VGG16
-perceptual trunk as a loadable network (kind ``feature``)."""
+"""Built-in inversion plugin: the embedders (``encoder``, ``mean``, ``w``), the refiners
+(``domain-regularized``, ``wplus``), the named methods composed of them (``idinvert``, ``image2stylegan``,
+``encoder``), and the VGG16 perceptual trunk as a loadable network (kind ``feature``)."""
 
 from ..hookspecs import hookimpl
+
+
+@hookimpl
+def register_embedders(register):
+    from ..inverters import EncoderEmbedder, MeanEmbedder, WEmbedder
+
+    register(EncoderEmbedder())
+    register(MeanEmbedder())
+    register(WEmbedder())
+
+
+@hookimpl
+def register_refiners(register):
+    from ..inverters import DomainRegularizedOptimization, WPlusOptimization
+
+    register(DomainRegularizedOptimization())
+    register(WPlusOptimization())
 
 
 @hookimpl

@@ -1,7 +1,9 @@
 """The inverter contract: what an inversion plugin declares, how it is called and what it returns.
 
-An inverter turns images ``[N, C, R, R]`` in [-1, 1] into W+ codes ``[N, num_layers, w_dim]`` of a
-generator, one code per image. Its options (steps, learning rate, loss weights, ...) are declared as
+An inverter turns images ``[N, C, R, R]`` in [-1, 1] into latents of a generator, one per image: W+ codes
+``[N, num_layers, w_dim]`` (``InversionResult.codes``) plus whatever else the method keeps
+(``InversionResult.latent``, see :mod:`idinvert_plugins.latent`). Most inverters are named compositions of an
+embedder and refiners (:mod:`.stages`). Its options (steps, learning rate, loss weights, ...) are declared as
 :class:`~idinvert_plugins.params.Param` objects, so the CLI and the app render controls for any
 inverter, and :meth:`Inverter.invert` validates them. Register inverters with the ``register_inverters``
 hook; get them with ``idinvert_plugins.get_inverter(name)``.
@@ -17,6 +19,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..latent import Latent
 from ..models.base import NOISE_MODES, Generator
 from ..params import Param, resolve_params
 
@@ -49,6 +52,13 @@ class InversionResult:
     seconds: float = 0.0
     final_losses: dict[str, list[float]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    #: everything the inversion kept: ``codes`` plus any parts (noise maps, weight offsets, ...); a W+-only
+    #: latent of ``codes`` when the inverter sets none
+    latent: Latent | None = None
+
+    def __post_init__(self) -> None:
+        if self.latent is None:
+            self.latent = Latent(self.codes)
 
     def loss_curve(self, term: str = "total") -> torch.Tensor:
         """``[steps, N]`` tensor of one loss term over the steps."""
@@ -91,12 +101,17 @@ class Inverter:
             mask: ``[N or 1, 1 or C, R, R]``, 1 where the reconstruction counts. The pixel loss becomes the
                 mean over C, H, W of ``((x - G(w)) * mask)^2`` (divided by the full image size, as in the
                 official diffusion) and the perceptual loss compares ``F(x * mask)`` with ``F(G(w) * mask)``.
-            init_codes: start from these W+ (or W) codes instead of the inverter's own initialisation.
+            init_codes: start from these W+ (or W) codes instead of the inverter's own initialisation (for
+                compositions, a :class:`~idinvert_plugins.latent.Latent` too: the embedding stage is skipped).
             progress: show a progress bar.
             callback: called after every step, see :data:`StepCallback`.
             options: the inverter's declared ``params`` (``steps``, ``lr``, loss weights, ...).
         """
         start = time.perf_counter()
+        extra: dict[str, Any] = {}
+        if isinstance(init_codes, Latent):  # start from a whole latent: its parts are kept (compositions)
+            extra["init_latent"] = init_codes
+            init_codes = init_codes.wp
         values = self.resolve_params(options)
         images = check_images(generator, images)
         mask = check_mask(mask, images)
@@ -108,7 +123,7 @@ class Inverter:
         if self.requires_encoder and encoder is None and init_codes is None:
             raise ValueError(f"inverter {self.name!r} needs an encoder: pass encoder=load_encoder(...)")
         result = self.run(generator, images, encoder=encoder, feature_net=feature_net, mask=mask,
-                          init_codes=init_codes, progress=progress, callback=callback, **values)
+                          init_codes=init_codes, progress=progress, callback=callback, **extra, **values)
         result.seconds = time.perf_counter() - start
         result.info = {"inverter": self.name, "options": values, **result.info}
         return result

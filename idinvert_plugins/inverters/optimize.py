@@ -28,6 +28,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from ..latent import Latent, render
 from ..models.base import Generator, NoiseMode
 from .base import InversionResult, StepCallback, encode
 
@@ -83,6 +84,7 @@ class ReconstructionObjective:
         feature_autocast: bool = False,
         autocast: bool = False,
         chunk_size: int | None = None,
+        parts: Latent | None = None,
     ) -> None:
         if l_feat and feature_net is None:
             raise ValueError(f"l_feat={l_feat} needs a feature network: pass feature_net= (e.g. "
@@ -100,6 +102,8 @@ class ReconstructionObjective:
         self.feature_autocast = feature_autocast
         self.autocast = autocast
         self.chunks = batch_chunks(targets.shape[0], chunk_size)
+        #: a latent whose parts (noise maps, weight offsets, ...) every render keeps while the codes change
+        self.parts = parts if parts is not None and parts.parts else None
         self.target_features = None
         if self.feature_net is not None:
             with torch.no_grad():
@@ -121,7 +125,10 @@ class ReconstructionObjective:
         (the final evaluation: the returned reconstructions are float32 renders of the returned codes)."""
         fast = self.autocast and not exact
         with bf16(codes.device, fast):
-            images = self.generator.synthesis(codes, noise_mode=self.noise_mode).float()
+            if self.parts is None:
+                images = self.generator.synthesis(codes, noise_mode=self.noise_mode).float()
+            else:
+                images = render(self.generator, self.parts[index].with_wp(codes), noise_mode=self.noise_mode).float()
         error = self.masked(self.targets[index] - images, index)
         terms: dict[str, torch.Tensor] = {"pix": error.pow(2).flatten(1).mean(1)}
         total = self.l_pix * terms["pix"]
@@ -257,11 +264,13 @@ def run_inversion(
     progress: bool = False,
     callback: StepCallback | None = None,
     desc: str = "inverting",
+    parts: Latent | None = None,
 ) -> InversionResult:
     """Optimise W+ codes from ``init_codes`` towards ``images`` with the networks frozen, then render them
     and evaluate the loss at the result. ``steps=0`` only renders and evaluates.
 
-    ``chunk_size=None`` picks :func:`cpu_chunk_size` on CPU and the whole batch on other devices.
+    ``chunk_size=None`` picks :func:`cpu_chunk_size` on CPU and the whole batch on other devices. ``parts``: a
+    latent whose parts every render keeps (the codes are optimised with them in place).
     """
     if chunk_size is None and images.device.type == "cpu":
         chunk_size = cpu_chunk_size(images.shape[-2] * images.shape[-1])
@@ -269,7 +278,7 @@ def run_inversion(
         objective = ReconstructionObjective(
             generator, images, mask=mask, feature_net=feature_net, encoder=encoder, l_pix=l_pix, l_feat=l_feat,
             l_dom=l_dom, add_w_avg=add_w_avg, noise_mode=noise_mode, feature_autocast=feature_autocast,
-            autocast=autocast, chunk_size=chunk_size,
+            autocast=autocast, chunk_size=chunk_size, parts=parts,
         )  # fmt: skip
         codes, history = optimize_codes(objective, init_codes, steps=steps, lr=lr, progress=progress,
                                         callback=callback, desc=desc)
