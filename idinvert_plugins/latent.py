@@ -299,33 +299,27 @@ def _out_features(module: nn.Module) -> int | None:
     return int(weight.shape[0]) if isinstance(weight, torch.Tensor) and weight.ndim == 2 else None
 
 
-# -- the part registry --------------------------------------------------------------------------------------
-# Built-in part types live here so that a latent renders without the plugin manager; plugins.py installs the
-# part types plugins register (``register_latent_parts``) into the same table when it builds the registry.
+# -- part types -----------------------------------------------------------------------------------------
+# The built-in part types are known here, so a latent renders without loading plugins; other names are looked
+# up in the plugin registry (hook ``register_latent_parts``, where the built-ins are registered too).
 
 BUILTIN_PARTS: tuple[LatentPart, ...] = (NoisePart(), StylesPart(), FeaturesPart(), WeightsPart())
-_PART_TYPES: dict[str, LatentPart] = {p.name: p for p in BUILTIN_PARTS}
-
-
-def install_part_type(part: LatentPart) -> None:
-    """Make a part type known to :func:`render` and the code files (called by the plugin registry)."""
-    _PART_TYPES[part.name] = part
+_BUILTIN: dict[str, LatentPart] = {p.name: p for p in BUILTIN_PARTS}
 
 
 def get_part_type(name: str) -> LatentPart:
-    """The part type called ``name``; unknown names load the plugins once, then raise listing the known ones."""
-    if name not in _PART_TYPES:
-        from .plugins import get_plugins  # a plugin's part type is installed when the registry is built
+    """The part type called ``name``: a built-in or one a plugin registered; unknown names raise listing the
+    known ones."""
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    from .plugins import get_plugins
 
-        get_plugins()
-    if name not in _PART_TYPES:
-        raise ValueError(f"unknown latent part {name!r}. Known parts: {', '.join(sorted(_PART_TYPES))} (a plugin "
-                         "that registers it with register_latent_parts may be missing)")
-    return _PART_TYPES[name]
-
-
-def part_type_names() -> list[str]:
-    return sorted(_PART_TYPES)
+    plugins = get_plugins()
+    if name not in plugins.names("latent_part"):
+        known = sorted(set(_BUILTIN) | set(plugins.names("latent_part")))
+        raise ValueError(f"unknown latent part {name!r}. Known parts: {', '.join(known)} (a plugin that "
+                         "registers it with register_latent_parts may be missing)")
+    return plugins.get("latent_part", name)
 
 
 # -- rendering ----------------------------------------------------------------------------------------------
@@ -447,6 +441,6 @@ def _render_flat(generator: Generator, latent: Latent, noise_mode: str, check: b
 
 __all__ = [
     "BUILTIN_PARTS", "FeaturesPart", "Latent", "LatentPart", "NoisePart", "PartTensors", "RenderPlan",
-    "StylesPart", "WeightsPart", "get_part_type", "install_part_type", "output_edits", "part_type_names",
+    "StylesPart", "WeightsPart", "get_part_type", "output_edits",
     "render", "render_plan", "tuned_generator",
 ]
