@@ -217,6 +217,16 @@ def edit_strip(G, faces: torch.Tensor, codes: torch.Tensor, directions: dict[str
     return path
 
 
+_SPREADS: dict[int, dict[str, float]] = {}
+
+
+def _spreads(resolution: int, score) -> dict[str, float]:
+    """Each attribute's spread over the real test images (once per resolution: both generators share them)."""
+    if resolution not in _SPREADS:
+        _SPREADS[resolution] = real_spreads(score(load_test_images(SPREAD_IMAGES, resolution).images))
+    return _SPREADS[resolution]
+
+
 def run_generator(gen: str, args: argparse.Namespace) -> None:
     """Steps 1-5 of the module docstring for one generator."""
     saved = OUT / f"{gen}.json"
@@ -235,8 +245,7 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
     thresholds = {k: t.threshold for k, t in targets.items()}
     score = classifier_scorer(classifier, targets)
     log(f"{gen}: {len(shipped)} attribute directions; spreads over {SPREAD_IMAGES} real test images")
-    real = load_test_images(SPREAD_IMAGES, G.resolution)
-    scales = real_spreads(score(real.images))
+    scales = _spreads(G.resolution, score)
 
     def render(c: torch.Tensor) -> torch.Tensor:
         return render_codes(G, c)
@@ -314,11 +323,13 @@ def main() -> None:
     ap.add_argument("--step", type=float, default=DEFAULT_STEP)
     ap.add_argument("--idinvert-steps", type=int, default=0, help="IDInvert steps after the encoder (0: encoder only)")
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     ap.add_argument("--ship", action="store_true", help="rewrite the generator's bundled directions/ (a release step)")
     ap.add_argument("--strip", default="", help="comma-separated directions for an edit strip of 8 test faces")
     ap.add_argument("--from-json", action="store_true", help="only redraw and print from docs/crosstalk/<gen>.json")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
+    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     for gen in args.generator or ["toyfaces-stylegan2-64"]:
         run_generator(gen, args)

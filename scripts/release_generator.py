@@ -87,7 +87,9 @@ def _quality_section(name: str, up: str) -> list[str]:
     return lines
 
 
-def _directions_section(name: str, backend: str) -> list[str]:
+def _directions_section(name: str, backend: str, up: str = "../") -> list[str]:
+    """The card's "Editing directions" section from the directions' summary.json (``up``: the path from the
+    card to the repository root, for the cross-talk heatmap)."""
     summary = ROOT / "weights" / name / "directions" / "summary.json"
     if not summary.is_file():
         return ["None shipped yet (`idinvert directions learn " + name + "`)."]
@@ -99,14 +101,38 @@ def _directions_section(name: str, backend: str) -> list[str]:
     lines = [f"InterFaceGAN boundaries in {space}, learned from G's samples scored by the classifier named below "
              "(`idinvert directions learn`): held-out accuracy of each linear boundary next to the majority "
              "share (always guessing the larger class; continuous attributes are split at the median).", "",
-             "| direction | held-out accuracy | majority share |", "|---|---|---|"]
+             "| direction | held-out accuracy | majority share | edit vector | success | cross-talk (moved most) | "
+             "edit | test faces |", "|---|---|---|---|---|---|---|---|"]
+    measured = {k: r["crosstalk"] for k, r in learned.items() if r.get("crosstalk")}
     for dname, row in sorted(learned.items()):
         acc, maj = row.get("accuracy"), row.get("majority")
-        lines.append(f"| {dname} | {'–' if acc is None else f'{acc:.3f}'} | {'–' if maj is None else f'{maj:.3f}'} |")
+        flag = " !" if acc is not None and maj is not None and acc <= maj else ""
+        ct = row.get("crosstalk") or {}
+        test = ct.get("test_faces") or {}
+        worst = "–" if not ct else ("inf" if ct.get("worst") is None else f"{ct['worst']:.2f}")
+        worst += f" ({ct['worst_attribute']})" if ct.get("worst_attribute") else ""
+        tested = "–" if not test else f"{test['success']:.0%}, {'clean' if test.get('clean') else 'weak'}"
+        lines.append(f"| {dname} | {'–' if acc is None else f'{acc:.3f}'}{flag} | "
+                     f"{'–' if maj is None else f'{maj:.3f}'} | {row.get('steer') or '–'} | "
+                     f"{'–' if not ct else format(ct['success'], '.0%')} | {worst} | "
+                     f"{'–' if not ct else ('clean' if ct.get('clean') else 'weak')} | "
+                     f"{tested} |")
+    if measured:
+        clean = sum(bool(c.get("clean")) for c in measured.values())
+        clean_test = sum(bool((c.get("test_faces") or {}).get("clean")) for c in measured.values())
+        step = next(iter(measured.values())).get("step", 3)
+        lines += ["", f"`!`: held-out accuracy at or below the majority share. Each direction's edit vector was chosen "
+                      "by its measured cross-talk (`python benchmarks/crosstalk.py`, `docs/directions.md`): at step "
+                      f"{step:g}, *success* is the share of G's samples whose attribute moves the intended way, "
+                      "*cross-talk* the most an attribute of another family moves relative to the target's own change; "
+                      "*clean*: success >= 90 % and cross-talk <= 0.5, else *weak* (shipped, but other attributes "
+                      f"move too). Clean: {clean} of {len(measured)} on G's samples, {clean_test} of "
+                      f"{len(measured)} on inverted held-out test faces.", "",
+                  f"![cross-talk on G's samples, before and after the choice]({up}docs/crosstalk/{name}-generator.png)"]
     for suffix, text in (("-covariance", "the boundary's normal steered by the covariance of the codes "
                                          "(`--steer covariance`)"),
                          ("-class-means", "the difference of the two classes' mean codes (`--steer class-means`)")):
-        if any(str(r.get("source") or "").endswith(suffix) for r in learned.values()):
+        if not measured and any(str(r.get("source") or "").endswith(suffix) for r in learned.values()):
             lines += ["", f"Edit vectors: {text}; each file keeps the boundary's normal for scoring codes "
                           "(`docs/directions.md` compares the choices)."]
     classifiers = sorted({str(r.get("classifier")) for r in data.get("runs", []) if r.get("command") == "learn"})
@@ -176,7 +202,7 @@ def write_cards(run: Path, name: str, command: str) -> list[Path]:
             f'G = ip.load_generator("{name}")  # offline: bundled in weights/', "z = G.sample_z(8)",
             f"images = G(z, truncation_psi=0.7)  # [8, 3, {res}, {res}] in [-1, 1]", "```", "",
             *training, "", "## Quality", "", *_quality_section(name, up), "",
-            "## Editing directions", "", *_directions_section(name, cfg.backend), "",
+            "## Editing directions", "", *_directions_section(name, cfg.backend, up), "",
             "## Limitations", "",
             f"A toy domain: flat procedural faces at {res} px. Numbers measured here say how the methods compare, "
             "not how they do on photographs. The generator is under-trained by GAN standards (CPU budget); see the "
@@ -207,13 +233,37 @@ def write_cards(run: Path, name: str, command: str) -> list[Path]:
     return written
 
 
+def update_direction_sections(name: str) -> list[Path]:
+    """Rewrite only the "Editing directions" section of ``name``'s two card copies (``model_cards/<name>.md`` and
+    ``weights/<name>/README.md``) from its directions' summary.json: what re-shipping the directions changes
+    (``benchmarks/crosstalk.py --ship``), without the training run the rest of the card comes from."""
+    backend = "stylegan2" if "stylegan2" in json.loads((ROOT / "weights" / name / "config.json").read_text()).get(
+        "architecture", "") else "stylegan"
+    written = []
+    for path, up in ((ROOT / "model_cards" / f"{name}.md", "../"), (ROOT / "weights" / name / "README.md", "../../")):
+        text = path.read_text(encoding="utf-8")
+        start = text.index("## Editing directions\n")
+        end = text.index("\n## ", start + 5)
+        section = "\n".join(["## Editing directions", "", *_directions_section(name, backend, up), ""])
+        path.write_text(text[:start] + section + text[end:], encoding="utf-8")
+        written.append(path)
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("step", choices=("export", "cards"))
-    ap.add_argument("--run", type=Path, required=True, help="the training run folder (holds resume.pt)")
+    ap.add_argument("step", choices=("export", "cards", "directions"),
+                    help="directions: rewrite only the cards' Editing directions section (no --run needed)")
+    ap.add_argument("--run", type=Path, help="the training run folder (holds resume.pt)")
     ap.add_argument("--name", required=True, help="model name, e.g. toyfaces-stylegan2-64")
     ap.add_argument("--command", default=None, help="training command to record (default: the preset's)")
     args = ap.parse_args(argv)
+    if args.step == "directions":
+        for path in update_direction_sections(args.name):
+            print(f"wrote {path}")
+        return 0
+    if args.run is None:
+        ap.error(f"{args.step} needs --run (the training run folder)")
     torch.set_grad_enabled(False)
     if args.step == "export":
         for folder in export(args.run, ROOT / "weights", {"generator": args.name, "discriminator": f"{args.name}-d"}):

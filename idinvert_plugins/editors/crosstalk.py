@@ -222,7 +222,7 @@ def heatmap_image(crosstalk: CrossTalk, title: str = "", cell: int = 26):
 
     ct = crosstalk
     font, small = _font(12), _font(9)
-    left, top = 330, 150
+    left, top = 330, 175
     width = left + cell * len(ct.columns) + 10
     height = top + cell * len(ct.rows) + 40
     img = Image.new("RGB", (width, height), "white")
@@ -231,7 +231,7 @@ def heatmap_image(crosstalk: CrossTalk, title: str = "", cell: int = 26):
     draw.text((8, 26), f"{ct.samples}: n={ct.n}, step {ct.step:g}; change relative to the target's own; "
                        f"clean: {ct.clean_count()} of {len(ct.rows)}", fill="black", font=font)
     for j, c in enumerate(ct.columns):  # column labels, rotated
-        label = Image.new("RGB", (top - 50, cell), "white")
+        label = Image.new("RGB", (top - 52, cell), "white")
         ImageDraw.Draw(label).text((2, 6), c, fill="black", font=font)
         img.paste(label.rotate(90, expand=True), (left + j * cell, 48))
     for i, r in enumerate(ct.rows):
