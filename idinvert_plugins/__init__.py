@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402
 
 from .editors.directions import Direction, DirectionNotFoundError, find_directions, load_direction  # noqa: E402
 from .hookspecs import hookimpl  # noqa: E402

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
+from ._version import __version__
 from .cards import ModelCard, card_stub, list_cards, read_card, weights_dir
 
 CONFIG_NAME = "config.json"
