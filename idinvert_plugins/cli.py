@@ -184,12 +184,14 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert_checkpoint
+    from .convert import convert_checkpoint, load_hint
+    from .hub import read_config
 
     folders = convert_checkpoint(args.src, args.output, args.format, name=args.name)
     for folder in folders:
-        print(f"wrote {folder}")
-    print(f"load it with: idinvert_plugins.load_generator({str(folders[0])!r})")
+        kind = read_config(folder)["kind"]
+        python, cli = load_hint(folder, kind)
+        print(f"wrote {folder} ({kind}); load it with: {python}" + (f"; use it with: {cli}" if cli else ""))
     return 0
 
 

@@ -302,3 +302,29 @@ def test_fixture_checkpoints_sniff_and_convert_strictly():
             (conv,) = GenforceFormat().convert(ckpt)
             assert conv.kind == part
             cls(**conv.args).load_state_dict(conv.state_dict, strict=True)
+
+
+def test_convert_prints_load_hints_that_work(tmp_path, capsys, monkeypatch):
+    """The printed 'load it with' expression runs and returns the converted network, for an encoder (which
+    load_generator refuses) and a generator."""
+    import idinvert_plugins
+    from idinvert_plugins.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    E = randomised(IDInvertEncoder(resolution=16, num_layers=6, w_dim=4, channel_base=4))
+    G = randomised(StyleGANGenerator(**GENERATOR_CONFIGS[0], final_tanh=True))
+    torch.save(encoder_to_genforce(E), "enc.pth")
+    torch.save(generator_to_genforce(G), "gen.pth")
+    for src, out, expected in (("enc.pth", "enc", E), ("gen.pth", "gen", G)):
+        assert main(["convert", src, "-o", out]) == 0
+        printed = capsys.readouterr().out
+        kind = "encoder" if expected is E else "generator"
+        assert f"wrote {out} ({kind}); load it with: idinvert_plugins.load_{kind}('{out}')" in printed
+        hint = re.search(r"load it with: (\S+\))", printed)[1]
+        model = eval(hint, {"idinvert_plugins": idinvert_plugins})  # exactly what the user would type
+        assert type(model) is type(expected)
+        sd = model.state_dict()
+        assert all(torch.equal(sd[k], v) for k, v in expected.state_dict().items())
+    # the CLI hint for the encoder names the flag that takes it
+    assert main(["convert", "enc.pth", "-o", "enc2"]) == 0
+    assert "use it with: idinvert invert GENERATOR IMAGE --encoder enc2" in capsys.readouterr().out

@@ -277,10 +277,73 @@ def test_plain_state_dict_and_non_pickles(tmp_path):
     assert torch.equal(safe_load(path)["a"], torch.ones(2))
     bad = tmp_path / "junk.pkl"
     bad.write_text("definitely not a pickle")
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(pickle.UnpicklingError, match="junk.pkl is not a checkpoint: it looks like a text file"):
         safe_load(bad)
     not_nvlabs = tmp_path / "plain.pkl"
     not_nvlabs.write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(ValueError, match="is not an NVlabs network pickle"):
         load_nvlabs_pkl(not_nvlabs)
 
+
+
+def _not_checkpoints(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Files that are no checkpoint, each with what the error must say about it."""
+    from PIL import Image
+
+    out = {}
+    (p := tmp_path / "notes.txt").write_text("hello world\n" * 20)
+    out["text"] = (p, "it looks like a text file")
+    Image.new("RGB", (8, 8)).save(p := tmp_path / "face.png")
+    out["png"] = (p, "it looks like a PNG image")
+    (p := tmp_path / "empty.safetensors").write_bytes(b"")
+    out["empty safetensors"] = (p, "the file is empty (0 bytes")
+    (p := tmp_path / "empty.pth").write_bytes(b"")
+    out["empty pth"] = (p, "the file is empty (0 bytes")
+    torch.save({"a": torch.randn(1000)}, full := tmp_path / "full.pth")
+    (p := tmp_path / "cut.pth").write_bytes(full.read_bytes()[:2000])
+    out["truncated zip"] = (p, "a zip archive (the torch.save format) truncated or damaged")
+    (p := tmp_path / "cut.pkl").write_bytes(pickle.dumps({"a": list(range(100))})[:40])
+    out["truncated pickle"] = (p, "it starts like a pickle but cannot be read (UnpicklingError")
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.randn(100)}, str(st := tmp_path / "full.safetensors"))
+    (p := tmp_path / "cut.safetensors").write_bytes(st.read_bytes()[:40])
+    out["truncated safetensors"] = (p, "a safetensors file truncated to 40 bytes")
+    (p := tmp_path / "memo.bin").write_bytes(b"\x80\x02h\x65.")  # a pickle that refers to a missing memo
+    out["memo"] = (p, "cannot be read")
+    return out
+
+
+def test_files_that_are_not_checkpoints_get_a_clear_error_naming_the_file_and_the_formats(tmp_path, capsys):
+    from idinvert_plugins.cli import main
+    from idinvert_plugins.convert.safe_pickle import ACCEPTED_FORMATS, NotACheckpointError
+
+    for label, (path, why) in _not_checkpoints(tmp_path).items():
+        with pytest.raises(NotACheckpointError) as err:
+            safe_load(path)
+        assert str(err.value).startswith(f"{path} is not a checkpoint: ") and why in str(err.value), label
+        assert ACCEPTED_FORMATS in str(err.value)
+        # the CLI: one line, no traceback, exit status 2
+        assert main(["convert", str(path), "-o", str(tmp_path / "out")]) == 2, label
+        printed = capsys.readouterr().err
+        assert printed.startswith(f"idinvert: error: {path} is not a checkpoint") and "Traceback" not in printed
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_safetensors_state_dict_converts(tmp_path):
+    from safetensors.torch import save_file
+
+    from idinvert_plugins.convert import convert_checkpoint
+    from idinvert_plugins.hub import load_encoder
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_genforce_convert import encoder_to_genforce, randomised
+
+    from idinvert_plugins.models.idinvert_encoder import IDInvertEncoder
+
+    E = randomised(IDInvertEncoder(resolution=16, num_layers=6, w_dim=4, channel_base=4))
+    save_file({k: v.contiguous() for k, v in encoder_to_genforce(E).items()}, str(tmp_path / "enc.safetensors"))
+    (folder,) = convert_checkpoint(tmp_path / "enc.safetensors", tmp_path / "enc")
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(load_encoder(folder)(x), E(x))

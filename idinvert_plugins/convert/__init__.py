@@ -33,6 +33,23 @@ def pick_converter(ckpt: Any, fmt: str = "auto") -> CheckpointFormat:
     return matches[0]
 
 
+#: How a converted folder of each kind loads from Python (``{folder!r}`` is filled in) and is used from the CLI.
+LOAD_HINTS = {
+    "generator": ("idinvert_plugins.load_generator({folder!r})",
+                  "idinvert generate {folder} --seeds 0-3 -o grid.png"),
+    "encoder": ("idinvert_plugins.load_encoder({folder!r})",
+                "idinvert invert GENERATOR IMAGE --encoder {folder} -o out/"),
+}
+
+
+def load_hint(folder: str | Path, kind: str) -> tuple[str, str | None]:
+    """The Python expression that loads a converted model folder of ``kind`` (and a CLI use of it, if any):
+    what ``idinvert convert`` prints after writing it."""
+    python, cli = LOAD_HINTS.get(kind, ("idinvert_plugins.load_model({folder!r}, kind=" + repr(kind) + ")", None))
+    folder = str(folder)
+    return python.format(folder=folder), (cli.format(folder=folder) if cli else None)
+
+
 def convert_checkpoint(src: str | Path, out_dir: str | Path, fmt: str = "auto", *, name: str | None = None,
                        overrides: dict[str, Any] | None = None) -> list[Path]:
     """Convert ``src`` and write one model folder per network found.
@@ -61,4 +78,4 @@ def convert_checkpoint(src: str | Path, out_dir: str | Path, fmt: str = "auto", 
     return written
 
 
-__all__ = ["CheckpointFormat", "ConversionError", "Converted", "convert_checkpoint", "pick_converter"]
+__all__ = ["CheckpointFormat", "ConversionError", "Converted", "convert_checkpoint", "load_hint", "pick_converter"]

@@ -34,8 +34,10 @@ import numpy as np
 import torch
 
 __all__ = [
+    "ACCEPTED_FORMATS",
     "EasyDict",
     "NamespaceDict",
+    "NotACheckpointError",
     "PersistentObject",
     "RestrictedUnpickler",
     "UnsafeCheckpointError",
@@ -50,6 +52,45 @@ _LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """The file references a Python global that is not on the allow-list (it could run code)."""
+
+
+#: What ``idinvert convert`` reads, for error messages.
+ACCEPTED_FORMATS = ("a PyTorch checkpoint written by torch.save (.pt / .pth: genforce/IDInvert, rosinality "
+                    "train.py, a plain state_dict), an NVlabs stylegan2-ada-pytorch network pickle (.pkl), or a "
+                    "safetensors state dict (.safetensors)")
+
+
+class NotACheckpointError(pickle.UnpicklingError, ValueError):
+    """The file is not a checkpoint at all (empty, an image, text, a truncated or foreign file)."""
+
+
+_MAGIC = ((b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF8", "a GIF image"),
+          (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip archive (unpack it first)"),
+          (b"PK\x03\x04", "a zip archive that is not a torch.save file"), (b"\x89HDF", "an HDF5 (Keras) file"),
+          (b"{", "a JSON/text file"))
+
+
+def _describe(head: bytes) -> str:
+    """What the first bytes of a file look like, for an error message."""
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "a text file"
+    return "not a pickle or safetensors file"
+
+
+def _not_a_checkpoint(path: Path, why: str) -> NotACheckpointError:
+    return NotACheckpointError(f"{path} is not a checkpoint: {why}. Accepted: {ACCEPTED_FORMATS}; "
+                               "`idinvert convert --format NAME` picks the layout")
+
+
+def _is_safetensors(head: bytes, size: int) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then a JSON header."""
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 0 < n <= size - 8 and head[8:9] == b"{"
 
 
 class EasyDict(dict):
@@ -200,19 +241,55 @@ def safe_load(path: str | os.PathLike[str]) -> Any:
     become :class:`NamespaceDict`, ``EasyDict`` a dict subclass, NVlabs persistent objects their metadata
     dict (:class:`PersistentObject`). Raises :class:`UnsafeCheckpointError` for anything else."""
     path = Path(path)
+    size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(len(_LEGACY_TORCH_MAGIC))
-    is_torch_file = zipfile.is_zipfile(path) or head == _LEGACY_TORCH_MAGIC
-    if not is_torch_file:
-        with open(path, "rb") as f:
-            return _restricted_unpickler_for(str(path))(f).load()
+        head = f.read(64)
+    if size == 0:
+        raise _not_a_checkpoint(path, "the file is empty (0 bytes; an interrupted download or copy?)")
+    if _is_safetensors(head, size):
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise _not_a_checkpoint(path, f"a safetensors header, but the file is damaged or truncated ({exc})"
+                                    ) from None
+    if len(head) > 8 and head[8:9] == b"{":
+        need = int.from_bytes(head[:8], "little") + 8
+        raise _not_a_checkpoint(path, f"a safetensors file truncated to {size} bytes (its header alone needs "
+                                      f"{need}); download or copy it again")
+    if path.suffix == ".safetensors":
+        raise _not_a_checkpoint(path, f"it ends in .safetensors but has no safetensors header ({size} bytes, "
+                                      f"{_describe(head)}; damaged or truncated?)")
+    if head.startswith(b"PK\x03\x04") and not zipfile.is_zipfile(path):
+        raise _not_a_checkpoint(path, f"a zip archive (the torch.save format) truncated or damaged ({size} bytes); "
+                                      "download or copy it again")
+    is_zip = zipfile.is_zipfile(path)
+    is_torch_file = is_zip or head.startswith(_LEGACY_TORCH_MAGIC)
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        return _namespaces_to_dicts(obj)
-    except pickle.UnpicklingError:
-        pass  # a global outside torch's allow-list: try ours, which knows NVlabs/rosinality metadata
-    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle_module(str(path)))
+        if not is_torch_file:
+            if not head.startswith(b"\x80"):  # every pickle of protocol 2+ starts with PROTO
+                raise _not_a_checkpoint(path, f"it looks like {_describe(head)}")
+            with open(path, "rb") as f:
+                return _restricted_unpickler_for(str(path))(f).load()
+        try:
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                obj = torch.load(path, map_location="cpu", weights_only=True)
+            return _namespaces_to_dicts(obj)
+        except UnsafeCheckpointError:
+            raise
+        except pickle.UnpicklingError:
+            pass  # a global outside torch's allow-list: try ours, which knows NVlabs/rosinality metadata
+        return torch.load(path, map_location="cpu", weights_only=False,
+                          pickle_module=_restricted_pickle_module(str(path)))
+    except (UnsafeCheckpointError, NotACheckpointError):
+        raise
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, IndexError, ValueError, TypeError,
+            AttributeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        what = "a zip archive" if is_zip else "a torch.save file" if is_torch_file else "a pickle"
+        raise _not_a_checkpoint(path, f"it starts like {what} but cannot be read ({type(exc).__name__}: "
+                                      f"{str(exc).splitlines()[0] if str(exc) else 'truncated'})") from None
 
 
 def _module_state_dict(obj: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
