@@ -310,10 +310,11 @@ def test_mask_from_painted_layer(tmp_path):
 
 def test_plugin_editor_runs_through_the_generic_path(bundle, examples):
     from idinvert_plugins import get_editor
-    from idinvert_plugins.app.session import prepare_editor
+    from idinvert_plugins.app.session import edit_context
 
-    diffuse = prepare_editor(bundle, get_editor("diffuse"))  # the paper's set-up: init E(stitched)
-    assert diffuse.encoder is bundle.encoder and get_editor("diffuse").encoder is None
+    ctx = edit_context(bundle)  # semantic diffusion takes the model's encoder from it: init E(stitched)
+    assert ctx.encoder is bundle.encoder and ctx.generator is bundle.generator
+    assert "encoder" in get_editor("diffuse").uses and get_editor("diffuse").encoder is None
 
     session = Session(model="tiny")
     apply_inversion(session, invert_image(bundle, examples[0], "encoder"), "tiny")

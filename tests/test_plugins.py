@@ -114,12 +114,14 @@ def test_strict_mode_raises(tmp_path, monkeypatch):
 def test_every_hook_is_documented_and_exercised():
     for name in hookspecs.hook_names():
         doc = getattr(hookspecs.IdinvertHookSpecs, name).__doc__
-        assert doc and "register(" in doc, f"hook {name} lacks the plugin author's documentation"
+        example = "cli.add_parser(" if name == "register_commands" else "register("
+        assert doc and example in doc, f"hook {name} lacks the plugin author's documentation and example"
     plugins = Plugins(plugins_dirs=[], load_entry_points=False)
-    from idinvert_plugins.plugins import HOOK_KINDS
+    from idinvert_plugins.plugins import HOOK_KINDS, SPECIAL_HOOKS
 
-    assert set(HOOK_KINDS) == set(hookspecs.hook_names())
-    for kind in ("generator", "latent_space", "editor", "converter", "encoder"):
+    assert set(HOOK_KINDS) | set(SPECIAL_HOOKS) == set(hookspecs.hook_names())
+    for kind in ("generator", "latent_space", "latent_part", "embedder", "refiner", "inverter", "editor",
+                 "converter", "encoder"):
         assert plugins.names(kind), f"no built-in registers a {kind}"
 
 

@@ -26,8 +26,7 @@ import torch
 from PIL import Image
 
 from ..codes import save_code
-from ..editors.base import Editor, EditResult
-from ..editors.diffusion import Diffuse
+from ..editors.base import EditContext, Editor, EditResult
 from ..editors.manipulate import Manipulate
 from ..images import ImageError, load_image, open_image, to_uint8
 from ..inverters.base import Inverter
@@ -274,21 +273,19 @@ def edit_directions(bundle: ModelBundle, session: Session, strengths: dict[str, 
     return image
 
 
-def prepare_editor(bundle: ModelBundle, editor: Editor) -> Editor:
-    """The editor to run for this model: semantic diffusion gets the model's encoder and perceptual network
-    (the paper's set-up: init ``E(stitched)``); other editors run as registered."""
-    if isinstance(editor, Diffuse) and editor.encoder is None and bundle.encoder is not None:
-        return type(editor)(encoder=bundle.encoder, feature_net=bundle.feature_net)
-    return editor
+def edit_context(bundle: ModelBundle) -> EditContext:
+    """What editors of this model may use: its encoder, perceptual network and directions (semantic diffusion,
+    for one, follows the paper with the encoder: init ``E(stitched)``)."""
+    return EditContext(bundle.generator, encoder=bundle.encoder, feature_net=bundle.feature_net,
+                       directions=dict(bundle.directions))
 
 
 def run_editor(bundle: ModelBundle, session: Session, editor: Editor, values: dict[str, Any]) -> EditResult:
     """Run any editor on the session's inverted code with decoded parameter values. A result with several
     frames (``[1, K, L, D]``) becomes the session's strip; the last frame is the downloadable result."""
     code = session.require_code()[None]
-    editor = prepare_editor(bundle, editor)
     try:
-        result = editor(bundle.generator, code, **values)
+        result = editor(bundle.generator, code, context=edit_context(bundle), **values)
     except AppError:
         raise
     except (ValueError, TypeError, LookupError) as exc:
@@ -347,5 +344,5 @@ def write_downloads(session: Session, model: str, what: str) -> tuple[str | None
 
 
 __all__ = ["AppError", "DISPLAY_SIZE", "Inversion", "Session", "apply_inversion", "default_steps", "display",
-           "edit_directions", "invert_image", "inverter_choices", "payload_path", "prepare_editor", "read_image",
+           "edit_directions", "invert_image", "inverter_choices", "payload_path", "edit_context", "read_image",
            "render", "run_editor", "select_frame", "strip", "write_downloads"]

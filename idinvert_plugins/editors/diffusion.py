@@ -15,8 +15,9 @@ from torch import nn
 
 from ..inverters.idinvert import IDInvert
 from ..inverters.optimize import resolve_feature_weight
+from ..latent import Latent
 from ..models.base import Generator
-from .base import Editor, Param
+from .base import EditContext, Editor, Param
 
 
 def box_mask(resolution: int, center_x: int, center_y: int, crop_x: int, crop_y: int | None = None
@@ -72,10 +73,12 @@ class Diffuse(Editor):
     """Semantic diffusion. The edited codes are the *contexts* (rendered with ``G.synthesis``); the ``target``
     image's region is diffused into each of them.
 
-    Construct with the domain-guided ``encoder`` (and optionally a perceptual ``feature_net``) to follow the
-    paper: init ``E(stitched)``. Without an encoder (the registered built-in) the optimisation starts from
-    the context codes themselves.
+    It follows the paper (init ``E(stitched)``, perceptual loss with the feature network) when an encoder is
+    in its context (``EditContext.encoder``, filled from the pipeline by the CLI and the app) or given to the
+    constructor; without one the optimisation starts from the context codes themselves.
     """
+
+    uses = ("encoder", "feature_net")
 
     name = "diffuse"
     description = ("Semantic diffusion: paste the target image's region (box or mask) into each context and "
@@ -97,16 +100,26 @@ class Diffuse(Editor):
         self.encoder = encoder
         self.feature_net = feature_net
 
-    def edit(self, generator: Generator, codes: torch.Tensor, *, target: torch.Tensor,
-             mask: torch.Tensor | None, center_x: int | None, center_y: int | None, crop_size: int | None,
-             steps: int, lr: float, l_feat: float | None, **_: Any) -> torch.Tensor:
+    def edit_latent(self, ctx: EditContext, latent: Latent, **params: Any) -> Latent:
+        encoder = self.encoder if self.encoder is not None else ctx.encoder
+        feature_net = self.feature_net if self.feature_net is not None else ctx.feature_net
+        codes = self._diffuse(ctx.generator, latent.wp, encoder, feature_net, **params)
+        return latent.with_wp(codes)
+
+    def edit(self, generator: Generator, codes: torch.Tensor, **params: Any) -> torch.Tensor:
+        return self._diffuse(generator, codes, self.encoder, self.feature_net, **params)
+
+    def _diffuse(self, generator: Generator, codes: torch.Tensor, encoder: nn.Module | None,
+                 feature_net: nn.Module | None, *, target: torch.Tensor, mask: torch.Tensor | None,
+                 center_x: int | None, center_y: int | None, crop_size: int | None, steps: int, lr: float,
+                 l_feat: float | None, **_: Any) -> torch.Tensor:
         res = generator.resolution
         if mask is None:
             crop = crop_size if crop_size is not None else round(res * 110 / 256)
             mask = box_mask(res, res // 2 if center_x is None else center_x,
                             res // 2 if center_y is None else center_y, crop)
-        l_feat = resolve_feature_weight(l_feat, self.feature_net)
+        l_feat = resolve_feature_weight(l_feat, feature_net)
         with torch.no_grad():
             contexts = generator.synthesis(codes, noise_mode="const")
-        return diffuse(generator, target, contexts, mask, encoder=self.encoder, init_codes=codes,
-                       feature_net=self.feature_net, steps=steps, lr=lr, l_feat=l_feat)
+        return diffuse(generator, target, contexts, mask, encoder=encoder, init_codes=codes,
+                       feature_net=feature_net, steps=steps, lr=lr, l_feat=l_feat)
