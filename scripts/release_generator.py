@@ -21,7 +21,7 @@ A new generator invalidates its encoders (they are checked against a hash of G's
     idinvert train-encoder --generator NAME --objective conventional --preset toyfaces-64 \
         --out runs/NAME-encoder-conventional --set init_encoder=NAME-encoder-conventional --minutes 12
     python -c "from idinvert_plugins.training.encoder import export_encoder as e; e('RUN', 'weights', license='mit')"
-    idinvert evaluate --generator NAME --n 200 --steps 100 --ldom-n 50        # docs/results.md
+    idinvert evaluate --generator NAME --n 200 --steps 100 --ldom-n 50 --out docs/results --report docs/results.md
 
 and ends with copying each encoder's README.md to ``model_cards/``. Compare the candidate with the shipped model
 (quality *and* editability: ``benchmarks/direction_ceiling.py``) before committing weights: a later GAN checkpoint

@@ -159,6 +159,36 @@ def test_quick_and_explicit_options():
     full = config_from_args(parse(["evaluate", "--generator", "g", "--n", "50", "--only", "ldom,table1",
                                    "--ldom-values", "0,1"]))
     assert (full.n, full.steps, full.sections, full.ldom_values) == (50, 100, ("ldom", "table1"), (0.0, 1.0))
+    # --quick appended to a full command (the README's) is still quick: it caps the sizes
+    capped = config_from_args(parse(["evaluate", "--generator", "g", "--n", "500", "--steps", "100", "--i2s-steps",
+                                     "300", "--ldom-n", "100", "--quick"]))
+    assert (capped.n, capped.steps, capped.i2s_steps, capped.ldom_n) == (8, 10, 10, 4)
+
+
+def test_evaluate_writes_under_runs_by_default_and_quick_says_what_it_ran(tmp_path, monkeypatch, capsys):
+    from idinvert_plugins.cli import main
+    from idinvert_plugins.evaluation import runner
+
+    calls = []
+
+    def fake_run(generators, **kwargs):
+        calls.append(kwargs)
+        return {"generators": {}}
+
+    monkeypatch.setattr(runner, "run_evaluation", fake_run)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "--generator", "g", "--n", "500", "--steps", "100", "--quick"]) == 0
+    printed = capsys.readouterr().out
+    assert calls[-1]["out_dir"] == "runs/evaluate-quick" and calls[-1]["report"] == "runs/evaluate-quick/results.md"
+    assert (calls[-1]["config"].n, calls[-1]["config"].steps) == (8, 10)
+    assert "g: 8 test images, 10 IDInvert / 10 Image2StyleGAN steps, 4 images in the l_dom sweep" in printed
+    assert "--quick: a size check, not results; capped --n 500 -> 8, --steps 100 -> 10" in printed
+    assert "--out runs/evaluate-quick --report runs/evaluate-quick/results.md" in calls[-1]["command"]
+    assert main(["evaluate", "--generator", "g", "--n", "20"]) == 0
+    assert (calls[-1]["out_dir"], calls[-1]["report"]) == ("runs/evaluate", "runs/evaluate/results.md")
+    assert main(["evaluate", "--generator", "g", "--n", "20", "--out", "elsewhere"]) == 0
+    assert (calls[-1]["out_dir"], calls[-1]["report"]) == ("elsewhere", "elsewhere/results.md")
+    assert not (tmp_path / "docs").exists()  # never the project's page unless asked
 
 
 # -- semantic property ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from pathlib import Path
 from typing import Any
 
 from .runner import SECTIONS, EvalConfig
@@ -25,17 +26,52 @@ def _floats(text: str) -> tuple[float, ...]:
                                          ) from None
 
 
+#: What ``--quick`` caps (the sizes that make a run long), with the flag that sets each.
+QUICK_CAPS = {"n": "--n", "steps": "--steps", "i2s_steps": "--i2s-steps", "ldom_n": "--ldom-n"}
+DEFAULT_OUT, QUICK_OUT = "runs/evaluate", "runs/evaluate-quick"
+
+
+def quick_caps(args: argparse.Namespace) -> list[str]:
+    """The given sizes that ``--quick`` lowered, e.g. ``["--n 500 -> 8"]`` (empty without ``--quick``)."""
+    if not args.quick:
+        return []
+    small = EvalConfig.quick()
+    out = []
+    for key, flag in QUICK_CAPS.items():
+        given, cap = getattr(args, key), getattr(small, key) if key != "i2s_steps" else small.steps
+        if given is not None and given > cap:
+            out.append(f"{flag} {given} -> {cap}")
+    return out
+
+
 def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    """``--quick`` sets small defaults; explicit options override them."""
+    """The run's :class:`EvalConfig`. ``--quick`` is a few minutes whatever else is given: it caps the image
+    counts and step counts at its small values (a smaller explicit value is kept), so appending ``--quick`` to a
+    full command sizes it; other options apply as given."""
     given: dict[str, Any] = {k: v for k, v in {
         "n": args.n, "steps": args.steps, "i2s_steps": args.i2s_steps, "l_dom": args.l_dom,
         "ldom_values": args.ldom_values, "ldom_n": args.ldom_n, "edit_step": args.edit_step, "batch": args.batch,
         "sections": args.only, "seed": args.seed,
     }.items() if v is not None}  # fmt: skip
-    return EvalConfig.quick(**given) if args.quick else EvalConfig(**given)
+    if not args.quick:
+        return EvalConfig(**given)
+    small = EvalConfig.quick()
+    for key in QUICK_CAPS:
+        cap = small.steps if key == "i2s_steps" else getattr(small, key)
+        if key in given:
+            given[key] = min(given[key], cap)
+    return EvalConfig.quick(**given)
 
 
-def _command(args: argparse.Namespace) -> str:
+def output_paths(args: argparse.Namespace) -> tuple[str, str]:
+    """``(out, report)``: ``--out`` (default ``runs/evaluate``, ``runs/evaluate-quick`` with ``--quick``) and
+    ``--report`` (default ``OUT/results.md``). Nothing is written elsewhere unless asked: the project's page is
+    regenerated with ``--out docs/results --report docs/results.md``."""
+    out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+    return out, args.report or str(Path(out) / "results.md")
+
+
+def _command(args: argparse.Namespace, out: str, report: str) -> str:
     """The command line as parsed (for the report header)."""
     parts = ["idinvert", "evaluate"]
     for flag, values in (("--generator", args.generator), ("--encoder", args.encoder),
@@ -52,8 +88,8 @@ def _command(args: argparse.Namespace) -> str:
         parts += ["--ldom-values", ",".join(f"{v:g}" for v in args.ldom_values)]
     if args.only is not None:
         parts += ["--only", ",".join(args.only)]
-    for flag, value in (("--classifier", args.classifier), ("--feature-net", args.feature_net), ("--out", args.out),
-                        ("--report", args.report), ("--cache", args.cache), ("--device", args.device)):
+    for flag, value in (("--classifier", args.classifier), ("--feature-net", args.feature_net), ("--out", out),
+                        ("--report", report), ("--cache", args.cache), ("--device", args.device)):
         parts += [flag, str(value)]
     return shlex.join(parts)
 
@@ -62,12 +98,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .runner import run_evaluation
 
     cfg = config_from_args(args)
-    command = _command(args)
+    out, report = output_paths(args)
+    command = _command(args, out, report)
+    i2s = cfg.steps if cfg.i2s_steps is None else cfg.i2s_steps
+    caps = quick_caps(args)
+    print(f"evaluating {', '.join(args.generator)}: {cfg.n} test images, {cfg.steps} IDInvert / {i2s} Image2StyleGAN "
+          f"steps, {cfg.ldom_n} images in the l_dom sweep, sections {', '.join(cfg.sections)}"
+          + (" (--quick: a size check, not results" + (f"; capped {', '.join(caps)}" if caps else "") + ")"
+             if args.quick else "") + f"; writing {report} and {out}/")
     results = run_evaluation(
         args.generator, encoders=args.encoder or (), conventional_encoders=args.conventional_encoder or (),
         classifier=None if args.classifier.lower() == "none" else args.classifier,
-        feature_net=None if args.feature_net.lower() == "none" else args.feature_net, out_dir=args.out,
-        report=args.report, cache_dir=None if args.cache.lower() == "none" else args.cache, config=cfg,
+        feature_net=None if args.feature_net.lower() == "none" else args.feature_net, out_dir=out,
+        report=report, cache_dir=None if args.cache.lower() == "none" else args.cache, config=cfg,
         device=args.device, command=command, progress=True,
     )  # fmt: skip
     for name, g in results["generators"].items():
@@ -77,7 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
               f"{g['wall_seconds'] / 60:.1f} min")
         for note in g["notes"]:
             print(f"  note: {note}")
-    print(f"wrote {args.report} and {args.out}/results.json (figures in {args.out}/figures)")
+    print(f"wrote {report} and {out}/results.json (figures in {out}/figures)")
     return 0
 
 
@@ -88,7 +131,8 @@ def add_parser(sub: Any) -> None:
         "evaluate", help="the paper's tables on the toy-face test split: reconstruction (Table I), semantic "
                          "property (Fig. 3), l_dom sweep (Fig. 10), editability (Table II); writes a markdown report",
         description="Invert the first N toy-face test images with the conventional encoder, the domain-guided "
-                    "encoder, Image2StyleGAN and IDInvert, measure, and write docs/results.md + figures. Inverted "
+                    "encoder, Image2StyleGAN and IDInvert, measure, and write a report + figures (under runs/ "
+                    "unless --out/--report say otherwise). Inverted "
                     "codes are cached per method (--cache), so an interrupted run resumes and a larger --n extends "
                     "a smaller one.")  # fmt: skip
     p.add_argument("--generator", action="append", required=True, metavar="NAME",
@@ -115,9 +159,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="toy-face dataset seed (default 0)")
     p.add_argument("--only", type=_sections, default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true",
-                   help="small run to size a real one: 8 images, 10 steps, 4 in the l_dom sweep")
-    p.add_argument("--out", default="docs/results", help="folder for results.json and figures/")
-    p.add_argument("--report", default="docs/results.md", help="the markdown report to (re)write")
+                   help="a few minutes, to size a real run: at most 8 images, 10 steps, 4 in the l_dom sweep (caps "
+                        "larger --n/--steps/--i2s-steps/--ldom-n); default --out " + QUICK_OUT)
+    p.add_argument("--out", default=None,
+                   help=f"folder for results.json and figures/ (default {DEFAULT_OUT}; the project's page: "
+                        "--out docs/results --report docs/results.md)")
+    p.add_argument("--report", default=None, help="the markdown report to (re)write (default OUT/results.md)")
     p.add_argument("--cache", default="runs/evaluate-cache",
                    help="folder for the cached inverted codes ('none': no cache)")
     p.add_argument("--device", default="cpu")
