@@ -1,38 +1,38 @@
-"""The models the app serves: a generator with its encoder, directions and perceptual network.
+"""The models the app serves: a :class:`~idinvert_plugins.pipeline.Pipeline` per entry of the model menu.
 
-A :class:`ModelSpec` names them (by model name, Hub id or folder); :class:`ModelRegistry` loads each spec once,
-on first use, and shares the result read-only between all browser sessions (a lock keeps two sessions from
-loading the same model twice). User data never lives here: it is in each session's ``gr.State``.
+A :class:`ModelSpec` names a generator (by model name, Hub id or folder) and may override what its pipeline
+declares (encoder, perceptual network, extra direction folders); :class:`ModelRegistry` loads each spec's
+pipeline once, on first use, and shares it read-only between all browser sessions (a lock keeps two sessions
+from loading the same model twice). User data never lives here: it is in each session's ``gr.State``.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..editors.directions import Direction, find_directions
-from ..hub import ModelNotFoundError, default_encoder, encoder_name, load_encoder, load_generator
-from ..losses import default_feature_network, load_feature_network
+from ..editors.directions import Direction
+from ..hub import ModelNotFoundError
 from ..models.base import Generator
+from ..pipeline import AUTO, Pipeline, check_encoder
 
 #: the model ``python gradio_app.py`` serves when none is named
 DEFAULT_MODEL = "toyfaces-stylegan2-64"
-AUTO = "auto"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """What to load for one entry of the app's model menu.
 
-    ``encoder``: ``"auto"`` tries ``<model>-encoder`` (a named model or a sibling folder) and goes without one
-    if it does not resolve; ``None`` / ``"none"`` means no encoder. ``directions``: extra folders of
-    ``*.safetensors`` directions, on top of the model folder's own ``directions/``. ``feature_net``:
-    ``"auto"`` uses the bundled toy-face classifier for ``toyfaces-*`` generators and nothing otherwise.
-    ``label`` is the name shown in the menu (default: ``model``).
+    ``encoder`` and ``feature_net``: ``"auto"`` takes the generator's pipeline (its ``pipeline.json``, or
+    without one ``<model>-encoder`` when it resolves and the toy-face classifier for ``toyfaces-*`` generators;
+    a missing one is a note, not an error); ``None`` / ``"none"`` means without; anything else replaces it.
+    ``directions``: extra folders of ``*.safetensors`` directions, on top of the pipeline's own. ``label`` is
+    the name shown in the menu (default: ``model``).
     """
 
     model: str
@@ -46,120 +46,58 @@ class ModelSpec:
         return self.label or str(self.model)
 
 
-@dataclass
 class ModelBundle:
-    """A loaded :class:`ModelSpec`: frozen networks (eval mode, no parameter gradients) shared by all sessions."""
+    """A loaded :class:`ModelSpec`: its :class:`~idinvert_plugins.pipeline.Pipeline` under the menu name, every
+    component loaded and frozen (eval mode, no parameter gradients) and shared by all sessions."""
 
-    name: str
-    generator: Generator
-    encoder: nn.Module | None = None
-    feature_net: nn.Module | None = None
-    directions: dict[str, Direction] = field(default_factory=dict)
-    folder: Path | None = None
-    notes: list[str] = field(default_factory=list)
+    def __init__(self, name: str, pipeline: Pipeline) -> None:
+        self.name = name
+        self.pipeline = pipeline
+
+    @property
+    def generator(self) -> Generator:
+        return self.pipeline.generator
+
+    @property
+    def encoder(self) -> nn.Module | None:
+        return self.pipeline.encoder
+
+    @property
+    def feature_net(self) -> nn.Module | None:
+        return self.pipeline.feature_net
+
+    @property
+    def directions(self) -> dict[str, Direction]:
+        return self.pipeline.directions
+
+    @property
+    def folder(self) -> Path | None:
+        return self.pipeline.folder
+
+    @property
+    def notes(self) -> list[str]:
+        return self.pipeline.notes
 
     @property
     def resolution(self) -> int:
-        return int(self.generator.resolution)
+        return self.pipeline.resolution
 
     def describe(self) -> str:
         """A short Markdown summary for the page: size, encoder, directions and anything missing."""
-        G = self.generator
-        parts = [f"**{self.name}**: {type(G).__name__}, {G.resolution}x{G.resolution} px, W+ "
-                 f"{G.num_layers}x{G.w_dim}",
-                 "encoder: yes" if self.encoder is not None else "encoder: none",
-                 f"directions: {', '.join(self.directions) or 'none'}"]
-        text = "; ".join(parts) + "."
-        if self.notes:
-            text += "\n\n" + "\n".join(f"- {n}" for n in self.notes)
-        return text
-
-
-def _freeze(module: nn.Module | None) -> None:
-    # Shared between sessions and threads: no parameter gradients ever, so `frozen()` in the inverters has
-    # nothing to toggle and concurrent inversions cannot race on requires_grad flags.
-    if module is not None:
-        module.eval().requires_grad_(False)
-
-
-def _resolve_encoder(spec: ModelSpec, generator: Generator, notes: list[str]) -> nn.Module | None:
-    if spec.encoder is None or str(spec.encoder).lower() == "none":
-        notes.append("No encoder: 'encoder only' is unavailable and IDInvert starts from the average code "
-                     "without its domain regulariser.")
-        return None
-    name = str(spec.encoder)
-    if spec.encoder == AUTO:
-        found = default_encoder(spec.model)  # only looks locally: a missing encoder is normal while it trains
-        if found is None:
-            notes.append(f"No encoder found ({encoder_name(spec.model)!r} does not resolve): 'encoder only' is "
-                         "unavailable and IDInvert starts from the average code without its domain regulariser. "
-                         "Pass --encoder NAME_OR_FOLDER once one is trained.")
-            return None
-        name = found
-    encoder = load_encoder(name)
-    check_encoder(encoder, generator, name)
-    return encoder
-
-
-def check_encoder(encoder: nn.Module, generator: Generator, name: str) -> None:
-    """Refuse an encoder whose W+ shape or input size does not fit the generator, naming both."""
-    L, D = getattr(encoder, "num_layers", None), getattr(encoder, "w_dim", None)
-    res = getattr(encoder, "resolution", None)
-    if (L, D) != (generator.num_layers, generator.w_dim) or res != generator.resolution:
-        raise ValueError(f"encoder {name!r} (W+ {L}x{D}, {res} px) does not fit the generator (W+ "
-                         f"{generator.num_layers}x{generator.w_dim}, {generator.resolution} px): it belongs to "
-                         "another generator; pass the matching --encoder")
-
-
-def _feature_net(spec: ModelSpec, generator: Generator, notes: list[str]) -> nn.Module | None:
-    choice = spec.feature_net
-    if choice is None or str(choice).lower() == "none":
-        return None
-    if choice == AUTO:
-        auto = default_feature_network(spec.model, generator.resolution)
-        if auto is None:
-            return None
-        try:
-            net = load_feature_network(auto)
-        except (ModelNotFoundError, OSError, ValueError) as exc:
-            notes.append(f"Perceptual loss off: the toy-face classifier did not load ({exc}).")
-            return None
-    else:
-        net = load_feature_network(choice)
-    _freeze(net)
-    return net
-
-
-def _load_directions(spec: ModelSpec, folder: Path | None, generator: Generator, notes: list[str]
-                     ) -> dict[str, Direction]:
-    paths = find_directions(folder, extra_dirs=spec.directions) if folder is not None else {}
-    out: dict[str, Direction] = {}
-    for name, path in paths.items():
-        try:
-            direction = Direction.load(path)
-            direction.offsets(generator.num_layers, generator.w_dim)  # shape check against this generator
-        except ValueError as exc:
-            notes.append(f"Direction {name!r} skipped: {exc}")
-            continue
-        out[name] = direction
-    return out
+        text = self.pipeline.describe()
+        return text.replace(f"**{self.pipeline.name}**", f"**{self.name}**", 1)
 
 
 def load_bundle(spec: ModelSpec) -> ModelBundle:
-    """Load everything a :class:`ModelSpec` names; missing optional parts become notes, not errors."""
-    notes: list[str] = []
-    generator = load_generator(spec.model)
-    _freeze(generator)
-    resolved = getattr(generator, "resolved", None)
-    folder = Path(resolved.folder) if resolved is not None else None
-    encoder = _resolve_encoder(spec, generator, notes)
-    _freeze(encoder)
-    feature_net = _feature_net(spec, generator, notes)
-    directions = _load_directions(spec, folder, generator, notes)
-    if not directions:
-        notes.append("This model has no saved directions yet, so the Edit tab has no sliders (learn some with "
-                     "`idinvert directions learn`).")
-    return ModelBundle(spec.name, generator, encoder, feature_net, directions, folder, notes)
+    """Load the pipeline a :class:`ModelSpec` names, every component at once; missing optional parts become
+    notes, not errors."""
+    pipe = Pipeline.from_pretrained(spec.model, encoder=spec.encoder, feature_net=spec.feature_net,
+                                    directions=spec.directions)
+    pipe.load_all()
+    if not pipe.directions:
+        pipe.notes.append("This model has no saved directions yet, so the Edit tab has no sliders (learn some with "
+                          "`idinvert directions learn`).")
+    return ModelBundle(spec.name, pipe)
 
 
 def warm_up(bundle: ModelBundle) -> None:
