@@ -134,8 +134,28 @@ def pipeline_from_args(name: str | Path, args: argparse.Namespace, generator=Non
                                     device=getattr(args, "device", None) or "cpu", generator=generator)
 
 
+def composed_method(pipe, method: str | None, embed: str | None, refine: str | None):
+    """The inverter to run: ``--method NAME`` (a registered one), or an unnamed composition of ``--embed NAME``
+    (default: ``encoder`` when the pipeline has an encoder, else ``mean``) and ``--refine A,B`` (default: none).
+    Returns ``(name, inverter)``."""
+    from .inverters.stages import Composition, get_embedder, get_refiner
+    from .plugins import get_plugins
+
+    if embed is None and refine is None:
+        method = method or pipe.default_method
+        return method, get_plugins().get("inverter", method)
+    if method is not None:
+        raise ValueError("give either --method NAME or --embed/--refine (a composition), not both")
+    embed = embed or ("encoder" if pipe.encoder is not None else "mean")
+    refiners = tuple(r.strip() for r in (refine or "").split(",") if r.strip())
+    composition = Composition(f"{embed}+{'+'.join(refiners)}" if refiners else embed, get_embedder(embed),
+                              tuple(get_refiner(r) for r in refiners))
+    return composition.name, composition
+
+
 def invert_images(pipe, paths: Sequence[str | Path], *, method: str | None = None, steps: int | None = None,
-                  crop: bool = False, bf16: bool = False):
+                  crop: bool = False, bf16: bool = False, embed: str | None = None, refine: str | None = None,
+                  options: dict | None = None):
     """Load ``paths`` at the generator's resolution and invert them with ``method`` (default: the pipeline's
     ``default_method``), with the encoder and perceptual network of ``pipe`` (a
     :class:`~idinvert_plugins.pipeline.Pipeline`; shared by ``invert``, ``edit``, ``interpolate``, ``mix`` and
@@ -143,10 +163,8 @@ def invert_images(pipe, paths: Sequence[str | Path], *, method: str | None = Non
     InversionResult)``."""
     from .hub import encoder_name
     from .pipeline import PIPELINE_NAME
-    from .plugins import get_plugins
 
-    method = method or pipe.default_method
-    inverter = get_plugins().get("inverter", method)
+    method, inverter = composed_method(pipe, method, embed, refine)
     if bf16 and "autocast" not in {p.name for p in getattr(inverter, "params", ())}:
         raise ValueError(f"--bf16 applies to optimising inverters with an 'autocast' option (idinvert, "
                          f"image2stylegan); {method!r} has none: leave --bf16 out")
@@ -157,27 +175,37 @@ def invert_images(pipe, paths: Sequence[str | Path], *, method: str | None = Non
                          "(e.g. one converted with `idinvert convert styleganinv_ffhq256_encoder.pth`), or use "
                          "--method image2stylegan")
     images = pipe.images(paths, crop=crop)
-    options = {"steps": steps} if steps is not None and method != "encoder" else {}
+    declared = {p.name for p in inverter.params}
+    options = dict(options or {})
+    if steps is not None and "steps" in declared:
+        options.setdefault("steps", steps)
     if bf16:
         options["autocast"] = True
-    return images, pipe.invert(images, method, progress=True, **options)
+    return images, pipe.invert(images, inverter, progress=True, **options)
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
+    from .codes import save_latent
     from .images import save_image
     from .metrics import mse
+    from .params import parse_assignments
 
     pipe = pipeline_from_args(args.name, args)
-    method = args.method or pipe.default_method
     paths = [Path(p) for p in args.images]
-    images, result = invert_images(pipe, paths, method=method, steps=args.steps, crop=args.crop, bf16=args.bf16)
+    images, result = invert_images(pipe, paths, method=args.method, steps=args.steps, crop=args.crop,
+                                   bf16=args.bf16, embed=args.embed, refine=args.refine,
+                                   options=parse_assignments(args.set))
+    method = result.info.get("inverter", args.method)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     errors = mse(result.images.to(images), images)
-    for path, code, image, err in zip(paths, result.codes, result.images, errors):
+    latent = result.latent
+    for i, (path, image, err) in enumerate(zip(paths, result.images, errors)):
         save_image(image, out / f"{path.stem}.png")
-        pipe.save(code, out / f"{path.stem}.safetensors", method=method)
+        save_latent(latent[i], out / f"{path.stem}.safetensors", generator=pipe.name, method=method)
         print(f"{path.name}: mse {float(err):.5f}  -> {out / path.stem}.png, .safetensors")
+    if latent.parts:
+        print(f"latents keep W+ and {', '.join(latent.parts)} (all in each .safetensors)")
     print(f"{len(paths)} image(s) inverted with {method} in {result.seconds:.2f} s "
           f"({result.seconds / len(paths):.2f} s per image)")
     return 0
@@ -303,6 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", help="domain-guided encoder (name or folder) for idinvert / encoder (default: the "
                                      "model's pipeline.json encoder, else MODEL-encoder if it exists; 'none': without)")
     p.add_argument("--feature-net", default="auto", help=FEATURE_NET_HELP)
+    p.add_argument("--embed", metavar="NAME", help="compose a method: the embedder (encoder, mean, w or a "
+                                                  "plugin's; default with --refine: encoder if the model has one)")
+    p.add_argument("--refine", metavar="NAME[,NAME]", help="compose a method: refiners run in order after the "
+                                                          "embedder (domain-regularized, wplus or a plugin's)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="an option of the method or its stages (repeatable): steps=50, l_dom=0, "
+                        "domain-regularized.lr=0.02 (STAGE.KEY sets one stage's); `idinvert plugins` lists them")
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the method's)")
     p.add_argument("--crop", action="store_true", help="take the centred square of non-square images")
     p.add_argument("--bf16", action="store_true",

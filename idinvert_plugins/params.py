@@ -68,6 +68,29 @@ class Param:
         return {k: v for k, v in self.__dict__.items() if v not in (None, (), "")}
 
 
+def parse_assignments(items: Sequence[str] | None, flag: str = "--set") -> dict[str, Any]:
+    """``["steps=50", "l_dom=0", "autocast=true", "layers=[0, 4]"]`` -> ``{"steps": 50, ...}``: each value is
+    read as JSON when it parses (numbers, true/false, null, lists), else kept as text; ``none`` means None.
+    The command line's ``--set KEY=VALUE`` options."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} steps=50")
+        text = text.strip()
+        if text.lower() in ("none", "null"):
+            value: Any = None
+        else:
+            try:
+                value = json.loads(text.lower() if text.lower() in ("true", "false") else text)
+            except json.JSONDecodeError:
+                value = text
+        out[key.strip()] = value
+    return out
+
+
 def resolve_params(declared: Sequence[Param], values: dict[str, Any], owner: str) -> dict[str, Any]:
     """Fill defaults and validate ``values``; unknown names are an error naming ``owner`` (e.g.
     ``"editor 'interpolate'"``) and listing the declared parameters."""

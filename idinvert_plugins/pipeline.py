@@ -70,7 +70,7 @@ from .hub import (
 if TYPE_CHECKING:
     from .editors.base import Editor, EditResult
     from .editors.directions import Direction
-    from .inverters.base import InversionResult
+    from .inverters.base import InversionResult, Inverter
     from .models.base import Generator
 
 PIPELINE_NAME = "pipeline.json"
@@ -628,7 +628,7 @@ class Pipeline:
             x = torch.stack([load_image(p, self.resolution, crop=crop) for p in items])
         return x.to(self.device, torch.float32)
 
-    def invert(self, images: Any, method: str | None = None, *, crop: bool = False, **options: Any
+    def invert(self, images: Any, method: str | Inverter | None = None, *, crop: bool = False, **options: Any
                ) -> InversionResult:
         """Invert ``images`` (see :meth:`images`) with ``method`` (default: the pipeline's ``default_method``).
 
@@ -638,8 +638,11 @@ class Pipeline:
         """
         from .plugins import get_plugins
 
-        method = method or self.default_method
-        inverter = get_plugins().get("inverter", method)
+        if method is not None and not isinstance(method, str):  # an inverter object, e.g. an ad-hoc Composition
+            inverter, method = method, method.name
+        else:
+            method = method or self.default_method
+            inverter = get_plugins().get("inverter", method)
         if getattr(inverter, "requires_encoder", False) and self.encoder is None \
                 and options.get("init_codes") is None:
             raise ValueError(f"method {method!r} needs a domain-guided encoder and the pipeline {self.name!r} has "
