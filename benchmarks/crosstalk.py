@@ -3,11 +3,13 @@
 For one bundled generator (``--generator``, repeatable):
 
 1. reads the shipped attribute directions (*before*) and their boundaries (kept: the boundary scores codes);
-2. samples ``--fit-n`` codes, reads every attribute of their images with the classifier, and builds five
+2. samples ``--fit-n`` codes, reads every attribute of their images with the classifier, and builds six
    candidate edit vectors per direction from the shipped boundaries: ``normal`` (InterFaceGAN), ``covariance``
    (``Sigma n``), ``class-means`` (mean code of the positives minus the negatives, as ``learn_direction``
    splits them), ``conditional`` (the normal with the other families' boundaries projected out: InterFaceGAN's
-   conditional manipulation) and ``conditional-class-means`` (the same for the class-mean vector);
+   conditional manipulation), ``conditional-class-means`` (the same for the class-mean vector) and
+   ``compensated`` (the class-mean vector minus the combination of the other families' class-mean vectors that
+   leaves their boundary scores unchanged: :func:`~idinvert_plugins.editors.interfacegan.compensated_steering`);
 3. measures each candidate's cross-talk (:mod:`idinvert_plugins.editors.crosstalk`, step 3) on ``--screen-n``
    samples and picks per direction: a clean candidate with the lowest worst cross-talk; else one meeting the
    success target (>= 90 %) with the lowest worst cross-talk; else, among those within 5 points of the best
@@ -33,6 +35,7 @@ import argparse
 import json
 import math
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -47,14 +50,14 @@ from idinvert_plugins.editors.crosstalk import (
     write_heatmap,
 )
 from idinvert_plugins.editors.directions import Direction, directions_folder, find_directions, read_summary
-from idinvert_plugins.editors.interfacegan import conditional_steering, sample_w
+from idinvert_plugins.editors.interfacegan import compensated_steering, conditional_steering, sample_w
 from idinvert_plugins.evaluation.editability import SPREAD_IMAGES, classifier_scorer, real_spreads, resolve_targets
 from idinvert_plugins.evaluation.inversions import invert_cached, load_test_images, render_codes
 from idinvert_plugins.hub import default_encoder, load_encoder, load_generator, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "crosstalk"
-CANDIDATES = ("normal", "covariance", "class-means", "conditional", "conditional-class-means")
+CANDIDATES = ("normal", "covariance", "class-means", "conditional", "conditional-class-means", "compensated")
 
 
 def log(msg: str) -> None:
@@ -63,7 +66,7 @@ def log(msg: str) -> None:
 
 def candidate_sets(shipped: dict[str, Direction], codes: torch.Tensor, readings: dict[str, torch.Tensor],
                    targets) -> dict[str, dict[str, Direction]]:
-    """The five candidate edit vectors of every shipped direction, from its boundary and the fit sample."""
+    """The six candidate edit vectors of every shipped direction, from its boundary and the fit sample."""
     flat = codes.reshape(len(codes), -1).double()
     centred = flat - flat.mean(0)
     out: dict[str, dict[str, Direction]] = {k: {} for k in CANDIDATES}
@@ -90,6 +93,7 @@ def candidate_sets(shipped: dict[str, Direction], codes: torch.Tensor, readings:
         out["class-means"][name] = Direction(means.view(shape).float(), source=f"{base}-class-means", **common)
     out["conditional"] = {d.name: d for d in conditional_steering(list(out["normal"].values()))}
     out["conditional-class-means"] = {d.name: d for d in conditional_steering(list(out["class-means"].values()))}
+    out["compensated"] = {d.name: d for d in compensated_steering(list(out["class-means"].values()))}
     return out
 
 
@@ -162,6 +166,9 @@ def ship(gen: str, after: dict[str, Direction], results: dict[str, CrossTalk], c
     run = {"command": command, "generator": gen, "chosen": gen_ct.extra["steering"],
            "rule": "per direction: clean with the lowest worst cross-talk, else success >= 90 % with the lowest, "
                    "else the lowest within 5 points of the best success (benchmarks/crosstalk.py)"}
+    heatmap = OUT / f"{gen}-generator.png"
+    if heatmap.is_file():  # the directions README shows it (and it travels with the model folder)
+        shutil.copyfile(heatmap, folder / "crosstalk.png")
     save_directions(list(after.values()), folder, info, run)
     log(f"shipped {len(after)} directions into {folder}")
 
@@ -254,8 +261,15 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
         return G.to_wplus(sample_w(G, n, seed=seed, progress=False)[0])
 
     log(f"fit sample: {args.fit_n} codes scored")
-    codes, readings = sample_w(G, args.fit_n, seed=args.seed, render=lambda w: render(G.to_wplus(w)),
-                               scorer=score, progress=False)
+    cache = Path(args.cache) / f"{gen}-fit-{args.fit_n}-{args.seed}.pt" if args.cache else None
+    if cache is not None and cache.is_file():
+        codes, readings = torch.load(cache)
+    else:
+        codes, readings = sample_w(G, args.fit_n, seed=args.seed, render=lambda w: render(G.to_wplus(w)),
+                                   scorer=score, progress=False)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save((codes, readings), cache)
     cands = candidate_sets(shipped, codes, readings, targets)
     screen_codes = wplus(args.screen_n, args.seed + 1)
     screened = {}
@@ -323,6 +337,7 @@ def main() -> None:
     ap.add_argument("--step", type=float, default=DEFAULT_STEP)
     ap.add_argument("--idinvert-steps", type=int, default=0, help="IDInvert steps after the encoder (0: encoder only)")
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--cache", help="folder to keep the scored fit sample in (a rerun reuses it)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     ap.add_argument("--ship", action="store_true", help="rewrite the generator's bundled directions/ (a release step)")
     ap.add_argument("--strip", default="", help="comma-separated directions for an edit strip of 8 test faces")

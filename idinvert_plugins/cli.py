@@ -186,6 +186,7 @@ def invert_images(pipe, paths: Sequence[str | Path], *, method: str | None = Non
 
 def cmd_invert(args: argparse.Namespace) -> int:
     from .codes import save_latent
+    from .domain import warn_out_of_domain
     from .images import save_image
     from .metrics import mse
     from .params import parse_assignments
@@ -204,6 +205,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
         save_image(image, out / f"{path.stem}.png")
         save_latent(latent[i], out / f"{path.stem}.safetensors", generator=pipe.name, method=method)
         print(f"{path.name}: mse {float(err):.5f}  -> {out / path.stem}.png, .safetensors")
+        warn_out_of_domain(pipe, method, path.name, float(err))
     if latent.parts:
         print(f"latents keep W+ and {', '.join(latent.parts)} (all in each .safetensors)")
     print(f"{len(paths)} image(s) inverted with {method} in {result.seconds:.2f} s "

@@ -79,6 +79,7 @@ def codes_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace):
     import torch
 
     from .cli import invert_images, pipeline_from_args
+    from .domain import warn_out_of_domain
     from .metrics import mse
     from .pipeline import Pipeline
 
@@ -99,6 +100,7 @@ def codes_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace):
         for j, i in enumerate(images):
             codes[i], tiles[i] = result.codes[j].detach(), x[j]
             print(f"{Path(sources[i]).name}: inverted with {method}, mse {float(errors[j]):.5f}")
+            warn_out_of_domain(pipe, method, Path(sources[i]).name, float(errors[j]))
     codes_t = torch.stack(codes)
     with torch.no_grad():
         for i in range(len(sources)):

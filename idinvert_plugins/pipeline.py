@@ -79,7 +79,7 @@ DEFAULT_METHOD = "idinvert"
 DEFAULT_DIRECTIONS = "directions/"
 #: the keys a ``pipeline.json`` may hold (keys starting with ``_`` are comments and ignored)
 PIPELINE_KEYS = ("generator", "encoder", "encoders", "feature_net", "classifier", "directions", "default_method",
-                 "description")
+                 "description", "typical_mse")
 _COMPONENTS = ("encoder", "encoders", "feature_net", "classifier", "directions")
 _KIND = {"encoder": "encoder", "classifier": "classifier"}
 
@@ -154,6 +154,10 @@ def check_pipeline_config(config: Mapping[str, Any], where: str = PIPELINE_NAME)
             if not isinstance(value, dict) or not all(isinstance(v, str) or v is None for v in value.values()):
                 raise PipelineError(f"{where}: key 'encoders' must be an object of named encoder references, "
                                     f"e.g. {{\"conventional\": \"my-encoder-conventional\"}}; got {value!r}")
+        elif key == "typical_mse":  # {"<method>": mean reconstruction MSE on held-out faces}, see domain.py
+            if not isinstance(value, dict) or not all(isinstance(v, int | float) and v > 0 for v in value.values()):
+                raise PipelineError(f"{where}: key 'typical_mse' must be an object of positive numbers by inversion "
+                                    f"method, e.g. {{\"encoder\": 0.016, \"idinvert\": 0.011}}; got {value!r}")
         elif key == "directions":
             if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
                 raise PipelineError(f"{where}: key 'directions' must be a folder (or a list of folders) relative "

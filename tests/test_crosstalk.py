@@ -187,5 +187,40 @@ def test_directions_list_shows_crosstalk_and_flags_accuracy_at_or_below_majority
     assert rows["hair_color-auburn"]["below_majority"] and not rows["smile"]["below_majority"]
     assert rows["smile"]["crosstalk"]["clean"] and rows["sefa_00"]["crosstalk"] is None
     readme = (model / "directions" / "README.md").read_text()
-    assert "| smile | interfacegan-logistic-conditional | 0.810 |  |  | 96% | 0.21 (age) | clean | 84%, weak |" in readme
+    row = "| smile | interfacegan-logistic-conditional | 0.810 |  |  | 96% | 0.21 (age) | clean | 84%, weak |"
+    assert row in readme
     assert "| 0.914 ! | 0.922 |" in readme and "Clean on G's own samples: 1 of 2" in readme
+
+
+def test_compensated_steering_cancels_other_boundaries_along_their_own_edit_vectors():
+    """The compensated vector is the class-mean vector minus a combination of the other families' edit vectors
+    (so it stays in their span), and leaves the other families' boundary scores (nearly) unchanged."""
+    from idinvert_plugins.editors.interfacegan import compensated_steering
+
+    g = torch.Generator().manual_seed(3)
+
+    def make(name: str, fam: str) -> Direction:
+        return Direction(torch.randn(12, generator=g), name=name, attribute=fam, normal=torch.randn(12, generator=g),
+                         source="interfacegan-logistic-class-means")
+
+    dirs = [make("a", "a"), make("b", "b"), make("c-x", "c"), make("c-y", "c")]
+    out = {d.name: d for d in compensated_steering(dirs, ridge=1e-9)}
+    a = out["a"]
+    assert a.source == "interfacegan-logistic-compensated" and a.extra["compensated_for"] == ["b", "c"]
+    assert torch.allclose(a.boundary, dirs[0].boundary)
+    for other in dirs[1:]:
+        assert abs(float(a.vector @ other.boundary)) < 1e-4
+    # in the span of its own and the others' edit vectors
+    span = torch.stack([d.vector for d in dirs]).double()
+    coef = torch.linalg.lstsq(span.T, a.vector.double().unsqueeze(1)).solution
+    assert torch.allclose((span.T @ coef).squeeze(1), a.vector.double(), atol=1e-5)
+    # c-x is compensated for a and b but not for its own family's c-y
+    assert abs(float(out["c-x"].vector @ dirs[0].boundary)) < 1e-4
+    assert abs(float(out["c-x"].vector @ dirs[3].boundary)) > 1e-3
+    # through directions_from_scores
+    z = torch.randn(3000, 4, generator=g)
+    x = torch.stack([z[:, 0], z[:, 0] * 0.8 + z[:, 1] * 0.6, z[:, 2], z[:, 3]], 1)
+    scores = {"a": x[:, 0] + 0.5 * x[:, 1], "b": (x[:, 1] - 0.2 * x[:, 0] > 0).float()}
+    comp, _ = directions_from_scores(x, scores, steer="compensated", progress=False)
+    c = {d.name: d for d in comp}
+    assert c["a"].source == "interfacegan-logistic-compensated" and abs(float(c["a"].vector @ c["b"].boundary)) < 1e-2

@@ -60,10 +60,12 @@ def _sklearn():
 #: How a boundary becomes an edit vector. :func:`learn_direction` makes the first three; the two
 #: ``conditional`` ones need the whole set of boundaries and are made by :func:`directions_from_scores`
 #: (:func:`conditional_steering`).
-Steering = Literal["normal", "covariance", "class-means", "conditional", "conditional-class-means"]
+Steering = Literal["normal", "covariance", "class-means", "conditional", "conditional-class-means", "compensated"]
 STEERINGS: tuple[str, ...] = get_args(Steering)
-#: The steering each conditional one starts from before the other families' boundaries are projected out.
-CONDITIONAL_BASE: dict[str, str] = {"conditional": "normal", "conditional-class-means": "class-means"}
+#: The steering each set-wide one starts from before the other families are taken out
+#: (:func:`conditional_steering`, :func:`compensated_steering`).
+CONDITIONAL_BASE: dict[str, str] = {"conditional": "normal", "conditional-class-means": "class-means",
+                                    "compensated": "class-means"}
 
 
 def learn_direction(
@@ -281,7 +283,8 @@ def directions_from_scores(
         learned, skipped = directions_from_scores(
             codes, scores, ratio=ratio, holdout=holdout, method=method, steer=CONDITIONAL_BASE[steer],  # type: ignore[arg-type]
             seed=seed, min_positive=min_positive, describe=describe, progress=progress)
-        return conditional_steering(learned), skipped
+        steered = compensated_steering(learned) if steer == "compensated" else conditional_steering(learned)
+        return steered, skipped
     codes = torch.as_tensor(codes).detach().float()
     per_layer = codes.ndim == 3
     flat = codes.reshape(len(codes), -1)
@@ -350,6 +353,40 @@ def conditional_steering(directions: Sequence[Direction]) -> list[Direction]:
     return out
 
 
+def compensated_steering(directions: Sequence[Direction], ridge: float = 1e-3) -> list[Direction]:
+    """Each direction's edit vector minus the combination of the *other families'* edit vectors that cancels
+    its effect on their boundaries: ``v = v_t - sum_k c_k v_k`` with ``c`` solving ``n_j . v = 0`` for every
+    other-family boundary normal ``n_j`` (least squares, ``ridge`` times the mean diagonal added).
+
+    :func:`conditional_steering` removes the other boundaries' normals themselves, which in an anisotropic W are
+    directions the codes hardly vary along, so the edit leaves the distribution; this removes them along the
+    other attributes' own edit vectors (for class-mean vectors: directions the codes do vary along), so the
+    edit stays where the generator draws faces and the other attributes' linear scores stay unchanged. W+
+    directions are handled flattened. Source suffix ``-compensated`` (replacing ``-class-means``)."""
+    out = []
+    for d in directions:
+        others = [o for o in directions if o is not d and family(o) != family(d)]
+        if not others:
+            out.append(d)
+            continue
+        v = d.vector.double().reshape(-1)
+        M = torch.stack([o.vector.double().reshape(-1) for o in others])  # [K, P] their edit vectors
+        N = torch.stack([o.boundary.double().reshape(-1) for o in others])  # [K, P] their boundaries
+        if M.shape[1] != v.numel():
+            raise ValueError("directions to compensate have different shapes")
+        A = N @ M.T  # [K, K]: effect of each other edit vector on each other boundary
+        A = A + ridge * float(A.diagonal().abs().mean()) * torch.eye(len(others), dtype=A.dtype)
+        c = torch.linalg.solve(A, N @ v)
+        rest = v - M.T @ c
+        if float(rest.norm()) < 1e-6:
+            raise ValueError(f"direction {d.name!r} is a combination of the other attributes' edits; nothing is left")
+        base = d.source[: -len("-class-means")] if d.source.endswith("-class-means") else d.source
+        extra = {**d.extra, "compensated_for": sorted({family(o) for o in others})}
+        out.append(Direction(rest.view(d.vector.shape).float(), name=d.name, attribute=d.attribute, layers=d.layers,
+                             accuracy=d.accuracy, source=f"{base}-compensated", extra=extra, normal=d.boundary))
+    return out
+
+
 def learn_generator_directions(
     G: Generator,
     scorer: Scorer,
@@ -378,5 +415,5 @@ def learn_generator_directions(
                                   seed=seed, min_positive=min_positive, describe=describe, progress=progress)
 
 
-__all__ = ["ClassifierScorer", "Scorer", "conditional_steering", "directions_from_scores", "family", "learn_direction",
-           "learn_generator_directions", "sample_w"]
+__all__ = ["ClassifierScorer", "Scorer", "compensated_steering", "conditional_steering", "directions_from_scores",
+           "family", "learn_direction", "learn_generator_directions", "sample_w"]
