@@ -27,6 +27,7 @@ For one bundled generator (``--generator``, repeatable):
     python benchmarks/crosstalk.py --generator toyfaces-stylegan2-64 --generator toyfaces-stylegan-64 \
         [--n 200] [--test-n 64] [--screen-n 96] [--fit-n 4000] [--ship] [--strip smile,eyeglasses]
     python benchmarks/crosstalk.py --generator toyfaces-stylegan2-64 --from-json   # redraw from the saved matrices
+    python benchmarks/crosstalk.py --generator toyfaces-stylegan2-64 --strip smile,eyeglasses --strip-only
 """
 
 from __future__ import annotations
@@ -173,6 +174,15 @@ def ship(gen: str, after: dict[str, Direction], results: dict[str, CrossTalk], c
     log(f"shipped {len(after)} directions into {folder}")
 
 
+def short(name: str) -> str:
+    """A direction's name short enough for a 112 px tile."""
+    for long, abbrev in (("background-", "bg "), ("hair_color-", "hair "), ("hair_style-", "style "),
+                         ("hair_length", "hair length"), ("eyeglasses", "glasses"), ("face_width", "face width"),
+                         ("skin_tone", "skin tone")):
+        name = name.replace(long, abbrev)
+    return name
+
+
 @torch.no_grad()
 def edit_strip(G, faces: torch.Tensor, codes: torch.Tensor, directions: dict[str, Direction], names: list[str],
                score, targets, scales: dict[str, float], path: Path, step: float = DEFAULT_STEP) -> Path:
@@ -198,9 +208,9 @@ def edit_strip(G, faces: torch.Tensor, codes: torch.Tensor, directions: dict[str
         for i in range(len(codes)):
             delta = {k: float(after[k][i] - base[k][i]) / scales[k] for k in after}
             others = sorted((k for k in delta if targets[k].attribute != t.attribute), key=lambda k: -abs(delta[k]))
-            lines.append([f"{name[:12]} {delta[name]:+.2f}"] + [f"{k[:12]} {delta[k]:+.2f}" for k in others[:2]])
-        rows.append((f"{name} {'clean' if directions[name].extra.get('crosstalk', {}).get('clean') else ''}",
-                     images, lines))
+            lines.append([f"{short(name)} {delta[name]:+.2f}"] + [f"{short(k)} {delta[k]:+.2f}" for k in others[:2]])
+        ct = directions[name].extra.get("crosstalk") or {}
+        rows.append((f"{short(name)} ({'clean' if ct.get('clean') else 'weak'})" if ct else short(name), images, lines))
     n = len(codes)
     height = sum(size + (text_h if r[2] else 4) for r in rows) + 30
     img = Image.new("RGB", (left + n * size, height), "white")
@@ -237,6 +247,19 @@ def _spreads(resolution: int, score) -> dict[str, float]:
 def run_generator(gen: str, args: argparse.Namespace) -> None:
     """Steps 1-5 of the module docstring for one generator."""
     saved = OUT / f"{gen}.json"
+    if args.strip_only:  # the shipped directions (with their recorded cross-talk) on 8 inverted test faces
+        G = load_generator(gen).eval()
+        classifier = load_model(args.classifier, kind="classifier").eval()
+        every = {k: Direction.load(p) for k, p in find_directions(gen).items()}
+        targets, _ = resolve_targets(every, classifier.attributes)
+        score = classifier_scorer(classifier, targets)
+        test = load_test_images(8, G.resolution)
+        codes8 = invert_cached("domain-guided", G, test, encoders={"domain-guided": load_encoder(default_encoder(gen))},
+                               progress=False).codes
+        path = edit_strip(G, test.images, codes8, every, [s for s in args.strip.split(",") if s], score, targets,
+                          _spreads(G.resolution, score), OUT / f"{gen}-strip.png", step=args.step)
+        log(f"wrote {path.relative_to(ROOT)}")
+        return
     if args.from_json:
         data = json.loads(saved.read_text())
         results = {k: CrossTalk.from_json(v) for k, v in data.items() if "/" in k}
@@ -341,6 +364,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     ap.add_argument("--ship", action="store_true", help="rewrite the generator's bundled directions/ (a release step)")
     ap.add_argument("--strip", default="", help="comma-separated directions for an edit strip of 8 test faces")
+    ap.add_argument("--strip-only", action="store_true", help="only draw --strip with the shipped directions")
     ap.add_argument("--from-json", action="store_true", help="only redraw and print from docs/crosstalk/<gen>.json")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
