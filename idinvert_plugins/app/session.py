@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from ..codes import save_code
+from ..domain import check_reconstruction
 from ..editors.base import EditContext, Editor, EditResult
 from ..editors.manipulate import Manipulate
 from ..images import ImageError, load_image, open_image, to_uint8
@@ -232,6 +233,9 @@ def invert_image(bundle: ModelBundle, source: Any, method: str, steps: int | Non
                              init_codes=init, callback=on_step, **options)
     recon = result.images[0].detach().cpu()
     error = float(mse(recon.clamp(-1, 1)[None], target[None])[0])  # of the picture shown, i.e. clipped
+    warning = check_reconstruction(bundle.pipeline, method, error) if init is None else None
+    if warning is not None:  # shown next to the reconstruction, first
+        notes.insert(0, f"⚠️ **Far from the model's domain.** {warning[0].upper()}{warning[1:]}")
     return Inversion(result.codes[0].detach().cpu(), recon, target, error, result.seconds, method, total, notes)
 
 
