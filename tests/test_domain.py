@@ -78,3 +78,34 @@ def test_invert_and_edit_warn_on_stderr(model, capsys, typical, warned):
                  "encoder", "--encoder", str(model["encoder"]), "--steps", "2", "-o", str(out / "s.png")]) == 0
     assert captured.err.count("warning:") == int(warned)
     assert capsys.readouterr().err.count("warning: face.png: reconstruction MSE") == 2 * int(warned)
+
+
+def _photo(tmp_path) -> str:
+    """A natural photo when scikit-image is installed (its astronaut), else a picture that is no toy face."""
+    from PIL import Image
+
+    try:
+        from skimage import data
+
+        array = data.astronaut()
+    except ImportError:
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, 256), torch.linspace(0, 1, 256), indexing="ij")
+        array = (torch.stack([yy, xx, ((xx * 8).floor() + (yy * 8).floor()) % 2], -1).numpy() * 255).astype("uint8")
+    Image.fromarray(array).save(tmp_path / "photo.png")
+    return str(tmp_path / "photo.png")
+
+
+def test_the_app_warns_next_to_the_reconstruction_of_a_photo_not_of_a_held_out_face(tmp_path):
+    from idinvert_plugins.app.examples import example_images
+    from idinvert_plugins.app.models import ModelSpec, load_bundle
+    from idinvert_plugins.app.session import invert_image
+
+    bundle = load_bundle(ModelSpec("toyfaces-stylegan2-64"))
+    face = next(p for p, label in example_images(64) if label.startswith("test face"))
+    held_out = invert_image(bundle, face, "encoder")
+    assert "domain" not in held_out.summary() and held_out.mse < 0.05
+    photo = invert_image(bundle, _photo(tmp_path), "encoder")
+    summary = photo.summary()
+    assert summary.startswith(f"**MSE {photo.mse:.4f}**")
+    assert "⚠️ **Far from the model's domain.** Reconstruction MSE" in summary
+    assert "edits will be unreliable" in summary and photo.mse > 3 * typical_mse(bundle.pipeline, "encoder").value
