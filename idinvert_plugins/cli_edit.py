@@ -109,6 +109,117 @@ def codes_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace):
     return codes_t, tiles
 
 
+def latents_for(pipe: Any, sources: Sequence[str | Path], args: argparse.Namespace):
+    """As :func:`codes_for`, but the whole latents (codes and parts such as noise maps or a tuned generator's
+    weight offsets) of images inverted with ``--method`` or read from code files. Returns ``(latent, tiles)``."""
+    import torch
+
+    from .cli import invert_images
+    from .codes import load_latent
+    from .latent import Latent, render
+    from .metrics import mse
+
+    G = pipe.generator
+    latents: list[Any] = [None] * len(sources)
+    tiles: list[Any] = [None] * len(sources)
+    images = [i for i, s in enumerate(sources) if not is_code_file(s)]
+    for i, s in enumerate(sources):
+        if is_code_file(s):
+            latents[i] = load_latent(s, G)
+    if images:
+        x, result = invert_images(pipe, [sources[i] for i in images], method=args.method, steps=args.steps,
+                                  crop=args.crop)
+        errors = mse(result.images.to(x), x)
+        method = result.info.get("inverter", args.method)
+        for j, i in enumerate(images):
+            latents[i], tiles[i] = result.latent[j].detach(), x[j]
+            print(f"{Path(sources[i]).name}: inverted with {method}, mse {float(errors[j]):.5f}")
+    latent = Latent.cat(latents)
+    with torch.no_grad():
+        for i in range(len(sources)):
+            if tiles[i] is None:
+                tiles[i] = render(G, latent[i])[0]
+    return latent, tiles
+
+
+#: how ``--set KEY=VALUE`` text becomes an editor parameter, by the parameter's declared kind
+def _editor_value(pipe: Any, kind: str, key: str, value: Any) -> Any:
+    from .codes import load_latent
+    from .images import load_image
+
+    G = pipe.generator
+    if value is None:
+        return None
+    if kind == "direction":
+        return _pipeline_direction(pipe, str(value))
+    if kind == "code":
+        if not is_code_file(str(value)):
+            raise ValueError(f"--set {key}={value}: {key} takes a code file (.safetensors from `idinvert invert`)")
+        return load_latent(value, G).wp
+    if kind == "image":
+        return load_image(value, G.resolution, crop=True).to(G.w_avg.device)
+    if kind == "mask":
+        m = load_image(value, G.resolution, crop=True)
+        return (m.mean(0) > 0).float()
+    if kind == "layers":
+        if isinstance(value, str):
+            start, stop = parse_layers(value)
+            return _layer_range(G, (start, stop))
+        return tuple(int(v) for v in value)
+    return value
+
+
+def _run_editor(pipe: Any, latent: Any, tiles: list, args: argparse.Namespace) -> int:
+    """``idinvert edit --editor NAME --set KEY=VALUE``: any registered editor with its declared parameters; a
+    result with several variants (an interpolation) is written as a strip."""
+    import torch
+
+    from .codes import save_latent
+    from .editors.base import EditContext
+    from .images import save_image, save_strip
+    from .params import parse_assignments
+    from .plugins import get_plugins
+
+    editor = get_plugins().get("editor", args.editor)
+    kinds = {p.name: p.kind for p in editor.params}
+    raw = parse_assignments(args.set)
+    unknown = sorted(set(raw) - set(kinds))
+    if unknown:
+        listing = ", ".join(f"{p.name} ({p.kind})" for p in editor.params) or "none"
+        raise ValueError(f"editor {editor.name!r} has no parameter(s) {unknown}; it takes: {listing}")
+    values = {k: _editor_value(pipe, kinds[k], k, v) for k, v in raw.items()}
+    wanted = set(editor.needs) | set(editor.uses)
+    ctx = EditContext(pipe.generator,
+                      encoder=pipe.encoder if "encoder" in wanted else None,
+                      feature_net=pipe.feature_net if "feature_net" in wanted else None,
+                      directions=dict(pipe.directions) if "directions" in wanted else {},
+                      classifier=pipe.classifier if "classifier" in wanted else None)
+    result = editor(pipe.generator, latent, context=ctx, **values)
+    images = result.images
+    out = Path(args.output)
+    if images.ndim == 5:  # variants: input | frames
+        frames = images[0]
+        save_strip(torch.cat([torch.stack(tiles), frames]) if tiles else frames, out)
+        print(f"wrote {out} ({editor.name}: {frames.shape[0]} frames)")
+        final = result.latent.with_wp(result.latent.wp[:, -1])
+    else:
+        save_image(images[0], out)
+        print(f"wrote {out} ({editor.name} with {', '.join(f'{k}={v}' for k, v in raw.items()) or 'defaults'})")
+        final = result.latent
+    if args.save_code:
+        save_latent(final[0], args.save_code, generator=pipe.name, editor=editor.name, params=json.dumps(raw))
+        print(f"wrote {args.save_code} (the edited code{' and its parts' if final.parts else ''})")
+    strip = _strip_path(out, args.strip)
+    if strip is not None and images.ndim == 4:
+        with torch.no_grad():
+            from .latent import render
+
+            before = render(pipe.generator, latent)
+        save_strip(torch.cat([*([torch.stack(tiles)] if tiles else []), before, images]), strip)
+        print(f"wrote {strip} ({'input, ' if tiles else ''}before, after)")
+    return 0
+
+
 def _direction(spec: str, G: Any, extra_dirs: Sequence[str] | None):
     from .editors.directions import load_direction
 
@@ -150,21 +261,29 @@ def cmd_edit(args: argparse.Namespace) -> int:
     import torch
 
     from .cli import pipeline_from_args
+    from .codes import load_latent, save_latent
     from .editors.manipulate import Manipulate
     from .images import load_image, save_image, save_strip
+    from .latent import Latent, render
 
     pipe = pipeline_from_args(args.model, args)
     G = pipe.generator
-    if not args.edit:
+    if args.editor and args.edit:
+        raise ValueError("give either --edit NAME=STRENGTH (directions) or --editor NAME [--set KEY=VALUE], not both")
+    if not args.edit and not args.editor:
         names = ", ".join(pipe.directions) or "none yet"
-        raise ValueError(f"no --edit given: pass --edit {EDIT_FORM}. Directions of this model: {names}")
+        raise ValueError(f"no --edit given: pass --edit {EDIT_FORM}, or --editor NAME (see `idinvert plugins`). "
+                         f"Directions of this model: {names}")
     if args.code:
-        code = load_code(args.code, G)[None]
+        latent = load_latent(args.code, G)
         tiles = [load_image(args.image, G.resolution, crop=args.crop).to(args.device)] if args.image else []
     elif args.image:
-        code, tiles = codes_for(pipe, [args.image], args)
+        latent, tiles = latents_for(pipe, [args.image], args)
     else:
-        raise ValueError("give an IMAGE to invert, or --code CODE.safetensors (a W+ code from `idinvert invert`)")
+        raise ValueError("give an IMAGE to invert, or --code CODE.safetensors (a code file from `idinvert invert`)")
+    if args.editor:
+        return _run_editor(pipe, latent, tiles, args)
+    code = latent.wp
     layers = _layer_range(G, args.layers)
     conditions = {c: _pipeline_direction(pipe, c) for c in (args.condition_on or [])}
     editor = Manipulate()
@@ -183,17 +302,17 @@ def cmd_edit(args: argparse.Namespace) -> int:
               f"|dw| {float(delta[0].norm(dim=-1).max()):.3f}"
               + (f"; conditioned on {', '.join(s for s in conditions if s != name)}" if cond else ""))
     with torch.no_grad():
-        image = G.synthesis(edited, noise_mode="const")[0]
+        image = render(G, latent.with_wp(edited))[0]
     out = save_image(image, args.output)
     print(f"wrote {out} ({len(args.edit)} edit(s) summed)")
     if args.save_code:
-        pipe.save(edited[0], args.save_code, edits=json.dumps(args.edit))
-        print(f"wrote {args.save_code} (the edited W+ code)")
+        save_latent(latent.with_wp(edited), args.save_code, generator=pipe.name, edits=json.dumps(args.edit))
+        print(f"wrote {args.save_code} (the edited code{' and its parts' if latent.parts else ''})")
     strip = _strip_path(Path(args.output), args.strip)
     if strip is not None:
         with torch.no_grad():
             frames = [code, *singles] + ([edited] if len(singles) > 1 else [])
-            rendered = G.synthesis(torch.cat(frames), noise_mode="const")
+            rendered = render(G, Latent.cat([latent.with_wp(f) for f in frames]))
         save_strip(torch.cat([torch.stack(tiles), rendered]) if tiles else rendered, strip)
         print(f"wrote {strip} ({'input, ' if tiles else ''}reconstruction, each edit"
               f"{', all edits' if len(singles) > 1 else ''})")
@@ -459,12 +578,18 @@ def _inversion_args(p: argparse.ArgumentParser, steps_flag: str = "--steps") -> 
 
 def add_parsers(sub: Any) -> None:
     """Add ``edit``, ``interpolate``, ``mix``, ``diffuse`` and ``directions`` to the ``idinvert`` subparsers."""
-    p = sub.add_parser("edit", help="invert an image (or load a code) and move it along named directions")
+    p = sub.add_parser("edit", help="invert an image (or load a code) and edit it: along named directions "
+                                    "(--edit) or with any editor (--editor NAME --set KEY=VALUE)")
     p.add_argument("image", nargs="?", help="the image to edit (optional with --code: then the strip's input)")
     _inversion_args(p)
     p.add_argument("--code", help="a W+ code (.safetensors from `idinvert invert`): skip the inversion")
     p.add_argument("--edit", action="append", type=parse_edit, metavar="NAME=STRENGTH",
                    help="a direction and how far to move (repeatable; the offsets add up)")
+    p.add_argument("--editor", metavar="NAME", help="run any registered editor instead (built-in or a plugin's; "
+                                                    "`idinvert plugins` lists them with their parameters)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a parameter of --editor (repeatable): numbers, true/false, a direction name, a code "
+                        "file, an image or mask path, or layers START:STOP, by the parameter's kind")
     p.add_argument("--directions", action="append", metavar="DIR",
                    help="also look up direction names in DIR (repeatable; wins over the model's own)")
     p.add_argument("--condition-on", type=lambda s: [x for x in s.split(",") if x], default=None,
