@@ -9,9 +9,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 import idinvert_plugins as ip
+from idinvert_plugins.convert.vgg import load_vgg16
 from idinvert_plugins.losses import ClassifierFeatures, FeatureNetwork, VGG16Perceptual, load_feature_network
 from idinvert_plugins.models.classifier import AttributeClassifier, head_spec
-from idinvert_plugins.models.vgg import VGG16Features, load_vgg16
+from idinvert_plugins.models.vgg import VGG16Features
 
 # torchvision vgg16().features: conv layer index -> (in, out); every conv is followed by a ReLU and the blocks
 # end with a 2x2 max-pool at indices 4, 9, 16, 23, 30. Written out here independently of the library.

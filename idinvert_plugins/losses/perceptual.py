@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.vgg import VGG16Features, load_vgg16
+from ..convert.vgg import load_vgg16
+from ..models.vgg import VGG16Features
 
 #: IDInvert's perceptual weight for VGG16 conv4_3 features of Caffe-scaled ([0, 255]) images.
 VGG16_LOSS_WEIGHT = 5e-5
