@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 
@@ -50,14 +51,53 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     print("Plugins:")
     for p in plugins.plugin_list():
         print(f"  {p['name']}  [{p['source']}]  hooks: {', '.join(p['hooks']) or '-'}")
-    print("\nRegistered:")
-    for r in plugins.registered():
-        print(f"  {r.kind:<14} {r.name:<28} from {r.plugin}")
+    for kind, title in PLUGIN_KINDS:
+        items = plugins.registered(kind)
+        if not items:
+            continue
+        print(f"\n{title}:")
+        for r in items:
+            desc, params = _summary(r.obj)
+            print(f"  {r.name:<20} {desc}  [{r.plugin.removeprefix('idinvert_plugins.builtins.')}]")
+            if params:
+                print(f"  {'':<20}   options: {params}")
+    others = [k for k in sorted(plugins.items) if k not in dict(PLUGIN_KINDS) and plugins.items[k]]
+    for kind in others:
+        print(f"\n{kind}:")
+        for r in plugins.registered(kind):
+            print(f"  {r.name:<22} [{r.plugin}]")
     if plugins.problems:
         print("\nProblems:")
         for prob in plugins.problems:
             print(f"  - {prob}")
     return 0
+
+
+#: the kinds ``idinvert plugins`` lists, in this order, with their headings
+PLUGIN_KINDS: tuple[tuple[str, str], ...] = (
+    ("embedder", "Embedders (first stage of inversion: --embed)"),
+    ("refiner", "Refiners (later stages: --refine A,B)"),
+    ("inverter", "Methods (named compositions: --method)"),
+    ("latent_part", "Latent parts (what a latent keeps besides W+)"),
+    ("editor", "Editors (idinvert edit --editor NAME --set KEY=VALUE)"),
+    ("command", "Commands added by plugins"),
+    ("generator", "Generator backends"),
+    ("latent_space", "Latent spaces"),
+    ("converter", "Checkpoint converters"),
+)
+
+
+def _summary(obj: Any) -> tuple[str, str]:
+    """A registered item's one-line description and its parameters (``name=default``)."""
+    if isinstance(obj, argparse.ArgumentParser):
+        return (obj.description or obj.format_usage().strip()), ""
+    try:
+        params = ", ".join(f"{p.name}={p.default}" if p.default is not None else p.name
+                           for p in getattr(obj, "params", ()))
+    except Exception as exc:  # noqa: BLE001 - a composition whose stage is missing
+        params = f"(unavailable: {exc})"
+    desc = getattr(obj, "description", "") or (obj.__doc__ or "").strip().split("\n")[0]
+    return desc, params
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -410,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .app.commands import add_parsers as add_app_parsers  # app, space export
 
     add_app_parsers(sub)
+
+    from .plugins import get_plugins  # commands of plugins (hook register_commands), after the built-in ones
+
+    get_plugins().add_commands(sub)
     return parser
 
 
@@ -421,10 +465,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .images import ImageError
     from .plugins import PluginError, UnknownNameError, configure
 
+    pre = argparse.ArgumentParser(add_help=False)  # plugins (and the commands they add) load before parsing
+    pre.add_argument("--plugins-dir", action="append")
+    known, _ = pre.parse_known_args(argv)
+    if known.plugins_dir:
+        configure(known.plugins_dir)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.plugins_dir:
-        configure(args.plugins_dir)
     try:
         return int(args.func(args) or 0)
     except (ModelNotFoundError, ModelLoadError, UnknownNameError, PluginError, ImageError, ConversionError,

@@ -266,20 +266,15 @@ class Plugins:
         for impl in self._load_order(self.pm.hook.register_commands.get_hookimpls()):
             plugin, source = impl.plugin_name, self.sources.get(impl.plugin_name, "?")
             before = dict(subparsers.choices)
-            try:
+            try:  # a name that is taken raises argparse.ArgumentError ("conflicting subparser")
                 impl.function(**{arg: subparsers for arg in impl.argnames if arg == "cli"})
-                new = [n for n in subparsers.choices if n not in before]
-                clash = [n for n in new if n in taken]
             except Exception as exc:  # noqa: BLE001
                 _restore_choices(subparsers, before)
                 self._problem(plugin, source, "hook register_commands", _describe_exception(exc),
-                              "Its commands are not available; fix the plugin or remove it.")
+                              "None of its commands are available; fix the plugin (or rename a command whose "
+                              f"name is taken: {', '.join(sorted(taken))} are) or remove it.")
                 continue
-            except SystemExit:  # argparse's "conflicting subparser" ends in an error exit
-                _restore_choices(subparsers, before)
-                self._problem(plugin, source, "hook register_commands", "it added a command whose name is taken",
-                              "Rename the command.")
-                continue
+            new = [n for n in subparsers.choices if n not in before]
             for name in new:
                 parser = subparsers.choices[name]
                 if parser.get_default("func") is None:
@@ -290,7 +285,7 @@ class Plugins:
                 item = Registered("command", name, parser, plugin, source)
                 self.items.setdefault("command", {})[name] = item
                 added.append(item)
-            taken.update(n for n in new if n not in clash)
+            taken.update(new)
         return added
 
     def _report(self) -> None:
