@@ -662,7 +662,8 @@ def add_parsers(sub: Any) -> None:
                         "difference of the two classes' mean codes (the boundary is kept for scoring); "
                         "conditional / conditional-class-means: the normal / class-mean vector with the "
                         "boundaries of the other attribute families projected out (InterFaceGAN's conditional "
-                        "manipulation: less cross-talk, see docs/directions.md)")
+                        "manipulation: less cross-talk, see docs/directions.md); compensated: the class-mean "
+                        "vector minus the other attributes' class-mean vectors that cancel their boundary scores")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--batch", type=int, default=256)
     d.add_argument("--device", default="cpu")
