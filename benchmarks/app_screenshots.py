@@ -5,6 +5,11 @@
 Launches the app on the model, drives each tab as a user would (upload an example, invert, move a slider,
 interpolate, diffuse, mix, apply a plugin editor) and writes ``invert.png``, ``edit.png``, ``interpolate.png``,
 ``diffuse.png``, ``style-mix.png`` and ``more-editors.png``. Needs chromium + chromium-driver and selenium.
+
+``edit.png`` is the Edit tab as a user leaves it: every direction group listed (collapsed, with its counts of
+clean / weak / not measured directions), the attributes group open, and the group of the edited direction
+(``--edit``, default ``sefa_00``: deep in the list) opened and its slider moved. ``edit-all-groups.png`` has every
+group open, so every slider's label can be read.
 """
 
 from __future__ import annotations
@@ -42,6 +47,18 @@ def full_page(page: AppPage, path: Path, width: int = 1280) -> None:
     print(f"wrote {path}", flush=True)
 
 
+TABS = ("edit", "more")  # where --stop-after may stop: after the Edit tab, or after all of them
+
+
+def open_group(page: AppPage, elem_id: str) -> None:
+    """Open the collapsible direction group ``elem_id`` unless it is open (a closed group's sliders are drawn
+    only once it is opened)."""
+    header = page.find(f"#{elem_id} button.label-wrap")
+    if "open" not in (header.get_attribute("class") or "").split():
+        header.click()
+        time.sleep(0.5)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -49,12 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--directions", action="append", default=[])
     parser.add_argument("--steps", type=int, default=None, help="inversion iterations (default: the app's)")
     parser.add_argument("--diffuse-steps", type=int, default=None, help="diffusion steps (default: the editor's)")
+    parser.add_argument("--edit", default="sefa_00=2", metavar="NAME=STRENGTH",
+                        help="the direction moved on the Edit tab (default: sefa_00=2)")
     parser.add_argument("--out", default=str(REPO / "docs" / "screenshots"))
+    parser.add_argument("--stop-after", choices=TABS, default=TABS[-1],
+                        help="the last tab to drive and shoot (the tabs run in page order; default: all)")
     args = parser.parse_args(argv)
     missing = browser_missing()
     if missing:
         print(f"cannot take screenshots: {missing}", file=sys.stderr)
         return 2
+    from selenium.webdriver.common.by import By
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = ModelSpec(args.model, encoder=args.encoder, directions=tuple(args.directions))
@@ -74,10 +97,28 @@ def main(argv: list[str] | None = None) -> int:
 
             page.tab("edit")
             if bundle.directions:
+                name, _, strength = args.edit.partition("=")
+                slots = demo.direction_slots()
+                if name not in slots:
+                    print(f"--edit: {name!r} is not a direction of {args.model}; it has "
+                          f"{sorted(n for n in slots if n)}", file=sys.stderr)
+                    return 2
+                slider = f"direction-{slots.index(name)}"
+                open_group(page, f"direction-group-{slots.index(name) // demo.direction_plan.per_group}")
                 before = page.image_src("edit-result")
-                page.set_number("direction-0", 2)
+                page.set_number(slider, float(strength or 2))
                 page.wait_new_image("edit-result", before)
+            page.driver.execute_script("window.scrollTo(0, 0)")
             full_page(page, out / "edit.png")
+            if bundle.directions:
+                for group in page.driver.find_elements(By.CSS_SELECTOR, "[id^=direction-group-]"):
+                    if group.is_displayed():
+                        open_group(page, group.get_attribute("id"))
+                page.driver.execute_script("window.scrollTo(0, 0)")
+                full_page(page, out / "edit-all-groups.png")
+                page.driver.set_window_size(1280, 1400)
+            if args.stop_after == "edit":
+                return 0
 
             page.tab("interpolate")
             page.upload("second-image", examples[7])

@@ -275,8 +275,8 @@ def test_directions_are_grouped_and_labelled_from_the_summary():
                                      "worst cross-talk 0.93x the target's change (hair_color)")
     assert sliders["eyeglasses"].info.startswith("binary attribute; moves the intended way for 97% of faces")
     assert sliders["hair_color-black"].info == ("black vs the other hair_color classes; held-out accuracy 0.90 "
-                                                "(majority 0.81); cross-talk not measured")
-    assert sliders["sefa_01"].info == "SeFa component (no target attribute); eigenvalue 22.3; cross-talk not measured"
+                                                "(majority 0.81)")
+    assert sliders["sefa_01"].info == "SeFa component, no target attribute; eigenvalue 22.3"
     assert groups[0].header() == "Attributes (binary and continuous): 4 directions (2 clean, 1 weak, 1 not measured)"
     assert groups[2].header() == ("hair_color (categorical: one direction per class): 2 directions "
                                   "(1 clean, 1 not measured)")

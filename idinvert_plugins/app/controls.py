@@ -407,7 +407,7 @@ def _detail(name: str, key: str, direction: Any, row: Mapping[str, Any], crossta
     source = str(row.get("source") or getattr(direction, "source", "") or "")
     if key == UNSUPERVISED:
         method = UNSUPERVISED_SOURCES.get(source.split("-")[0]) or UNSUPERVISED_SOURCES.get(name.split("_")[0], "")
-        parts = [f"{method} component (no target attribute)".strip()]
+        parts = [f"{method} component, no target attribute".strip()]
         if row.get("note"):
             parts.append(str(row["note"]))
     elif key == ATTRIBUTES:
@@ -435,7 +435,6 @@ def _detail(name: str, key: str, direction: Any, row: Mapping[str, Any], crossta
         if accuracy is not None and key != UNSUPERVISED:
             majority = _number(row.get("majority"))
             parts.append(f"held-out accuracy {accuracy:.2f}" + (f" (majority {majority:.2f})" if majority else ""))
-        parts.append("cross-talk not measured")
     return "; ".join(parts)
 
 

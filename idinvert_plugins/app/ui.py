@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -71,6 +72,8 @@ log = logging.getLogger(__name__)
 TITLE = "IDInvert: in-domain GAN inversion and editing"
 #: fewest sliders per group slot of the Edit tab (more when a served model has a larger group)
 MIN_SLIDERS_PER_GROUP = 8
+#: sliders side by side inside a group (keeps the page short)
+SLIDERS_PER_ROW = 2
 MAX_STEPS = 2000
 #: editors with a tab of their own; every other registered editor appears under "More editors"
 EDITOR_TABS = {"interpolate": "Interpolate", "diffuse": "Diffuse", "style-mix": "Style mix"}
@@ -90,14 +93,25 @@ def launch_options() -> dict[str, Any]:
     return {"max_file_size": "20mb", "show_error": True, "css": CSS}
 
 
+def _direction_paths(bundle: ModelBundle, spec: ModelSpec | None) -> dict[str, Path]:
+    """The file behind each of the bundle's directions, found the way its pipeline finds them."""
+    folders = getattr(getattr(bundle, "pipeline", None), "direction_folders", None)
+    if folders is None:  # a bundle without a pipeline: the model folder's directions/ and the spec's folders
+        try:
+            return find_directions(bundle.folder, extra_dirs=spec.directions if spec is not None else ())
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("direction labels of %s: %s", bundle.name, exc)
+            return {}
+    paths: dict[str, Path] = {}
+    for folder in map(Path, folders):  # later folders win, as when the directions are loaded
+        if folder.is_dir():
+            paths.update({p.stem: p for p in sorted(folder.glob("*.safetensors")) if p.is_file()})
+    return paths
+
+
 def bundle_direction_groups(bundle: ModelBundle, spec: ModelSpec | None = None) -> list[DirectionGroup]:
     """The Edit tab's groups for a loaded model, labelled from the ``summary.json`` next to each direction."""
-    paths: dict[str, Any] = {}
-    if bundle.folder is not None:
-        try:
-            paths = find_directions(bundle.folder, extra_dirs=spec.directions if spec is not None else ())
-        except (OSError, ValueError) as exc:
-            log.warning("direction labels of %s: %s", bundle.name, exc)
+    paths = _direction_paths(bundle, spec)
     return group_directions(bundle.directions, direction_rows({n: p for n, p in paths.items()
                                                                 if n in bundle.directions}))
 
@@ -210,26 +224,12 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
                 shown0 = slots(registry.default)
                 directions_note = gr.Markdown(_directions_note(shown0), elem_id="directions-note")
                 with gr.Row():
-                    with gr.Column(scale=1, elem_id="direction-sliders"):
-                        direction_groups: list[gr.Accordion] = []
-                        sliders: list[gr.Slider] = []
-                        for g in range(plan.groups):
-                            header = shown0.headers[g]
-                            with gr.Accordion(header or f"group {g}", open=shown0.opened[g],
-                                              visible=header is not None,
-                                              elem_id=f"direction-group-{g}") as accordion:
-                                for k in range(plan.per_group):
-                                    i = g * plan.per_group + k
-                                    d = shown0.sliders[i]
-                                    sliders.append(gr.Slider(
-                                        strength.min, strength.max, value=0.0, step=strength.step,
-                                        label=d.label if d else f"direction {i}", info=d.info if d else None,
-                                        visible=d is not None, elem_id=f"direction-{i}"))
-                            direction_groups.append(accordion)
+                    with gr.Column(scale=2, elem_id="direction-sliders"):
+                        direction_groups, slider_rows, sliders = _direction_pool(plan, shown0, strength)
                         reset_btn = gr.Button("Reset all sliders", elem_id="reset-button")
-                    with gr.Column(scale=1, elem_id="edit-images"), gr.Row():
-                        edit_before = _shown("Reconstruction", "edit-before")
-                        edit_out = _shown("Edited", "edit-result")
+                    with gr.Column(scale=1, elem_id="edit-images"):
+                        edit_before = _shown("Reconstruction", "edit-before", 240)
+                        edit_out = _shown("Edited", "edit-result", 240)
 
             # -- Interpolate -------------------------------------------------------------------------------
             editor_controls: dict[str, list[Control]] = {}
@@ -285,7 +285,8 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
         def direction_updates(shown: SlotAssignment) -> list[Any]:
             groups = [gr.update(visible=h is not None, label=h or f"group {g}", open=o)
                       for g, (h, o) in enumerate(zip(shown.headers, shown.opened))]
-            return groups + [gr.update(visible=d is not None, label=d.label if d else f"direction {i}",
+            rows = [gr.update(visible=any(shown.sliders[i] for i in row_slots)) for _, row_slots in slider_rows]
+            return groups + rows + [gr.update(visible=d is not None, label=d.label if d else f"direction {i}",
                                        info=d.info if d else None, value=0.0)
                              for i, d in enumerate(shown.sliders)]
 
@@ -300,7 +301,8 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
 
         model_menu.change(on_model, [state, model_menu],
                           [state, model_info, directions_note, seen, recon, metrics, edit_before, edit_out,
-                           *direction_groups, *sliders, *downloads], api_name="select_model")
+                           *direction_groups, *(row for row, _ in slider_rows), *sliders, *downloads],
+                          api_name="select_model")
 
         def on_method(name: str) -> Any:
             steps_default = default_steps(name)
@@ -393,7 +395,35 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
     demo.queue(default_concurrency_limit=max(1, int(concurrency)), max_size=256)
     demo.registry = registry  # type: ignore[attr-defined] - for launchers and tests
     demo.direction_slots = lambda name=None: slots(name).names  # type: ignore[attr-defined] - /edit's order
+    demo.direction_plan = plan  # type: ignore[attr-defined] - slot i is in group slot i // plan.per_group
     return demo
+
+
+def _direction_pool(plan: SlotPlan, shown: SlotAssignment, strength: Any
+                    ) -> tuple[list[gr.Accordion], list[tuple[gr.Row, range]], list[gr.Slider]]:
+    """Draw the Edit tab's slider pool as ``shown`` fills it: one accordion per group slot, sliders
+    :data:`SLIDERS_PER_ROW` to a row (a row is hidden when all its sliders are). Returns the accordions, the
+    rows with the slots they hold, and the flat slider list (slot order)."""
+    accordions: list[gr.Accordion] = []
+    rows: list[tuple[gr.Row, range]] = []
+    sliders: list[gr.Slider] = []
+    for g in range(plan.groups):
+        header = shown.headers[g]
+        start = g * plan.per_group
+        with gr.Accordion(header or f"group {g}", open=shown.opened[g], visible=header is not None,
+                          elem_id=f"direction-group-{g}") as accordion:
+            for first in range(start, start + plan.per_group, SLIDERS_PER_ROW):
+                row_slots = range(first, min(first + SLIDERS_PER_ROW, start + plan.per_group))
+                with gr.Row(visible=any(shown.sliders[i] for i in row_slots)) as row:
+                    for i in row_slots:
+                        d = shown.sliders[i]
+                        sliders.append(gr.Slider(strength.min, strength.max, value=0.0, step=strength.step,
+                                                 label=d.label if d else f"direction {i}",
+                                                 info=d.info if d else None, visible=d is not None,
+                                                 elem_id=f"direction-{i}"))
+                rows.append((row, row_slots))
+        accordions.append(accordion)
+    return accordions, rows, sliders
 
 
 def _shown(label: str, elem_id: str, height: int | None = 300) -> gr.Image:
