@@ -264,7 +264,10 @@ class _Resolver:
             except (ModelNotFoundError, ModelLoadError) as exc:
                 raise self._fail(key, value, origin, str(exc)) from None
             if found != kind:
-                raise self._fail(key, value, origin, f"it is a {found} model, not a {kind}")
+                def a(word: str) -> str:
+                    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+                raise self._fail(key, value, origin, f"it is {a(found)} model, not {a(kind)}")
         return Ref(key, str(value), target, origin)
 
     def feature_net(self, key: str, value: str, origin: str) -> Ref:
@@ -341,6 +344,8 @@ class Pipeline:
             self._specs["directions"] = [Path(d) for d in directions]
             self._loaded = {}
         self._lock = threading.RLock()
+        self._fallback_feature_net = False
+        self._load_options: dict[str, Any] = {}
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -464,6 +469,7 @@ class Pipeline:
                    source=source, encoder=enc_spec, encoders=extra, feature_net=feat_spec, classifier=clf_spec,
                    directions=folders, default_method=method, device=device, notes=notes)
         pipe._fallback_feature_net = isinstance(feat_spec, Ref) and feat_spec.origin == "fallback"
+        pipe._load_options = {"cache_dir": cache_dir, "local_files_only": local_files_only}
         return pipe
 
     # -- components (loaded on first use, under the lock) ------------------------------------------------
@@ -481,7 +487,7 @@ class Pipeline:
         if isinstance(spec, nn.Module):
             return _freeze(spec.to(self.device))
         try:
-            module = load_model(spec.target, kind=kind, device=self.device)
+            module = load_model(spec.target, kind=kind, device=self.device, **self._load_options)
         except (ModelNotFoundError, ModelLoadError) as exc:
             raise PipelineError(f"{self._where(spec)}{exc}") from None
         return _freeze(module)
@@ -518,7 +524,7 @@ class Pipeline:
         try:
             return _freeze(load_feature_network(spec.target, device=self.device))
         except (ModelNotFoundError, ModelLoadError, OSError, ValueError, TypeError) as exc:
-            if getattr(self, "_fallback_feature_net", False):
+            if self._fallback_feature_net:
                 self.notes.append(f"Perceptual loss off: {spec.value} did not load ({exc}).")
                 return None
             raise PipelineError(f"{self._where(spec)}{exc}") from None

@@ -421,26 +421,40 @@ def _edit_figures(ctx: _Context, methods: list[str], targets, dirs, out_dir: Pat
 
 # -- loading by name and the whole run ----------------------------------------------------------------------
 def generator_directions(model: str | Path) -> dict[str, Direction]:
-    """The saved directions of a generator (its folder's ``directions/*.safetensors``, by file stem)."""
-    from ..editors.directions import find_directions
+    """The saved directions of a generator: its pipeline's ``directions`` (see
+    :class:`~idinvert_plugins.pipeline.Pipeline`)."""
+    from ..pipeline import Pipeline
 
-    return {name: Direction.load(path) for name, path in find_directions(model).items()}
+    return Pipeline.from_pretrained(model, encoder=None, feature_net=None, classifier=None).directions
 
 
-def _optional_encoder(spec: str | None, generator: str, objective: str, device: str, notes: list[str]
-                      ) -> nn.Module | None:
-    """Load the encoder ``spec`` (an error if it fails; ``"none"``: no encoder), or else ``generator``'s
-    conventionally named one (:func:`idinvert_plugins.hub.default_encoder`) if it is there."""
-    from ..hub import default_encoder, encoder_name, load_encoder
+def _choice(spec: str | nn.Module | None) -> str | nn.Module | None:
+    """An evaluation override as a :meth:`Pipeline.from_pretrained` argument: None -> the pipeline's own."""
+    from ..pipeline import AUTO
 
-    if spec is not None and spec.lower() == "none":
-        return None
-    name = spec or default_encoder(generator, objective)
-    if name is None:
-        notes.append(f"encoder {encoder_name(generator, objective)!r} not found (not a local model folder or "
-                     "a named model available offline)")
-        return None
-    return load_encoder(name, device=device)
+    return AUTO if spec is None else spec
+
+
+def generator_pipeline(generator: str | Path, *, encoder: str | None = None, conventional_encoder: str | None = None,
+                       classifier: str | nn.Module | None = None, feature_net: str | nn.Module | None = None,
+                       device: str = "cpu", notes: list[str] | None = None):
+    """The :class:`~idinvert_plugins.pipeline.Pipeline` of one evaluated generator: its encoders, classifier,
+    perceptual network and directions from its ``pipeline.json`` (or the naming rules), where the evaluation's
+    arguments do not override them (``"none"``: without; None or ``"auto"``: the pipeline's). Missing encoders
+    are recorded in ``notes``."""
+    from ..hub import encoder_name
+    from ..pipeline import Pipeline
+
+    conventional = {} if conventional_encoder is None else {"conventional": conventional_encoder}
+    pipe = Pipeline.from_pretrained(generator, encoder=_choice(encoder), encoders=conventional,
+                                    classifier=_choice(classifier), feature_net=_choice(feature_net), device=device)
+    if notes is not None:
+        for objective, present in (("domain-guided", pipe.has("encoder")),
+                                   ("conventional", "conventional" in pipe.encoders)):
+            if not present and (encoder if objective == "domain-guided" else conventional_encoder) is None:
+                notes.append(f"encoder {encoder_name(generator, objective)!r} not found (not a local model folder "
+                             "or a named model available offline)")
+    return pipe
 
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
@@ -470,12 +484,15 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Evaluate each generator (a name or folder), merge into ``out_dir/results.json`` and write ``report``.
 
-    Encoders default to ``<generator>-encoder`` (domain-guided) and ``<generator>-encoder-conventional``;
-    ``encoders[i]`` / ``conventional_encoders[i]`` override them for ``generators[i]`` (``"none"`` skips one).
-    Directions are read from the generator's ``directions/`` folder.
+    Each generator's components come from its :class:`~idinvert_plugins.pipeline.Pipeline` (its
+    ``pipeline.json``; without one, ``<generator>-encoder`` and ``<generator>-encoder-conventional`` and the
+    folder's ``directions/``); ``encoders[i]`` / ``conventional_encoders[i]`` override the encoders of
+    ``generators[i]`` (``"none"`` skips one). ``classifier`` / ``feature_net`` named here serve every generator;
+    ``"auto"`` takes each pipeline's.
     """
-    from ..hub import load_generator, load_model
+    from ..hub import load_model
     from ..losses import load_feature_network
+    from ..pipeline import AUTO
     from .report import write_report
 
     cfg = config or EvalConfig()
@@ -487,22 +504,24 @@ def run_evaluation(
                              "per --generator, in the same order")
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    clf = load_model(classifier, kind="classifier", device=device) if classifier else None
-    fnet = load_feature_network(feature_net, device=device) if feature_net else None
+    # a classifier / feature network named here serves every generator (loaded once); "auto": each pipeline's
+    clf = classifier if classifier == AUTO else (
+        load_model(classifier, kind="classifier", device=device) if classifier else "none")
+    fnet = feature_net if feature_net == AUTO else (
+        load_feature_network(feature_net, device=device) if feature_net else "none")
     results_path = out_dir / "results.json"
     merged: dict[str, Any] = {"generators": {}}
     if results_path.is_file():
         merged = json.loads(results_path.read_text(encoding="utf-8"))
         merged.setdefault("generators", {})
     for i, gen_name in enumerate(generators):
-        G = load_generator(gen_name, device=device)
         notes: list[str] = []
-        E = _optional_encoder(encoders[i] if i < len(encoders) else None, gen_name, "domain-guided", device, notes)
-        Ec = _optional_encoder(conventional_encoders[i] if i < len(conventional_encoders) else None, gen_name,
-                               "conventional", device, notes)
-        res = evaluate(G, encoders={"domain-guided": E, "conventional": Ec}, feature_net=fnet, classifier=clf,
-                       directions=generator_directions(gen_name), out_dir=out_dir, cache_dir=cache_dir, config=cfg,
-                       name=str(gen_name), progress=progress)
+        pipe = generator_pipeline(gen_name, encoder=encoders[i] if i < len(encoders) else None,
+                                  conventional_encoder=conventional_encoders[i] if i < len(conventional_encoders)
+                                  else None, classifier=clf, feature_net=fnet, device=device, notes=notes)
+        res = evaluate(pipe.generator, encoders={"domain-guided": pipe.encoder, **pipe.encoders},
+                       feature_net=pipe.feature_net, classifier=pipe.classifier, directions=pipe.directions,
+                       out_dir=out_dir, cache_dir=cache_dir, config=cfg, name=str(gen_name), progress=progress)
         res["notes"] = notes + res["notes"]
         previous = merged["generators"].get(res["name"], {})
         if previous.get("n") != res["n"] or previous.get("config", {}).get("steps") != res["config"]["steps"]:
