@@ -259,6 +259,8 @@ def test_directions_are_grouped_and_labelled_from_the_summary():
         "hair_color-red": {"attribute": "hair_color", "crosstalk": {"clean": True, "success": 0.9, "worst": 0.1,
                                                                     "worst_attribute": "age", "step": 3.0}},
         "hair_color-black": {"attribute": "hair_color", "accuracy": 0.9, "majority": 0.81},
+        "background-blue": {"attribute": "background", "crosstalk": {"clean": False, "success": 0.3, "worst": None,
+                                                                     "worst_attribute": "age", "step": 3.0}},
         "sefa_01": {"source": "sefa", "note": "eigenvalue 22.3"},
     }
     groups = group_directions(directions, rows)
@@ -277,6 +279,9 @@ def test_directions_are_grouped_and_labelled_from_the_summary():
     assert sliders["hair_color-black"].info == ("black vs the other hair_color classes; held-out accuracy 0.90 "
                                                 "(majority 0.81)")
     assert sliders["sefa_01"].info == "SeFa component, no target attribute; eigenvalue 22.3"
+    assert sliders["background-blue"].info == ("blue vs the other background classes; moves the intended way for 30% "
+                                               "of faces at step 3; the target does not move the intended way on "
+                                               "average")
     assert groups[0].header() == "Attributes (binary and continuous): 4 directions (2 clean, 1 weak, 1 not measured)"
     assert groups[2].header() == ("hair_color (categorical: one direction per class): 2 directions "
                                   "(1 clean, 1 not measured)")

@@ -428,6 +428,8 @@ def _detail(name: str, key: str, direction: Any, row: Mapping[str, Any], crossta
         if worst is not None:
             other = crosstalk.get("worst_attribute")
             parts.append(f"worst cross-talk {worst:.2f}x the target's change" + (f" ({other})" if other else ""))
+        elif "worst" in crosstalk:  # recorded as None: the target does not move the intended way on average
+            parts.append("the target does not move the intended way on average")
     else:
         accuracy = _number(row.get("accuracy"))
         if accuracy is None:
