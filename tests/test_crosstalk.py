@@ -224,3 +224,28 @@ def test_compensated_steering_cancels_other_boundaries_along_their_own_edit_vect
     comp, _ = directions_from_scores(x, scores, steer="compensated", progress=False)
     c = {d.name: d for d in comp}
     assert c["a"].source == "interfacegan-logistic-compensated" and abs(float(c["a"].vector @ c["b"].boundary)) < 1e-2
+
+
+def test_directions_learn_cli_set_wide_steerings(tmp_path):
+    """``idinvert directions learn --steer conditional|compensated``: the boundaries are the plain ones, the
+    edit vectors leave the other attributes' boundary scores unchanged."""
+    from conftest import tiny_stylegan2
+
+    from idinvert_plugins.cli import main
+    from idinvert_plugins.hub import save_pretrained
+
+    model = save_pretrained(tiny_stylegan2(64, seed=3), tmp_path / "g64", kind="generator")
+    common = ["--n", "160", "--batch", "80", "--attributes", "smile,age,yaw"]
+    assert main(["directions", "learn", str(model), *common, "--out", str(tmp_path / "plain")]) == 0
+    names = ("smile", "age", "yaw")
+    plain = {n: Direction.load(tmp_path / "plain" / f"{n}.safetensors") for n in names}
+    for steer in ("conditional", "compensated"):
+        assert main(["directions", "learn", str(model), *common, "--steer", steer, "--out", str(tmp_path / steer)]) == 0
+        steered = {n: Direction.load(tmp_path / steer / f"{n}.safetensors") for n in names}
+        for n in names:
+            d = steered[n]
+            assert d.source == f"interfacegan-logistic-{steer}" and d.accuracy == pytest.approx(plain[n].accuracy)
+            assert torch.allclose(d.boundary, plain[n].vector, atol=1e-5)
+            for other in names:
+                if other != n:
+                    assert abs(float(d.vector @ plain[other].vector)) < 1e-3, (steer, n, other)
