@@ -297,6 +297,13 @@ def test_directions_are_grouped_and_labelled_from_the_summary():
     assert small.left_out == ["hair_color-black", "hair_color-red", "ganspace_00", "sefa_01"]
     with pytest.raises(KeyError, match="no slider for direction 'sefa_01'"):
         small.slot("sefa_01")
+    from idinvert_plugins.app.ui import _directions_note
+
+    note = _directions_note(small)  # the page says what it cannot show, and how to make room
+    assert "**9 directions** in 2 groups" in note
+    assert "**4 directions have no slider** (hair_color-black, hair_color-red, ganspace_00, sefa_01)" in note
+    assert "Start the app with this model first in `--model`" in note
+    assert "**9 directions** in 4 groups (3 clean, 2 weak, 4 not measured)" in _directions_note(shown)
 
 
 def test_mask_from_painted_layer(tmp_path):
