@@ -50,15 +50,6 @@ def full_page(page: AppPage, path: Path, width: int = 1280) -> None:
 TABS = ("edit", "more")  # where --stop-after may stop: after the Edit tab, or after all of them
 
 
-def open_group(page: AppPage, elem_id: str) -> None:
-    """Open the collapsible direction group ``elem_id`` unless it is open (a closed group's sliders are drawn
-    only once it is opened)."""
-    header = page.find(f"#{elem_id} button.label-wrap")
-    if "open" not in (header.get_attribute("class") or "").split():
-        header.click()
-        time.sleep(0.5)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -104,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{sorted(n for n in slots if n)}", file=sys.stderr)
                     return 2
                 slider = f"direction-{slots.index(name)}"
-                open_group(page, f"direction-group-{slots.index(name) // demo.direction_plan.per_group}")
+                page.open_group(f"direction-group-{slots.index(name) // demo.direction_plan.per_group}")
                 before = page.image_src("edit-result")
                 page.set_number(slider, float(strength or 2))
                 page.wait_new_image("edit-result", before)
@@ -113,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             if bundle.directions:
                 for group in page.driver.find_elements(By.CSS_SELECTOR, "[id^=direction-group-]"):
                     if group.is_displayed():
-                        open_group(page, group.get_attribute("id"))
+                        page.open_group(group.get_attribute("id"))
                 page.driver.execute_script("window.scrollTo(0, 0)")
                 full_page(page, out / "edit-all-groups.png")
                 page.driver.set_window_size(1280, 1400)

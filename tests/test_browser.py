@@ -23,6 +23,7 @@ from app_fixtures import make_tiny_model, running_app  # noqa: E402
 from idinvert_plugins.app.examples import example_images  # noqa: E402
 from idinvert_plugins.app.models import ModelSpec, load_bundle  # noqa: E402
 from idinvert_plugins.app.session import display  # noqa: E402
+from idinvert_plugins.editors.directions import Direction  # noqa: E402
 
 
 def wait_download(folder: Path, known: set[Path], timeout: float = 30.0) -> Path:
@@ -37,12 +38,15 @@ def wait_download(folder: Path, known: set[Path], timeout: float = 30.0) -> Path
 
 def test_upload_invert_edit_download_and_screenshot(tmp_path):
     model = make_tiny_model(tmp_path / "model")
+    w_dim = Direction.load(model / "directions" / "age.safetensors").w_dim
+    torch.manual_seed(3)  # a direction in a group of its own, which starts collapsed
+    Direction(torch.randn(w_dim), name="sefa_00", source="sefa").save(model / "directions" / "sefa_00.safetensors")
     bundle = load_bundle(ModelSpec(str(model)))
-    G, age = bundle.generator, bundle.directions["age"].vector
+    G, age, sefa = bundle.generator, bundle.directions["age"].vector, bundle.directions["sefa_00"].vector
     face = example_images(16)[0][0]
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    with running_app(model) as (_, url), chromium() as driver:
+    with running_app(model) as (demo, url), chromium() as driver:
         driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         page = AppPage(driver, url)
         page.upload("input-image", face)
@@ -61,6 +65,21 @@ def test_upload_invert_edit_download_and_screenshot(tmp_path):
         page.click("download-code")
         code1 = load_file(str(wait_download(downloads, known)))["code"]
         assert torch.allclose(code1, code0 + 3.0 * age, atol=1e-5)
+
+        # a slider in a collapsed group: open the group, move it, and the sliders add up
+        slot = demo.direction_slots().index("sefa_00")
+        assert "Unsupervised" in page.text(f"direction-group-{slot // demo.direction_plan.per_group}")
+        page.open_group(f"direction-group-{slot // demo.direction_plan.per_group}")
+        before = page.image_src("edit-result")
+        page.set_number(f"direction-{slot}", 2)
+        page.wait_new_image("edit-result", before)
+        known = set(downloads.iterdir())
+        page.click("download-code")
+        code2 = load_file(str(wait_download(downloads, known)))["code"]
+        assert torch.allclose(code2, code0 + 3.0 * age + 2.0 * sefa, atol=1e-5)
+        before = page.image_src("edit-result")
+        page.set_number(f"direction-{slot}", 0)  # back to the age edit alone for the screenshot check
+        page.wait_new_image("edit-result", before)
 
         time.sleep(0.5)  # let the image finish painting
         shot = page.screenshot()

@@ -122,6 +122,13 @@ class AppPage:
     def click(self, elem_id: str) -> None:
         self.find(f"#{elem_id}").click()
 
+    def open_group(self, elem_id: str) -> None:
+        """Open the collapsible group (accordion) ``elem_id`` unless it is open; its contents are drawn then."""
+        header = self.find(f"#{elem_id} button.label-wrap")
+        if "open" not in (header.get_attribute("class") or "").split():
+            header.click()
+            time.sleep(0.5)
+
     def image_src(self, elem_id: str) -> str | None:
         from selenium.webdriver.common.by import By
 
