@@ -68,9 +68,10 @@ from .hub import (
 )
 
 if TYPE_CHECKING:
-    from .editors.base import Editor, EditResult
+    from .editors.base import EditContext, Editor, EditResult
     from .editors.directions import Direction
     from .inverters.base import InversionResult, Inverter
+    from .latent import Latent
     from .models.base import Generator
 
 PIPELINE_NAME = "pipeline.json"
@@ -676,42 +677,53 @@ class Pipeline:
         raise DirectionNotFoundError(f"no direction {spec!r} in {where}. Available: {listing}. To add one, "
                                      f"{LEARN_HINT}.")
 
-    def prepare_editor(self, editor: Editor) -> Editor:
-        """The editor to run with this pipeline: semantic diffusion gets the encoder and perceptual network
-        (the paper's set-up: init ``E(stitched)``); other editors run as registered."""
-        from .editors.diffusion import Diffuse
+    def edit_context(self, editor: Editor | None = None) -> EditContext:
+        """The :class:`~idinvert_plugins.editors.base.EditContext` for ``editor``: the components it ``needs``
+        or ``uses`` (all of them when no editor is given), loaded on demand."""
+        from .editors.base import CONTEXT_COMPONENTS, EditContext
 
-        if isinstance(editor, Diffuse) and editor.encoder is None and self.encoder is not None:
-            return type(editor)(encoder=self.encoder, feature_net=self.feature_net)
-        return editor
+        wanted = CONTEXT_COMPONENTS if editor is None else (*getattr(editor, "needs", ()),
+                                                             *getattr(editor, "uses", ()))
+        return EditContext(self.generator, **{c: self._get(c) for c in CONTEXT_COMPONENTS if c in wanted})
 
-    def edit(self, codes: torch.Tensor, editor: str | Editor, **params: Any) -> EditResult:
+    def edit(self, codes_or_latent: torch.Tensor | Latent, editor: str | Editor, **params: Any) -> EditResult:
         """Run the registered editor ``editor`` (or an :class:`Editor` instance) on W+ codes ``[N, L, D]``
-        (``[L, D]`` for one). ``direction`` parameters may be names of this pipeline's directions."""
+        (``[L, D]`` for one) or a :class:`~idinvert_plugins.latent.Latent` (W+ editors keep its other parts),
+        with this pipeline's components as its context. ``direction`` parameters may be names of this
+        pipeline's directions."""
         from .plugins import get_plugins
 
         ed = get_plugins().get("editor", editor) if isinstance(editor, str) else editor
-        ed = self.prepare_editor(ed)
         kinds = {p.name: p.kind for p in getattr(ed, "params", ())}
         for key, value in list(params.items()):
             if kinds.get(key) == "direction" and value is not None:
                 params[key] = self.direction(value)
             elif kinds.get(key) == "code" and isinstance(value, torch.Tensor):
                 params[key] = self._codes(value)
-        return ed(self.generator, self._codes(codes), **params)
+        return ed(self.generator, self._codes(codes_or_latent), context=self.edit_context(ed), **params)
 
-    def _codes(self, codes: torch.Tensor) -> torch.Tensor:
+    def _codes(self, codes: torch.Tensor | Latent) -> torch.Tensor | Latent:
+        from .latent import Latent
+
+        if isinstance(codes, Latent):
+            return codes.to(self.device)
         codes = codes.detach().to(self.device) if isinstance(codes, torch.Tensor) else torch.as_tensor(codes)
         G = self.generator
         if codes.ndim == 2 and tuple(codes.shape) == (G.num_layers, G.w_dim):
             codes = codes[None]
         return codes
 
-    def render(self, codes: torch.Tensor) -> torch.Tensor:
-        """Images of W+ codes ``[..., L, D]`` (or W codes ``[N, D]``) with constant noise, no gradients:
-        ``[..., C, R, R]`` in about [-1, 1] on the pipeline's device."""
+    def render(self, codes_or_latent: torch.Tensor | Latent) -> torch.Tensor:
+        """Images of W+ codes ``[..., L, D]`` (or W codes ``[N, D]``), or of a latent with all its parts, with
+        constant noise and no gradients: ``[..., C, R, R]`` in about [-1, 1] on the pipeline's device."""
+        from .latent import Latent
+        from .latent import render as render_latent
+
         G = self.generator
-        codes = codes.detach().to(self.device)
+        if isinstance(codes_or_latent, Latent):
+            with torch.no_grad():
+                return render_latent(G, codes_or_latent.to(self.device), noise_mode="const")
+        codes = codes_or_latent.detach().to(self.device)
         if codes.ndim == 2 and tuple(codes.shape) != (G.num_layers, G.w_dim):
             codes = G.to_wplus(codes)
         flat = codes.reshape(-1, *codes.shape[-2:])
@@ -719,20 +731,25 @@ class Pipeline:
             images = G.synthesis(flat, noise_mode="const")
         return images.reshape(*codes.shape[:-2], *images.shape[1:])
 
-    def save(self, codes: torch.Tensor, path: str | Path, **metadata: Any) -> Path:
-        """Write one code (``[L, D]`` or ``[1, L, D]``) to a code file, recording this pipeline's generator;
-        ``metadata`` (the method, the edits, ...) is stored as strings."""
-        from .codes import save_code
+    def save(self, codes_or_latent: torch.Tensor | Latent, path: str | Path, **metadata: Any) -> Path:
+        """Write one image's code (``[L, D]`` or ``[1, L, D]``) or latent (every part) to a code file, recording
+        this pipeline's generator; ``metadata`` (the method, the edits, ...) is stored as strings."""
+        from .codes import save_latent
 
-        if isinstance(codes, torch.Tensor) and codes.ndim == 3 and codes.shape[0] != 1:
-            raise ValueError(f"a code file holds one code, got {codes.shape[0]}: save codes[i] to one file each")
-        return save_code(codes, path, generator=self.name, **metadata)
+        x = codes_or_latent
+        n = x.wp.shape[0] if hasattr(x, "wp") else (x.shape[0] if isinstance(x, torch.Tensor) and x.ndim == 3 else 1)
+        if n != 1:
+            raise ValueError(f"a code file holds one image's code, got {n}: save codes[i] (or latent[i]) to one "
+                             "file each")
+        return save_latent(x, path, generator=self.name, **metadata)
 
-    def load(self, path: str | Path) -> torch.Tensor:
-        """The code in a code file as ``[1, L, D]`` on the pipeline's device (checked against the generator)."""
-        from .codes import load_code
+    def load(self, path: str | Path) -> Latent:
+        """The latent in a code file (a batch of 1; ``.wp`` its W+ code ``[1, L, D]``, ``.parts`` whatever the
+        method kept, ``.info`` the file's metadata), checked against the generator, on the pipeline's device.
+        Code files of earlier versions (W+ only) load as latents without parts."""
+        from .codes import load_latent
 
-        return load_code(path, self.generator)[None].to(self.device)
+        return load_latent(path, self.generator).to(self.device)
 
 
 def _read_beside(resolved: ResolvedModel, cache_dir: str | Path | None, local_files_only: bool | None

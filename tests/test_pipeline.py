@@ -16,6 +16,7 @@ from idinvert_plugins import hub
 from idinvert_plugins.editors.directions import Direction, DirectionNotFoundError
 from idinvert_plugins.editors.manipulate import Manipulate
 from idinvert_plugins.hub import save_pretrained
+from idinvert_plugins.latent import Latent
 from idinvert_plugins.models.idinvert_encoder import IDInvertEncoder
 from idinvert_plugins.pipeline import PIPELINE_NAME, Pipeline, PipelineError, write_pipeline_config
 
@@ -173,9 +174,21 @@ def test_invert_edit_save_load_round_trip(models, tmp_path):
         meta = f.metadata()
     assert meta["generator"] == str(models["gen"]) and meta["method"] == "idinvert"
     loaded = pipe.load(path)
-    assert loaded.shape == (1, G.num_layers, G.w_dim) and torch.equal(loaded, edited.codes)
+    assert loaded.wp.shape == (1, G.num_layers, G.w_dim) and torch.equal(loaded.wp, edited.codes)
+    assert loaded.parts == {} and loaded.info["method"] == "idinvert"
     assert torch.equal(pipe.render(loaded), edited.images)  # re-rendered image identical
-    with pytest.raises(ValueError, match="a code file holds one code, got 2"):
+    # a latent with a part (S-space offsets) round-trips whole, and a W+ edit keeps the part
+    with torch.no_grad():
+        styles = {k: 0.5 * torch.ones_like(v) for k, v in list(G.styles(result.codes[:1]).items())[:2]}
+    latent = Latent(result.codes[:1]).with_part("styles", styles)
+    image = pipe.render(latent)
+    assert not torch.equal(image, pipe.render(latent.wp))  # the offsets change the picture
+    again = pipe.load(pipe.save(latent, tmp_path / "styles.safetensors"))
+    assert sorted(again.parts) == ["styles"] and torch.equal(pipe.render(again), image)
+    moved = pipe.edit(again, "manipulate", direction="age", strength=1.0)
+    assert moved.latent.parts["styles"].keys() == styles.keys()
+    assert torch.equal(moved.images, pipe.render(moved.latent))
+    with pytest.raises(ValueError, match="a code file holds one image's code, got 2"):
         pipe.save(result.codes, tmp_path / "two.safetensors")
     with pytest.raises(DirectionNotFoundError, match=r"no direction 'smiel' in .*directions\. Available: age, smile"):
         pipe.edit(result.codes[:1], "manipulate", direction="smiel", strength=1.0)
@@ -223,7 +236,7 @@ def test_cli_invert_and_info_use_the_pipeline(models, tmp_path, capsys):
     assert "1 image(s) inverted with encoder" in capsys.readouterr().out
     code = Pipeline.from_pretrained(models["gen"]).load(tmp_path / "inv" / "face.safetensors")
     with torch.no_grad():
-        assert torch.allclose(code, models["enc-a"](load_image(image, R)[None]), atol=1e-6)
+        assert torch.allclose(code.wp, models["enc-a"](load_image(image, R)[None]), atol=1e-6)
     assert main(["info", str(models["gen"])]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["pipeline"]["source"] == "pipeline.json"
