@@ -464,6 +464,11 @@ class Pipeline:
         # -- directions: extra folders first (they win), then the pipeline's
         dirs = effective.get("directions")
         folders = resolver.directions(dirs, origin_of("directions")) if not _none(dirs) else []
+        if getattr(G, "resolved", None) is not None and not _none(dirs):  # what `directions learn` wrote for it
+            from .editors.directions import learned_directions_folder
+
+            learned = learned_directions_folder(G)
+            folders += [learned] if learned.resolve() not in {f.resolve() for f in folders} else []
         folders += [Path(d) for d in directions]  # later folders win in _load_directions
         method = default_method or str(effective.get("default_method") or DEFAULT_METHOD)
         pipe = cls(G, name=given, folder=pipeline_folder, config=config if config is not None else fallback,
