@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli import FEATURE_NET_HELP
+from .cli_common import FEATURE_NET_HELP
 from .codes import is_code_file, load_code
 from .editors.interfacegan import STEERINGS
 
@@ -78,7 +78,7 @@ def codes_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace):
     ``args.model`` (its pipeline is then made from the command's options when an image needs inverting)."""
     import torch
 
-    from .cli import invert_images, pipeline_from_args
+    from .cli_common import invert_images, pipeline_from_args
     from .domain import warn_out_of_domain
     from .metrics import mse
     from .pipeline import Pipeline
@@ -114,7 +114,7 @@ def latents_for(pipe: Any, sources: Sequence[str | Path], args: argparse.Namespa
     weight offsets) of images inverted with ``--method`` or read from code files. Returns ``(latent, tiles)``."""
     import torch
 
-    from .cli import invert_images
+    from .cli_common import invert_images
     from .codes import load_latent
     from .latent import Latent, render
     from .metrics import mse
@@ -260,7 +260,7 @@ def _layer_range(G: Any, layers: tuple[int, int | None] | None) -> tuple[int, in
 def cmd_edit(args: argparse.Namespace) -> int:
     import torch
 
-    from .cli import pipeline_from_args
+    from .cli_common import pipeline_from_args
     from .codes import load_latent, save_latent
     from .editors.manipulate import Manipulate
     from .images import load_image, save_image, save_strip
@@ -340,7 +340,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 def cmd_mix(args: argparse.Namespace) -> int:
     import torch
 
-    from .cli import pipeline_from_args
+    from .cli_common import pipeline_from_args
     from .editors.base import restrict_layers
     from .images import save_image, save_strip
 
@@ -363,7 +363,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
 def cmd_diffuse(args: argparse.Namespace) -> int:
     import torch
 
-    from .cli import pipeline_from_args
+    from .cli_common import pipeline_from_args
     from .editors.diffusion import box_mask, diffuse
     from .images import load_image, save_image
     from .inverters.optimize import resolve_feature_weight
