@@ -305,6 +305,13 @@ def test_directions_of_a_bundled_model_go_to_the_user_folder_and_overwriting_nee
     found = ip.find_directions("toyfaces-stylegan2-64")
     assert found["sefa_00"] == user / "sefa_00.safetensors" and found["smile"].parent == bundled
     assert ip.load_direction("sefa_01", "toyfaces-stylegan2-64").source == "sefa"
+    from idinvert_plugins.pipeline import Pipeline  # what `idinvert edit` and the app use
+
+    mine = Direction(Direction.load(user / "sefa_00.safetensors").vector.flip(0), name="mine", source="test")
+    mine.save(user / "mine.safetensors")
+    pipe = Pipeline.from_pretrained("toyfaces-stylegan2-64", encoder=None, feature_net=None, classifier=None)
+    assert pipe.direction("mine").source == "test" and "smile" in pipe.directions
+    (user / "mine.safetensors").unlink()
     # again: refused before any work, naming the files and the flag; --force overwrites
     (user / "sefa_01.safetensors").write_bytes(b"stale")
     assert main(["directions", "sefa", "toyfaces-stylegan2-64", "-k", "3"]) == 2
