@@ -246,3 +246,20 @@ def test_cli_invert_and_info_use_the_pipeline(models, tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["pipeline"]["source"] == "fallback" and info["pipeline"]["file"] is None
     assert Path(info["pipeline"]["resolved"]["encoder"]).name == "tiny-encoder"
+
+
+def test_space_export_ships_a_pipeline_json_of_what_it_copies(tmp_path, monkeypatch):
+    from idinvert_plugins.app.hf_space import export_space
+
+    out = export_space(tmp_path / "space", "toyfaces-stylegan2-64", vendor=False)
+    gen = out / "models" / "toyfaces-stylegan2-64"
+    config = json.loads((gen / PIPELINE_NAME).read_text())
+    assert config == {"generator": ".", "encoder": "../toyfaces-stylegan2-64-encoder", "encoders": {},
+                      "feature_net": "classifier:../toyfaces-classifier-64", "classifier": "../toyfaces-classifier-64",
+                      "directions": "directions/", "default_method": "idinvert"}
+    # away from the named models (no cards), the Space's pipeline loads everything from its own folders
+    (tmp_path / "no-cards").mkdir()
+    monkeypatch.setenv("IDINVERT_MODEL_CARDS", str(tmp_path / "no-cards"))
+    pipe = Pipeline.from_pretrained(gen)
+    assert Path(pipe.references()["encoder"]) == (out / "models" / "toyfaces-stylegan2-64-encoder").resolve()
+    assert pipe.encoder.num_layers == 10 and pipe.classifier is not None and "smile" in pipe.directions

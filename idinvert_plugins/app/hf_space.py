@@ -19,8 +19,8 @@ from typing import Any
 import yaml
 
 from .. import __version__
-from ..hub import CONFIG_NAME, ModelNotFoundError, ResolvedModel, default_encoder, read_config, resolve_model
-from ..losses import default_feature_network
+from ..hub import CONFIG_NAME, ModelNotFoundError, ResolvedModel, read_config, resolve_model
+from ..pipeline import PIPELINE_NAME, Pipeline, _none, write_pipeline_config
 from .models import AUTO, DEFAULT_MODEL
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
@@ -142,9 +142,11 @@ def export_space(out_dir: str | Path, model: str = DEFAULT_MODEL, *, encoder: st
                  title: str | None = None, vendor: bool = True, force: bool = False) -> Path:
     """Write a Space folder serving the app on ``model`` (a name, Hub id or folder) and return it.
 
-    ``encoder`` / ``feature_net`` follow :class:`~idinvert_plugins.app.models.ModelSpec` (``"auto"``, a name or
-    folder, or None); ``directions`` are extra folders of direction files, copied into the generator's
-    ``directions/``. ``vendor=False`` makes ``requirements.txt`` install idinvert-plugins from PyPI instead of
+    ``encoder`` / ``feature_net`` follow :class:`~idinvert_plugins.app.models.ModelSpec` (``"auto"``: the
+    generator's :class:`~idinvert_plugins.pipeline.Pipeline`; a name or folder; or None); ``directions`` are
+    extra folders of direction files, copied into the generator's ``directions/`` (as are the pipeline's other
+    direction folders). The generator's copy gets a ``pipeline.json`` naming what the Space ships, by relative
+    folder. ``vendor=False`` makes ``requirements.txt`` install idinvert-plugins from PyPI instead of
     copying the library. An existing non-empty ``out_dir`` is refused unless ``force``.
     """
     out = Path(out_dir)
@@ -156,10 +158,17 @@ def export_space(out_dir: str | Path, model: str = DEFAULT_MODEL, *, encoder: st
         raise ValueError(f"{model!r} is a {config['kind']}, not a generator: pass the generator as --model")
     slug = _slug(generator.name)
     models_dir = out / "models"
+    # what goes with the generator: its pipeline.json (or the naming rules), with the arguments on top
+    pipe = Pipeline.from_pretrained(model, encoder="none" if _none(encoder) else encoder,
+                                    feature_net="none" if _none(feature_net) else feature_net, classifier=AUTO)
+    refs = pipe.references()
     _copy_model(generator.folder, models_dir / slug)
     parts = {f"models/{slug}/": f"the generator {_shown(generator)}"}
     hub_models = [generator.repo_id] if generator.repo_id else []
-    for extra in directions:
+    own = (Path(generator.folder) / "directions").resolve()
+    pipeline_dirs = [d for d in pipe.direction_folders if d.is_dir() and d.resolve() != own
+                     and any(d.glob("*.safetensors"))]
+    for extra in [*pipeline_dirs, *directions]:
         files = sorted(Path(extra).glob("*.safetensors"))
         if not files:
             raise FileNotFoundError(f"no direction files (*.safetensors) in {extra}")
@@ -169,22 +178,22 @@ def export_space(out_dir: str | Path, model: str = DEFAULT_MODEL, *, encoder: st
     if (models_dir / slug / "directions").is_dir():
         parts[f"models/{slug}/directions/"] = "its editing directions"
 
-    encoder_expr = "None"
-    if encoder is not None and str(encoder).lower() != "none":
-        name = default_encoder(model) if encoder == AUTO else str(encoder)
-        resolved = resolve_model(name) if name is not None else None
+    encoder_expr, shipped = "None", {"generator": ".", "encoder": None, "encoders": {}, "feature_net": None,
+                                      "classifier": None, "directions": "directions/",
+                                      "default_method": pipe.default_method}
+    if refs["encoder"] is not None:
+        resolved = resolve_model(refs["encoder"])
         if resolved is not None:
             enc_slug = _slug(resolved.name)
             _copy_model(resolved.folder, models_dir / enc_slug)
             encoder_expr = f"str(MODELS / {enc_slug!r})"
+            shipped["encoder"] = f"../{enc_slug}"
             parts[f"models/{enc_slug}/"] = f"the encoder {_shown(resolved)}"
             hub_models += [resolved.repo_id] if resolved.repo_id else []
 
     feature_expr = "None"
-    if feature_net is not None and str(feature_net).lower() != "none":
-        spec = feature_net
-        if feature_net == AUTO:
-            spec = default_feature_network(slug, int(config["args"].get("resolution", 0)))
+    if refs["feature_net"] is not None:
+        spec = refs["feature_net"]
         if spec is not None:
             name = str(spec).removeprefix("classifier:")
             if ":" in name:
@@ -194,8 +203,14 @@ def export_space(out_dir: str | Path, model: str = DEFAULT_MODEL, *, encoder: st
             feat_slug = _slug(resolved.name)
             _copy_model(resolved.folder, models_dir / feat_slug)
             feature_expr = f"'classifier:' + str(MODELS / {feat_slug!r})"
+            shipped["feature_net"] = f"classifier:../{feat_slug}"
+            if refs["classifier"] is not None and resolve_model(refs["classifier"]).folder == resolved.folder:
+                shipped["classifier"] = f"../{feat_slug}"  # the same model: it travels anyway
             parts[f"models/{feat_slug}/"] = f"the perceptual network {_shown(resolved)}"
 
+    # the copied pipeline.json may name models that do not travel: the Space gets one naming what it ships
+    write_pipeline_config(models_dir / slug, shipped)
+    parts[f"models/{slug}/{PIPELINE_NAME}"] = "what goes with the generator (encoder, perceptual network, directions)"
     label = _shown(generator)
     (out / "app.py").write_text(APP_TEMPLATE.format(label=label, generator=slug, encoder=encoder_expr,
                                                     feature_net=feature_expr), encoding="utf-8")
