@@ -185,6 +185,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
         kind = read_config(folder)["kind"]
         python, cli = load_hint(folder, kind)
         print(f"wrote {folder} ({kind}); load it with: {python}" + (f"; use it with: {cli}" if cli else ""))
+    from .pipeline import link_converted
+
+    linked = link_converted(folders)
+    if linked is not None:  # the generator's encoder is there too: declare it
+        print(f"wrote {linked} (the generator's pipeline: its encoder {json.loads(linked.read_text())['encoder']})")
     return 0
 
 

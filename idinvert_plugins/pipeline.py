@@ -772,6 +772,21 @@ def _read_beside(resolved: ResolvedModel, cache_dir: str | Path | None, local_fi
     return read_pipeline_config(folder)
 
 
+def link_converted(folders: Sequence[str | Path]) -> Path | None:
+    """After ``idinvert convert``: give a converted generator a ``pipeline.json`` where there is something to
+    declare, i.e. its encoder was converted too (the sibling folder ``<generator>-encoder``, written before or
+    in the same call): ``{"generator": ".", "encoder": "../<generator>-encoder", "default_method": "idinvert"}``.
+    An existing ``pipeline.json`` is never overwritten. Returns the file written, or None."""
+    for folder in map(Path, folders):
+        if read_config(folder)["kind"] != "generator" or (folder / PIPELINE_NAME).exists():
+            continue
+        encoder = folder.with_name(folder.name + "-encoder")
+        if (encoder / CONFIG_NAME).is_file() and read_config(encoder)["kind"] == "encoder":
+            return write_pipeline_config(folder, {"generator": ".", "encoder": f"../{encoder.name}",
+                                                  "default_method": DEFAULT_METHOD})
+    return None
+
+
 def pipeline_info(name_or_folder: str | Path, **kwargs: Any) -> dict[str, Any]:
     """What ``idinvert info`` shows for a generator: where its pipeline comes from and what it references."""
     try:
@@ -783,5 +798,5 @@ def pipeline_info(name_or_folder: str | Path, **kwargs: Any) -> dict[str, Any]:
 
 
 __all__ = ["AUTO", "DEFAULT_METHOD", "PIPELINE_KEYS", "PIPELINE_NAME", "Pipeline", "PipelineError", "Ref",
-           "check_encoder", "check_pipeline_config", "fallback_config", "pipeline_info", "read_pipeline_config",
-           "write_pipeline_config"]
+           "check_encoder", "check_pipeline_config", "fallback_config", "link_converted", "pipeline_info",
+           "read_pipeline_config", "write_pipeline_config"]

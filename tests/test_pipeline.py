@@ -263,3 +263,24 @@ def test_space_export_ships_a_pipeline_json_of_what_it_copies(tmp_path, monkeypa
     pipe = Pipeline.from_pretrained(gen)
     assert Path(pipe.references()["encoder"]) == (out / "models" / "toyfaces-stylegan2-64-encoder").resolve()
     assert pipe.encoder.num_layers == 10 and pipe.classifier is not None and "smile" in pipe.directions
+
+
+def test_convert_declares_an_encoder_converted_beside_the_generator(tmp_path, capsys):
+    from conftest import reference_dir
+
+    from idinvert_plugins.cli import main
+
+    folder = reference_dir("idinvert")
+    gen, enc = tmp_path / "ffhq", tmp_path / "ffhq-encoder"
+    assert main(["convert", str(folder / "idinvert_stylegan64_generator.pth"), "-o", str(gen)]) == 0
+    assert not (gen / PIPELINE_NAME).exists()  # nothing to declare yet: the naming rules will find an encoder
+    assert main(["convert", str(folder / "idinvert_stylegan64_encoder.pth"), "-o", str(enc)]) == 0
+    shutil.rmtree(gen)
+    capsys.readouterr()
+    assert main(["convert", str(folder / "idinvert_stylegan64_generator.pth"), "-o", str(gen)]) == 0
+    assert f"wrote {gen / PIPELINE_NAME} (the generator's pipeline: its encoder ../ffhq-encoder)" in \
+        capsys.readouterr().out
+    assert json.loads((gen / PIPELINE_NAME).read_text()) == {"generator": ".", "encoder": "../ffhq-encoder",
+                                                              "default_method": "idinvert"}
+    pipe = Pipeline.from_pretrained(gen)
+    assert pipe.source == "pipeline.json" and (pipe.encoder.num_layers, pipe.encoder.w_dim) == (10, 512)
