@@ -172,3 +172,33 @@ def test_plugins_run_from_the_command_line(tmp_path, capsys):
 
     png = load_image(tmp_path / "e.png", G.resolution)
     assert float((png - render(G, back)[0].detach().clamp(-1, 1)).abs().max()) < 2 / 255 + 1e-6
+
+
+def test_plugins_run_in_the_app(tmp_path, registry):
+    """The app offers the plugins' methods and editor: invert with a tuning method over HTTP, scale channels in
+    the More editors tab, download: the code file holds the weights and styles parts and re-renders the PNG."""
+    from app_fixtures import make_tiny_model, running_app
+    from gradio_client import Client, handle_file
+
+    from idinvert_plugins.images import load_image, save_image, to_uint8
+
+    folder = make_tiny_model(tmp_path / "models")
+    G = tiny_stylegan2()
+    save_image(_targets(G, n=1)[0], tmp_path / "a.png")
+    with running_app(folder) as (_, url):
+        client = Client(url, verbose=False)
+        *_, png, code_file = client.predict("tiny", handle_file(str(tmp_path / "a.png")), "encoder+tune", 3,
+                                            api_name="/invert")
+        tuned = load_latent(code_file, G)
+        assert set(tuned.parts) == {"weights"}
+        *_, png2, code_file2 = client.predict(2, 0, 8, 0.0, api_name="/scale_channels")
+        edited = load_latent(code_file2, G)
+        assert set(edited.parts) == {"weights", "styles"} and torch.equal(edited.wp, tuned.wp)
+        with torch.no_grad():
+            expected = to_uint8(render(G, edited)[0])
+        shown = (load_image(png2, G.resolution) + 1) * 127.5
+        assert float((shown - torch.tensor(expected).permute(2, 0, 1).float()).abs().max()) <= 1.0
+        assert not torch.equal(load_image(png, G.resolution), load_image(png2, G.resolution))
+        *_, code_file3 = client.predict("tiny", handle_file(str(tmp_path / "a.png")), "encoder+noise", 3,
+                                        api_name="/invert")
+        assert set(load_latent(code_file3, G).parts) == {"noise"}

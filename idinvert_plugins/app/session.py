@@ -25,12 +25,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..codes import save_code
+from ..codes import save_latent
 from ..domain import check_reconstruction
 from ..editors.base import EditContext, Editor, EditResult
 from ..editors.manipulate import Manipulate
 from ..images import ImageError, load_image, open_image, to_uint8
 from ..inverters.base import Inverter
+from ..latent import Latent
+from ..latent import render as render_latent
 from ..metrics import mse
 from ..plugins import get_plugins
 from .models import ModelBundle
@@ -53,11 +55,14 @@ Progress = Callable[[int, int, str], None]
 
 @dataclass
 class Session:
-    """Everything one browser session has computed. Tensors are on the CPU, codes are W+ ``[L, D]``."""
+    """Everything one browser session has computed. Tensors are on the CPU, codes are W+ ``[L, D]``; ``parts``
+    and ``result_parts`` hold what else the inversion kept (noise maps, a tuned generator's weight offsets,
+    S-space offsets: :mod:`idinvert_plugins.latent`), which every edit keeps and every render applies."""
 
     model: str | None = None
     image: torch.Tensor | None = None  # [3, R, R] in [-1, 1], as the model sees it
     code: torch.Tensor | None = None
+    parts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     recon: torch.Tensor | None = None
     method: str = ""
     second_image: torch.Tensor | None = None
@@ -65,6 +70,7 @@ class Session:
     frames: torch.Tensor | None = None  # [K, L, D] codes of the last strip
     frame_images: torch.Tensor | None = None  # [K, 3, R, R]
     result_code: torch.Tensor | None = None
+    result_parts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     result_image: torch.Tensor | None = None
     downloads: dict[str, str] = field(default_factory=dict)
 
@@ -77,6 +83,10 @@ class Session:
         if self.code is None:
             raise AppError("Invert an image first (Invert tab: upload or pick an example, then press Invert).")
         return self.code
+
+    def latent(self) -> Latent:
+        """The inverted image's latent (batch of 1): its code and parts."""
+        return Latent(self.require_code()[None], self.parts)
 
 
 # -- images -------------------------------------------------------------------------------------------------
@@ -192,6 +202,7 @@ class Inversion:
     method: str
     steps: int
     notes: list[str]
+    parts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     def summary(self) -> str:
         label = INVERTER_LABELS.get(self.method, self.method)
@@ -236,24 +247,31 @@ def invert_image(bundle: ModelBundle, source: Any, method: str, steps: int | Non
     warning = check_reconstruction(bundle.pipeline, method, error) if init is None else None
     if warning is not None:  # shown next to the reconstruction, first
         notes.insert(0, f"⚠️ **Far from the model's domain.** {warning[0].upper()}{warning[1:]}")
-    return Inversion(result.codes[0].detach().cpu(), recon, target, error, result.seconds, method, total, notes)
+    parts = result.latent.detach().to("cpu").parts
+    return Inversion(result.codes[0].detach().cpu(), recon, target, error, result.seconds, method, total, notes,
+                     parts)
 
 
 def apply_inversion(session: Session, inversion: Inversion, model: str) -> None:
     """Make ``inversion`` the session's image to edit (the earlier strip and result are forgotten)."""
     session.model = model
     session.image, session.code, session.recon = inversion.target, inversion.code, inversion.image
+    session.parts = inversion.parts
     session.method = inversion.method
     session.frames = session.frame_images = None
     session.result_code, session.result_image = inversion.code, inversion.image
+    session.result_parts = inversion.parts
 
 
 # -- editing ------------------------------------------------------------------------------------------------
-def render(bundle: ModelBundle, codes: torch.Tensor) -> torch.Tensor:
-    """W+ codes ``[..., L, D]`` -> images ``[..., 3, R, R]`` (const noise, no gradients)."""
+def render(bundle: ModelBundle, codes: torch.Tensor, parts: dict | None = None) -> torch.Tensor:
+    """W+ codes ``[..., L, D]`` -> images ``[..., 3, R, R]`` (const noise, no gradients), with the latent
+    ``parts`` of their image (``codes`` then ``[1, L, D]`` or ``[1, K, L, D]``)."""
     G = bundle.generator
-    flat = codes.reshape(-1, *codes.shape[-2:])
     with torch.no_grad():
+        if parts:
+            return render_latent(G, Latent(codes, parts)).cpu()
+        flat = codes.reshape(-1, *codes.shape[-2:])
         images = G.synthesis(flat, noise_mode="const").cpu()
     return images.reshape(*codes.shape[:-2], *images.shape[1:])
 
@@ -272,8 +290,8 @@ def edit_directions(bundle: ModelBundle, session: Session, strengths: dict[str, 
             if strength:
                 code = manipulate(G, code, render=False, direction=bundle.directions[name],
                                   strength=float(strength)).codes
-    image = render(bundle, code)[0]
-    session.result_code, session.result_image = code[0], image
+    image = render(bundle, code, session.parts)[0]
+    session.result_code, session.result_image, session.result_parts = code[0], image, session.parts
     return image
 
 
@@ -287,22 +305,24 @@ def edit_context(bundle: ModelBundle) -> EditContext:
 def run_editor(bundle: ModelBundle, session: Session, editor: Editor, values: dict[str, Any]) -> EditResult:
     """Run any editor on the session's inverted code with decoded parameter values. A result with several
     frames (``[1, K, L, D]``) becomes the session's strip; the last frame is the downloadable result."""
-    code = session.require_code()[None]
+    latent = session.latent()
     try:
-        result = editor(bundle.generator, code, context=edit_context(bundle), **values)
+        result = editor(bundle.generator, latent, context=edit_context(bundle), **values)
     except AppError:
         raise
     except (ValueError, TypeError, LookupError) as exc:
         raise AppError(f"{editor.name}: {exc}") from None
     codes = result.codes.detach().cpu()
-    images = result.images.detach().cpu() if result.images is not None else render(bundle, codes)
+    parts = result.latent.detach().to("cpu").parts if result.latent is not None else session.parts
+    images = result.images.detach().cpu() if result.images is not None else render(bundle, codes, parts)
+    session.result_parts = parts
     if codes.ndim == 4:
         session.frames, session.frame_images = codes[0], images[0]
         session.result_code, session.result_image = codes[0, -1], images[0, -1]
     else:
         session.frames = session.frame_images = None
         session.result_code, session.result_image = codes[0], images[0]
-    return EditResult(codes=codes, images=images, info=result.info)
+    return EditResult(codes=codes, images=images, info=result.info, latent=result.latent)
 
 
 def select_frame(session: Session, index: int) -> torch.Tensor:
@@ -342,7 +362,7 @@ def write_downloads(session: Session, model: str, what: str) -> tuple[str | None
     png = folder / f"{stem}.png"
     Image.fromarray(to_uint8(session.result_image)).save(png)
     code = folder / f"{stem}.safetensors"
-    save_code(session.result_code, code, generator=model, made_with=what)
+    save_latent(Latent(session.result_code[None], session.result_parts), code, generator=model, made_with=what)
     session.downloads = {"image": str(png), "code": str(code)}
     return str(png), str(code)
 
