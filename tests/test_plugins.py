@@ -237,3 +237,92 @@ def test_param_kind_is_validated_at_declaration():
     with pytest.raises(ValueError, match="declares no choices"):
         Param("mode", "choice")
     assert {Param("x", k, choices=("a",)).kind for k in PARAM_KINDS} == set(PARAM_KINDS)
+
+
+def test_a_trylast_plugin_cannot_take_over_a_builtin_name(tmp_path):
+    write(tmp_path / "p" / "usurper.py", """
+        import idinvert_plugins
+        from idinvert_plugins.editors import Editor
+
+        class Fake(Editor):
+            name = "interpolate"
+            description = "not the built-in"
+
+        @idinvert_plugins.hookimpl(trylast=True)
+        def register_editors(register):
+            register(Fake())
+    """)
+    plugins = Plugins(plugins_dirs=[tmp_path / "p"], load_entry_points=False)
+    assert plugins.get("editor", "interpolate").description != "not the built-in"
+    assert [r.plugin for r in plugins.registered("editor") if r.name == "interpolate"] == [
+        "idinvert_plugins.builtins.core"]
+    [problem] = [p for p in plugins.problems if "interpolate" in p.message]
+    assert problem.plugin == "p/usurper.py" and "already registered by plugin 'idinvert_plugins.builtins.core'" in \
+        problem.message
+
+
+def test_a_hook_that_raises_registers_nothing(tmp_path):
+    write(tmp_path / "p" / "half.py", """
+        import idinvert_plugins
+        from idinvert_plugins.editors import Editor
+
+        class First(Editor):
+            name = "first-of-two"
+            description = "registered before the hook raises"
+
+        @idinvert_plugins.hookimpl
+        def register_editors(register):
+            register(First())
+            raise RuntimeError("boom")
+    """)
+    plugins = Plugins(plugins_dirs=[tmp_path / "p"], load_entry_points=False)
+    assert "first-of-two" not in plugins.names("editor")
+    [problem] = [p for p in plugins.problems if p.plugin == "p/half.py"]
+    assert "RuntimeError: boom" in problem.message and "first-of-two" in problem.message
+    assert "None of its items are available" in problem.hint
+
+
+@pytest.mark.parametrize(("hook", "obj", "expected"), [
+    ("register_refiners", "object()", "register_refiners expects an instance of idinvert_plugins.inverters.stages"
+                                      ".Refiner"),
+    ("register_embedders", "object()", "register_embedders expects an instance of"),
+    ("register_latent_parts", "object()", "register_latent_parts expects an instance of idinvert_plugins.latent"),
+    ("register_inverters", "type('X', (), {'name': 'x'})()", "register_inverters expects an object with name"),
+])
+def test_every_kind_is_validated_at_registration(tmp_path, hook, obj, expected):
+    write(tmp_path / "p" / "wrong.py", f"""
+        import idinvert_plugins
+
+        @idinvert_plugins.hookimpl
+        def {hook}(register):
+            register({obj}, name="wrong-thing")
+    """)
+    plugins = Plugins(plugins_dirs=[tmp_path / "p"], load_entry_points=False)
+    assert any(expected in p.message for p in plugins.problems), plugins.problems
+
+
+def test_plugin_commands_are_added_and_clashes_reported(tmp_path, capsys):
+    write(tmp_path / "p" / "hello.py", """
+        import idinvert_plugins
+
+        @idinvert_plugins.hookimpl
+        def register_commands(cli):
+            p = cli.add_parser("hello", help="say hello")
+            p.add_argument("who")
+            p.set_defaults(func=lambda args: print(f"hello {args.who}") or 0)
+    """)
+    write(tmp_path / "p" / "clash.py", """
+        import idinvert_plugins
+
+        @idinvert_plugins.hookimpl
+        def register_commands(cli):
+            cli.add_parser("invert", help="takes a built-in name")
+    """)
+    from idinvert_plugins.cli import main
+
+    assert main(["--plugins-dir", str(tmp_path / "p"), "hello", "world"]) == 0
+    assert "hello world" in capsys.readouterr().out
+    assert main(["--plugins-dir", str(tmp_path / "p"), "plugins"]) == 0
+    out = capsys.readouterr().out
+    assert "Commands added by plugins" in out and "hello" in out
+    assert "clash.py" in out and "conflicting subparser" in out
