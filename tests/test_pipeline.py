@@ -284,3 +284,23 @@ def test_convert_declares_an_encoder_converted_beside_the_generator(tmp_path, ca
                                                               "default_method": "idinvert"}
     pipe = Pipeline.from_pretrained(gen)
     assert pipe.source == "pipeline.json" and (pipe.encoder.num_layers, pipe.encoder.w_dim) == (10, 512)
+
+
+def test_hub_generator_with_a_pipeline_json_and_a_subfolder_encoder(models, tmp_path, monkeypatch):
+    """A Hub repo laid out like diffusers: the generator at the top, pipeline.json beside it, the encoder in a
+    subfolder (here already in the pre-seeded cache, offline)."""
+    import huggingface_hub.constants as c
+    from test_hub import seed_cache
+
+    repo = tmp_path / "repo"
+    shutil.copytree(models["gen"], repo)
+    shutil.copytree(models["root"] / "enc-a", repo / "encoder")
+    write_pipeline_config(repo, {"generator": ".", "encoder": "encoder/", "default_method": "encoder"})
+    cache, sha = tmp_path / "hub", "d" * 40
+    seed_cache(cache, "idinvert-test/tiny-pipeline", {sha: repo}, {"main": sha})
+    monkeypatch.setattr(c, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(cache))
+    pipe = Pipeline.from_pretrained("idinvert-test/tiny-pipeline")
+    assert pipe.source == "pipeline.json" and pipe.generator.resolved.commit == sha
+    assert _same_weights(pipe.encoder, models["enc-a"]) and pipe.default_method == "encoder"
+    assert sorted(pipe.directions) == ["age", "smile"]
