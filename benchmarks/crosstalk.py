@@ -10,10 +10,10 @@ For one bundled generator (``--generator``, repeatable):
    conditional manipulation), ``conditional-class-means`` (the same for the class-mean vector) and
    ``compensated`` (the class-mean vector minus the combination of the other families' class-mean vectors that
    leaves their boundary scores unchanged: :func:`~idinvert_plugins.editors.interfacegan.compensated_steering`);
-3. measures each candidate's cross-talk (:mod:`idinvert_plugins.editors.crosstalk`, step 3) on ``--screen-n``
-   samples and picks per direction: a clean candidate with the lowest worst cross-talk; else one meeting the
-   success target (>= 90 %) with the lowest worst cross-talk; else, among those within 5 points of the best
-   success, the lowest worst cross-talk (such a direction ships marked weak);
+3. measures each candidate's cross-talk (:mod:`idinvert_plugins.editors.crosstalk`, step 3), and the shipped
+   vector's (candidate ``shipped``), on ``--screen-n`` samples and picks per direction: a clean candidate with
+   the lowest worst cross-talk; else one meeting the success target (>= 90 %) with the lowest worst cross-talk;
+   else, among those within 5 points of the best success, the lowest worst cross-talk (it ships marked weak);
 4. measures *before* and *after* on ``--n`` fresh samples (not those the choice was made on) and on the first
    ``--test-n`` held-out test faces inverted with the generator's domain-guided encoder (``--idinvert-steps``
    adds IDInvert optimisation), spreads over 1,000 real test images; prints the tables and clean counts,
@@ -96,6 +96,12 @@ def candidate_sets(shipped: dict[str, Direction], codes: torch.Tensor, readings:
     out["conditional-class-means"] = {d.name: d for d in conditional_steering(list(out["class-means"].values()))}
     out["compensated"] = {d.name: d for d in compensated_steering(list(out["class-means"].values()))}
     return out
+
+
+def steer_of(source: str) -> str:
+    """The steering a source names (``interfacegan-logistic-class-means`` -> ``class-means``)."""
+    rest = source.split("interfacegan-logistic", 1)[-1].lstrip("-")
+    return rest or "normal"
 
 
 def choose(name: str, screened: dict[str, CrossTalk]) -> str:
@@ -268,7 +274,9 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
         return
     G = load_generator(gen).eval()
     classifier = load_model(args.classifier, kind="classifier").eval()
-    every = {k: Direction.load(p) for k, p in find_directions(gen).items()}
+    before_files = (sorted(Path(args.before).glob("*.safetensors")) if args.before
+                    else list(find_directions(gen).values()))
+    every = {p.stem: Direction.load(p) for p in before_files}
     targets, _ = resolve_targets(every, classifier.attributes)
     shipped = {k: every[k] for k in targets}
     families = {k: t.attribute for k, t in targets.items()}
@@ -294,6 +302,7 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             torch.save((codes, readings), cache)
     cands = candidate_sets(shipped, codes, readings, targets)
+    cands["shipped"] = shipped  # the incumbent competes too
     screen_codes = wplus(args.screen_n, args.seed + 1)
     screened = {}
     for k, dirs in cands.items():
@@ -302,8 +311,9 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
                                         families=families, step=args.step, scales=scales, samples="screen")
         log(f"  {k}: clean {screened[k].clean_count()} of {len(dirs)}, median worst "
             f"{fmt(screened[k].median_worst())}")
-    chosen = {name: choose(name, screened) for name in shipped}
-    after = {name: cands[chosen[name]][name] for name in shipped}
+    picked = {name: choose(name, screened) for name in shipped}
+    after = {name: cands[picked[name]][name] for name in shipped}
+    chosen = {name: steer_of(after[name].source) for name in shipped}  # "shipped" named by its own steering
 
     eval_codes = wplus(args.n, args.seed + 2)
     test = load_test_images(args.test_n, G.resolution)
@@ -328,12 +338,12 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
     log(f"wrote {saved.relative_to(ROOT)}")
     print("\nscreening (clean / median worst): " + ", ".join(
         f"{k} {v.clean_count()}/{len(v.rows)} {fmt(v.median_worst())}" for k, v in screened.items()))
-    print("\n| direction | " + " | ".join(CANDIDATES) + " | chosen |")
-    print("|---|" + "---|" * (len(CANDIDATES) + 1))
+    print("\n| direction | " + " | ".join(screened) + " | chosen |")
+    print("|---|" + "---|" * (len(screened) + 1))
     for name in shipped:
         cells = [f"{screened[k].success[name]:.0%} / {fmt(screened[k].worst(name)[0])}"
-                 + (" c" if screened[k].clean(name) else "") for k in CANDIDATES]
-        print(f"| {name} | " + " | ".join(cells) + f" | {chosen[name]} |")
+                 + (" c" if screened[k].clean(name) else "") for k in screened]
+        print(f"| {name} | " + " | ".join(cells) + f" | {picked[name]} ({chosen[name]}) |")
     heatmaps(gen, results)
     report(gen, results)
     if args.ship:
@@ -360,6 +370,8 @@ def main() -> None:
     ap.add_argument("--step", type=float, default=DEFAULT_STEP)
     ap.add_argument("--idinvert-steps", type=int, default=0, help="IDInvert steps after the encoder (0: encoder only)")
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--before", help="folder of the directions shipped before (default: the generator's own); they "
+                                     "are measured as 'before' and compete as the candidate 'shipped'")
     ap.add_argument("--cache", help="folder to keep the scored fit sample in (a rerun reuses it)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy machine)")
     ap.add_argument("--ship", action="store_true", help="rewrite the generator's bundled directions/ (a release step)")
