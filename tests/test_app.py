@@ -231,7 +231,14 @@ def test_controls_are_drawn_from_any_editors_params(bundle):
 
 
 def test_directions_are_grouped_and_labelled_from_the_summary():
-    from idinvert_plugins.app.controls import ATTRIBUTES, UNSUPERVISED, SlotPlan, assign_slots, group_directions
+    from idinvert_plugins.app.controls import (
+        ATTRIBUTES,
+        UNSUPERVISED,
+        WEAK,
+        SlotPlan,
+        assign_slots,
+        group_directions,
+    )
     from idinvert_plugins.editors.directions import Direction
 
     def direction(name: str, source: str = "interfacegan-logistic", attribute: str | None = None, **extra):
@@ -262,6 +269,8 @@ def test_directions_are_grouped_and_labelled_from_the_summary():
         "background-blue": {"attribute": "background", "crosstalk": {"clean": False, "success": 0.3, "worst": None,
                                                                      "worst_attribute": "age", "step": 3.0}},
         "sefa_01": {"source": "sefa", "note": "eigenvalue 22.3"},
+        "my-edit": {"crosstalk": {"clean": False, "success": 0.875, "worst": 0.12, "worst_attribute": "age",
+                                  "step": 3.0}},  # little cross-talk, but too few faces move the intended way
     }
     groups = group_directions(directions, rows)
     assert [g.key for g in groups] == [ATTRIBUTES, "background", "hair_color", UNSUPERVISED]
@@ -273,6 +282,7 @@ def test_directions_are_grouped_and_labelled_from_the_summary():
     assert sliders["eyeglasses"].label == "eyeglasses · clean"
     assert sliders["yaw"].label == "yaw · clean"  # from the file's own metadata when summary.json has no row
     assert sliders["hair_color-black"].label == "hair_color-black · not measured"
+    assert sliders["my-edit"].label == "my-edit · weak: works on 88% of faces" and sliders["my-edit"].status == WEAK
     assert sliders["smile"].info == ("continuous attribute; moves the intended way for 95% of faces at step 3; "
                                      "worst cross-talk 0.93x the target's change (hair_color)")
     assert sliders["eyeglasses"].info.startswith("binary attribute; moves the intended way for 97% of faces")
@@ -282,7 +292,7 @@ def test_directions_are_grouped_and_labelled_from_the_summary():
     assert sliders["background-blue"].info == ("blue vs the other background classes; moves the intended way for 30% "
                                                "of faces at step 3; the target does not move the intended way on "
                                                "average")
-    assert groups[0].header() == "Attributes (binary and continuous): 4 directions (2 clean, 1 weak, 1 not measured)"
+    assert groups[0].header() == "Attributes (binary and continuous): 4 directions (2 clean, 2 weak)"
     assert groups[2].header() == ("hair_color (categorical: one direction per class): 2 directions "
                                   "(1 clean, 1 not measured)")
 
@@ -303,7 +313,7 @@ def test_directions_are_grouped_and_labelled_from_the_summary():
     assert "**9 directions** in 2 groups" in note
     assert "**4 directions have no slider** (hair_color-black, hair_color-red, ganspace_00, sefa_01)" in note
     assert "Start the app with this model first in `--model`" in note
-    assert "**9 directions** in 4 groups (3 clean, 2 weak, 4 not measured)" in _directions_note(shown)
+    assert "**9 directions** in 4 groups (3 clean, 3 weak, 3 not measured)" in _directions_note(shown)
 
 
 def test_mask_from_painted_layer(tmp_path):
@@ -535,8 +545,11 @@ def test_bundled_model_every_direction_has_a_labelled_slider_in_its_group(bundle
         if name is None:
             assert c["props"]["visible"] is False
             continue
-        clean = (summary[name].get("crosstalk") or {}).get("clean")
+        crosstalk = summary[name].get("crosstalk") or {}
+        clean, worst, success = crosstalk.get("clean"), crosstalk.get("worst"), crosstalk.get("success")
         status = "not measured" if clean is None else "clean" if clean else "weak: drags other attributes"
+        if clean is False and worst is not None and worst <= 0.5 and success < 0.9:
+            status = f"weak: works on {success:.0%} of faces"
         assert c["props"]["label"] == f"{name} · {status}" and c["props"]["visible"] is True
         group = accordion_of(c["id"])
         assert group["visible"] is True and group["label"].startswith(_expected_group(name) + ": ")

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..editors.crosstalk import CLEAN_RATIO, CLEAN_SUCCESS
 from ..editors.directions import read_summary
 from ..images import MAX_PIXELS
 from ..models.base import Generator
@@ -320,9 +321,9 @@ CLEAN = "clean"
 WEAK = "weak: drags other attributes"
 NOT_MEASURED = "not measured"
 CLEAN_RULE = ("*clean*: the target attribute moves the intended way for at least 90 % of faces at the documented "
-              "step and no attribute of another family moves more than half as much; *weak* directions work but "
-              "drag other attributes along; *not measured*: no cross-talk figures in the directions' "
-              "`summary.json`")
+              "step and no attribute of another family moves more than half as much; *weak*: not clean, mostly "
+              "because other attributes move along (a weak direction that moves too few faces says so); *not "
+              "measured*: no cross-talk figures in the directions' `summary.json`")
 _UNSUPERVISED_NAME = re.compile(r"(sefa|ganspace)_\d+")
 
 
@@ -334,10 +335,11 @@ class DirectionSlider:
     group: str
     status: str  # CLEAN, WEAK or NOT_MEASURED
     info: str
+    tag: str = ""  # what the label says after the name (default: the status)
 
     @property
     def label(self) -> str:
-        return f"{self.name} · {self.status}"
+        return f"{self.name} · {self.tag or self.status}"
 
 
 @dataclass(frozen=True)
@@ -440,6 +442,15 @@ def _detail(name: str, key: str, direction: Any, row: Mapping[str, Any], crossta
     return "; ".join(parts)
 
 
+def _weak_tag(crosstalk: Mapping[str, Any]) -> str:
+    """Why a weak direction is weak: it drags other attributes along (the usual case), or its cross-talk is
+    small but it moves too few faces the intended way."""
+    worst, success = _number(crosstalk.get("worst")), _number(crosstalk.get("success"))
+    if worst is not None and worst <= CLEAN_RATIO and success is not None and success < CLEAN_SUCCESS:
+        return f"weak: works on {success:.0%} of faces"
+    return WEAK
+
+
 def _group_title(key: str) -> str:
     if key == ATTRIBUTES:
         return "Attributes (binary and continuous)"
@@ -466,8 +477,9 @@ def group_directions(directions: Mapping[str, Any], rows: Mapping[str, Mapping[s
         crosstalk = _crosstalk(direction, row)
         clean = crosstalk.get("clean") if crosstalk is not None else None
         status = NOT_MEASURED if not isinstance(clean, bool) else CLEAN if clean else WEAK
-        grouped.setdefault(key, []).append(DirectionSlider(name, key, status,
-                                                           _detail(name, key, direction, row, crosstalk)))
+        grouped.setdefault(key, []).append(DirectionSlider(
+            name, key, status, _detail(name, key, direction, row, crosstalk),
+            _weak_tag(crosstalk) if status == WEAK else ""))
     families = sorted(k for k in grouped if k not in (ATTRIBUTES, UNSUPERVISED))
     order = [k for k in (ATTRIBUTES, *families, UNSUPERVISED) if k in grouped]
     return [DirectionGroup(k, _group_title(k), tuple(grouped[k])) for k in order]
