@@ -143,6 +143,25 @@ def report(gen: str, results: dict[str, CrossTalk]) -> None:
               f"median worst cross-talk {fmt(before.median_worst())} -> {fmt(after.median_worst())}")
 
 
+def compact(gen: str, results: dict[str, CrossTalk]) -> None:
+    """One row per direction: the shipped edit vector and its figures on G's samples and test faces, and whether
+    the vector shipped before was clean (the table of docs/directions.md)."""
+    ag, at = results["after/generator"], results["after/test_faces"]
+    bg, bt = results["before/generator"], results["before/test_faces"]
+
+    def cells(ct: CrossTalk, r: str) -> str:
+        worst, attr = ct.worst(r)
+        return f"{ct.success[r]:.0%} | {fmt(worst)} ({attr}) | {'**clean**' if ct.clean(r) else 'weak'}"
+
+    print(f"\n#### {gen}\n")
+    print("| direction | edit vector | G: success | G: cross-talk (moved most) | G | test: success | "
+          "test: cross-talk (moved most) | test | before: G / test |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in ag.rows:
+        before = f"{'clean' if bg.clean(r) else 'weak'} / {'clean' if bt.clean(r) else 'weak'}"
+        print(f"| {r} | {ag.extra.get('steering', {}).get(r, '')} | {cells(ag, r)} | {cells(at, r)} | {before} |")
+
+
 def heatmaps(gen: str, results: dict[str, CrossTalk]) -> None:
     for samples, label in (("generator", "generator"), ("test_faces", "test-faces")):
         if f"before/{samples}" in results and f"after/{samples}" in results:
@@ -271,6 +290,7 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
         results = {k: CrossTalk.from_json(v) for k, v in data.items() if "/" in k}
         heatmaps(gen, results)
         report(gen, results)
+        compact(gen, results)
         return
     G = load_generator(gen).eval()
     classifier = load_model(args.classifier, kind="classifier").eval()
