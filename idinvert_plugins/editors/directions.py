@@ -323,7 +323,8 @@ def save_directions(directions: Sequence[Direction], folder: str | Path, info: d
              "always guessing the larger class (for imbalanced labels; `!`: the boundary does no better). "
              "Sources ending in `-conditional` / `-conditional-class-means`: the normal / class-mean vector with "
              "the other attribute families' boundaries projected out (`--steer conditional`, InterFaceGAN's "
-             "conditional manipulation).", ""]
+             "conditional manipulation); `-compensated`: the class-mean vector minus the other families' class-mean "
+             "vectors that cancel their boundary scores (`--steer compensated`).", ""]
     measured = {n: r["crosstalk"] for n, r in summary["directions"].items() if r.get("crosstalk")}
     if measured:
         first = next(iter(measured.values()))
