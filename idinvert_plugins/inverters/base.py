@@ -79,6 +79,9 @@ class Inverter:
     requires_encoder: ClassVar[bool] = False
     #: the inverter can use a perceptual feature network (``feature_net=``)
     uses_feature_net: ClassVar[bool] = False
+    #: :meth:`run` also receives ``explicit``, the names of the options the caller gave (compositions use it to
+    #: let every stage keep its own defaults)
+    takes_explicit_options: ClassVar[bool] = False
 
     def invert(
         self,
@@ -112,6 +115,8 @@ class Inverter:
         if isinstance(init_codes, Latent):  # start from a whole latent: its parts are kept (compositions)
             extra["init_latent"] = init_codes
             init_codes = init_codes.wp
+        if self.takes_explicit_options:
+            extra["explicit"] = frozenset(options)
         values = self.resolve_params(options)
         images = check_images(generator, images)
         mask = check_mask(mask, images)

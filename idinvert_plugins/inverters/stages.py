@@ -103,6 +103,8 @@ class Composition(Inverter):
     with ``defaults`` applied, plus ``noise_mode`` and ``chunk_size`` for the final rendering.
     """
 
+    takes_explicit_options = True
+
     def __init__(self, name: str, embed: str | Embedder, refine: Sequence[str | Refiner] = (), *,
                  defaults: dict[str, Any] | None = None, description: str = "") -> None:
         self.name = name  # type: ignore[misc]  # instance attributes shadow the Inverter class defaults
@@ -162,10 +164,14 @@ class Composition(Inverter):
                                  f"{', '.join(p.name for p in stages[stage_name].params) or 'none'})")
         return {**resolve_params(self.params, plain, f"inverter {self.name!r}"), **staged}
 
-    @staticmethod
-    def stage_options(stage: _Stage, values: dict[str, Any]) -> dict[str, Any]:
+    def stage_options(self, stage: _Stage, values: dict[str, Any], explicit: frozenset[str] | None = None
+                      ) -> dict[str, Any]:
+        """The options of one stage: the plain options given explicitly (or set by the composition's
+        ``defaults``) that it declares, then its ``STAGE.KEY`` ones; the rest take the stage's own defaults.
+        ``explicit=None`` passes every plain option it declares."""
         declared = {p.name for p in stage.params}
-        out = {k: v for k, v in values.items() if k in declared}
+        given = None if explicit is None else set(explicit) | set(self.defaults)
+        out = {k: v for k, v in values.items() if k in declared and (given is None or k in given)}
         prefix = stage.name + "."
         out.update({k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)})
         return resolve_params(stage.params, out, f"{type(stage).__name__.lower()} {stage.name!r}")
@@ -174,7 +180,7 @@ class Composition(Inverter):
     def run(self, generator: Generator, images: torch.Tensor, *, encoder: nn.Module | None,
             feature_net: nn.Module | None, mask: torch.Tensor | None, init_codes: torch.Tensor | None,
             progress: bool, callback: StepCallback | None, init_latent: Latent | None = None,
-            **values: Any) -> InversionResult:
+            explicit: frozenset[str] | None = None, **values: Any) -> InversionResult:
         ctx = InversionContext(generator, images, encoder, feature_net, mask, progress, callback)
         if init_latent is not None and init_codes is not None:
             latent = Latent(init_codes, init_latent.to(init_codes.device).parts, dict(init_latent.info))
@@ -183,13 +189,13 @@ class Composition(Inverter):
         else:
             embedder = self.embedder
             _check_needs(embedder, encoder)
-            latent = embedder.embed(ctx, **self.stage_options(embedder, values))
+            latent = embedder.embed(ctx, **self.stage_options(embedder, values, explicit))
         start = latent.wp.detach().clone()
         losses: list[dict[str, list[float]]] = []
         result: RefineResult | None = None
         stages_info = []
         for refiner in self.refiners:
-            result = refiner.refine(ctx, latent, **self.stage_options(refiner, values))
+            result = refiner.refine(ctx, latent, **self.stage_options(refiner, values, explicit))
             latent = result.latent
             losses.extend(result.losses)
             stages_info.append({"refiner": refiner.name, **result.info})
@@ -198,6 +204,8 @@ class Composition(Inverter):
         else:
             recon, final, info = evaluate_latent(ctx, latent, noise_mode=values.get("noise_mode", "const"),
                                                  chunk_size=values.get("chunk_size"))
+            if result is not None:
+                info = {**info, **result.info}
         if len(stages_info) > 1:
             info["stages"] = stages_info
         info["embed"] = "init_codes" if init_codes is not None else self.embedder.name
