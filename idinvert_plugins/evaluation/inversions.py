@@ -37,6 +37,9 @@ METHOD_LABELS: dict[str, str] = {
     "idinvert": "IDInvert (encoder + domain-regularised optimisation)",
 }
 METHODS = tuple(METHOD_LABELS)
+#: the methods' short names in tables and figure labels
+SHORT_LABELS = {"conventional": "conventional", "domain-guided": "domain-guided",
+                "image2stylegan": "Image2StyleGAN", "idinvert": "IDInvert"}
 
 
 @dataclass

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .inversions import METHOD_LABELS, METHODS
-from .runner import SHORT_LABELS, SUCCESS_TARGET
+from .editability import SUCCESS_TARGET
+from .inversions import METHOD_LABELS, METHODS, SHORT_LABELS
 from .tables import FD_NAME
 
 INTERPRETATION_MARKER = "<!-- interpretation: everything below this line is kept when the report is regenerated -->"

@@ -26,6 +26,7 @@ from ..editors.directions import Direction
 from ..models.base import Generator
 from .editability import (
     SPREAD_IMAGES,
+    SUCCESS_TARGET,
     classifier_scorer,
     edit_codes,
     interpolation_codes,
@@ -34,16 +35,20 @@ from .editability import (
     resolve_targets,
     summarise,
 )
-from .inversions import METHODS, CodeCache, Inversion, TestImages, invert_cached, load_test_images, render_codes
+from .inversions import (
+    METHODS,
+    SHORT_LABELS,
+    CodeCache,
+    Inversion,
+    TestImages,
+    invert_cached,
+    load_test_images,
+    render_codes,
+)
 from .plots import labelled_grid, line_plot, tile_pngs
 from .tables import FD_NAME, fd_between, ldom_sweep_row, semantic_property, swd_between, table1
 
 SECTIONS = ("table1", "semantic", "ldom", "editability")
-SHORT_LABELS = {"conventional": "conventional", "domain-guided": "domain-guided",
-                "image2stylegan": "Image2StyleGAN", "idinvert": "IDInvert"}
-#: The must-show threshold of issue 5: share of IDInvert-inverted images whose targeted attribute moves the
-#: intended way at the documented step.
-SUCCESS_TARGET = 0.9
 
 
 @dataclass
