@@ -177,19 +177,26 @@ def write_pipeline_config(folder: str | Path, config: Mapping[str, Any]) -> Path
     return path
 
 
-def fallback_config(name: str | Path, resolution: int) -> dict[str, Any]:
+def fallback_config(name: str | Path, resolution: int, keys: Iterable[str] | None = None) -> dict[str, Any]:
     """What the naming rules give for generator ``name`` (a name, Hub id or folder) when it has no
     ``pipeline.json``: ``<name>-encoder`` / ``<name>-encoder-conventional`` where they resolve locally, the
-    toy-face classifier for ``toyfaces-*`` generators at 64 px, ``directions/``, IDInvert."""
+    toy-face classifier for ``toyfaces-*`` generators at 64 px, ``directions/``, IDInvert. ``keys``: only these
+    (the keys a ``pipeline.json`` leaves out; looking encoders up costs a little)."""
     from .losses import default_feature_network
 
+    keys = set(("generator", "encoder", "encoders", "feature_net", "classifier", "directions", "default_method")
+               if keys is None else keys)
     feature_net = default_feature_network(str(name), resolution)
     classifier = feature_net.removeprefix("classifier:") if feature_net and feature_net.startswith("classifier:") \
         else None
-    conventional = default_encoder(name, "conventional")
-    return {"generator": ".", "encoder": default_encoder(name), "encoders": {"conventional": conventional}
-            if conventional else {}, "feature_net": feature_net, "classifier": classifier,
-            "directions": DEFAULT_DIRECTIONS, "default_method": DEFAULT_METHOD}
+    config: dict[str, Any] = {"generator": ".", "feature_net": feature_net, "classifier": classifier,
+                              "directions": DEFAULT_DIRECTIONS, "default_method": DEFAULT_METHOD}
+    if "encoder" in keys:
+        config["encoder"] = default_encoder(name)
+    if "encoders" in keys:
+        conventional = default_encoder(name, "conventional")
+        config["encoders"] = {"conventional": conventional} if conventional else {}
+    return {k: v for k, v in config.items() if k in keys}
 
 
 class _Resolver:
@@ -199,6 +206,14 @@ class _Resolver:
                  cache_dir: str | Path | None, local_files_only: bool | None) -> None:
         self.folder, self.base, self.where = folder, base, where
         self.cache_dir, self.local_files_only = cache_dir, local_files_only
+
+    def _cards(self) -> dict[str, Any]:
+        """The named models' cards, read once per resolver."""
+        if not hasattr(self, "_card_cache"):
+            from .cards import list_cards
+
+            self._card_cache = list_cards()
+        return self._card_cache
 
     def _fail(self, key: str, value: str, origin: str, why: str) -> PipelineError:
         if origin == "pipeline.json":
@@ -246,9 +261,7 @@ class _Resolver:
             target = str(folder.resolve())
             resolved_folder = folder
         else:
-            from .cards import list_cards
-
-            if text not in list_cards() and not _HUB_ID.match(text.removeprefix("hf-hub:")):
+            if text not in self._cards() and not _HUB_ID.match(text.removeprefix("hf-hub:")):
                 where = f" (relative to {self.folder})" if origin == "pipeline.json" and self.folder else ""
                 raise self._fail(key, value, origin, f"not a model folder{where}, not a named model and not a Hub "
                                                      "id (org/name[@revision]); `idinvert models` lists the "
@@ -400,7 +413,8 @@ class Pipeline:
                                     "must say \"generator\": \".\"")
         where = str(pipeline_folder / PIPELINE_NAME)
         source = "pipeline.json" if config is not None else "fallback"
-        fallback = fallback_config(given, G.resolution)
+        fallback = fallback_config(given, G.resolution,
+                                   None if config is None else [k for k in PIPELINE_KEYS if k not in config])
         declared = dict(config or {})
         effective = {**fallback, **{k: v for k, v in declared.items() if not k.startswith("_")}}
         resolver = _Resolver(pipeline_folder, resolved, where, cache_dir, local_files_only)
