@@ -117,14 +117,6 @@ def test_learn_direction_rejects_bad_input():
         learn_direction(torch.randn(10, 4), torch.ones(10), method="tree")
 
 
-def test_learn_direction_is_still_importable_from_directions():
-    from idinvert_plugins.editors import directions
-
-    assert directions.learn_direction is learn_direction
-    with pytest.raises(AttributeError, match="no attribute 'learn_directionz'"):
-        directions.learn_directionz  # noqa: B018
-
-
 def test_direction_save_load_round_trip(tmp_path):
     n = Direction(torch.randn(3, 8), name="age", attribute="age", layers=[2, 0], accuracy=0.97, source="test",
                   extra={"note": "x"})

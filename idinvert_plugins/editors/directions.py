@@ -461,12 +461,3 @@ def sefa_directions(G: Generator, k: int = 5, layers: Sequence[int] | None = Non
                   extra={"component": i, "eigenvalue": float(values[i])})
         for i in range(min(k, G.w_dim))
     ]
-
-
-def __getattr__(name: str) -> Any:
-    # learn_direction moved to .interfacegan (which imports this module); still importable from here
-    if name == "learn_direction":
-        from .interfacegan import learn_direction
-
-        return learn_direction
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
