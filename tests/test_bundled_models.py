@@ -52,8 +52,13 @@ def test_encoders_reproduce_their_cards_reconstruction_error(name, objective):
     assert mse == pytest.approx(card.data["eval_mse"], rel=0.02)
 
 
-#: How each bundled generator's directions were steered (docs/directions.md says why they differ).
-STEERED = {"toyfaces-stylegan2-64": "covariance", "toyfaces-stylegan-64": "class-means"}
+#: The edit vectors a shipped direction may use: each was chosen per direction by its measured cross-talk
+#: (benchmarks/crosstalk.py, docs/directions.md); the boundary is kept in every file.
+STEERINGS = {"normal": "interfacegan-logistic", "covariance": "interfacegan-logistic-covariance",
+             "class-means": "interfacegan-logistic-class-means",
+             "conditional": "interfacegan-logistic-conditional",
+             "conditional-class-means": "interfacegan-logistic-conditional-class-means"}
+CROSSTALK_KEYS = {"clean", "success", "worst", "worst_attribute", "step", "samples", "test_faces"}
 
 
 def test_directions_cover_every_attribute_and_record_accuracy(name):
@@ -64,6 +69,11 @@ def test_directions_cover_every_attribute_and_record_accuracy(name):
     assert {f"ganspace_{i:02d}" for i in range(5)} <= set(found)
     assert {n for n in found if n.startswith(("hair_color-", "hair_style-", "background-"))}
     for attr in SEMANTIC:
-        assert rows[attr]["source"] == f"interfacegan-logistic-{STEERED[name]}" and 0.5 < rows[attr]["accuracy"] <= 1
-        assert Direction.load(found[attr]).normal is not None  # steered: the boundary is kept beside the edit
+        assert rows[attr]["source"] == STEERINGS[rows[attr]["steer"]] and 0.5 < rows[attr]["accuracy"] <= 1
+        d = Direction.load(found[attr])
+        assert d.normal is not None and d.extra["steer"] == rows[attr]["steer"]  # the boundary is kept
+        ct = rows[attr]["crosstalk"]
+        assert CROSSTALK_KEYS <= set(ct) and ct["samples"] == "generator" and ct["step"] == 3.0
+        assert ct["clean"] == (ct["success"] >= 0.9 and ct["worst"] is not None and ct["worst"] <= 0.5)
+        assert ct["test_faces"]["samples"] == "test_faces" and d.extra["crosstalk"] == ct
         assert rows[attr]["n_samples"] == 20000
