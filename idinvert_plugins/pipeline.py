@@ -658,16 +658,30 @@ class Pipeline:
             x = torch.stack([load_image(p, self.resolution, crop=crop) for p in items])
         return x.to(self.device, torch.float32)
 
-    def invert(self, images: Any, method: str | Inverter | None = None, *, crop: bool = False, **options: Any
+    def invert(self, images: Any, method: str | Inverter | None = None, *, crop: bool = False,
+               embed: str | None = None, refine: str | Sequence[str] | None = None, **options: Any
                ) -> InversionResult:
-        """Invert ``images`` (see :meth:`images`) with ``method`` (default: the pipeline's ``default_method``).
+        """Invert ``images`` (see :meth:`images`) with ``method`` (default: the pipeline's ``default_method``), or
+        with a composition of ``embed`` (default: ``encoder`` when the pipeline has one, else ``mean``) and the
+        refiners ``refine`` (names, run in order), e.g. ``pipe.invert(x, embed="encoder", refine=["wplus"])``.
 
-        ``options`` go to the inverter: its declared parameters (``steps``, ``lr``, ``l_dom``, ...) and the
-        call options of :meth:`~idinvert_plugins.inverters.base.Inverter.invert` (``mask``, ``init_codes``,
-        ``progress``, ``callback``). The pipeline supplies the encoder and the perceptual network.
+        ``options`` go to the inverter: its declared parameters (``steps``, ``lr``, ``l_dom``, ...; for
+        compositions ``"STAGE.KEY"`` sets one stage's) and the call options of
+        :meth:`~idinvert_plugins.inverters.base.Inverter.invert` (``mask``, ``init_codes``, ``progress``,
+        ``callback``). The pipeline supplies the encoder and the perceptual network. The result's ``latent``
+        holds everything the method kept (see :mod:`idinvert_plugins.latent`).
         """
         from .plugins import get_plugins
 
+        if embed is not None or refine is not None:
+            if method is not None:
+                raise ValueError("give either method= or embed=/refine= (a composition), not both")
+            from .inverters.stages import Composition, get_embedder, get_refiner
+
+            refiners = [refine] if isinstance(refine, str) else list(refine or ())
+            embed = embed or ("encoder" if self.encoder is not None else "mean")
+            method = Composition("+".join([embed, *refiners]), get_embedder(embed),
+                                 tuple(get_refiner(r) for r in refiners))
         if method is not None and not isinstance(method, str):  # an inverter object, e.g. an ad-hoc Composition
             inverter, method = method, method.name
         else:

@@ -304,3 +304,17 @@ def test_hub_generator_with_a_pipeline_json_and_a_subfolder_encoder(models, tmp_
     assert pipe.source == "pipeline.json" and pipe.generator.resolved.commit == sha
     assert _same_weights(pipe.encoder, models["enc-a"]) and pipe.default_method == "encoder"
     assert sorted(pipe.directions) == ["age", "smile"]
+
+
+def test_invert_composes_embed_and_refine_from_python():
+    pipe = Pipeline.from_pretrained("toyfaces-stylegan2-64")
+    G = pipe.generator
+    with torch.no_grad():
+        x = G.synthesis(G.mapping(G.sample_z(1, seed=0)))
+    composed = pipe.invert(x, embed="encoder", refine=["wplus"], steps=2)
+    assert composed.info["inverter"] == "encoder+wplus" and composed.info["refine"] == ["wplus"]
+    encoded = pipe.invert(x, "encoder")
+    assert torch.equal(composed.init_codes, encoded.codes)  # the embedding stage is the encoder's code
+    assert not torch.equal(composed.codes, encoded.codes) and len(composed.losses) == 2
+    with pytest.raises(ValueError, match="either method= or embed="):
+        pipe.invert(x, "idinvert", refine="wplus")
