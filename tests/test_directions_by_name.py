@@ -206,7 +206,7 @@ def test_covariance_steering_follows_how_the_attribute_varies(tmp_path):
     loaded = Direction.load(steered.save(tmp_path / "a.safetensors"))
     assert _same(loaded.vector, steered.vector) and _same(loaded.normal, steered.normal)
     with pytest.raises(ValueError, match="steer must be one of 'normal', 'covariance', 'class-means', 'conditional', "
-                                         "'conditional-class-means', got 'pca'"):
+                                         "'conditional-class-means', 'compensated', got 'pca'"):
         learn_direction(codes, scores, steer="pca")
 
 
