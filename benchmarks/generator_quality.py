@@ -36,11 +36,11 @@ from torch import nn
 from idinvert_plugins.data import toyfaces
 from idinvert_plugins.images import from_uint8, make_grid, save_image, to_uint8
 from idinvert_plugins.metrics import (
-    ClassifierFeatures,
     attribute_marginals,
     compare_marginals,
     feature_statistics,
     frechet_distance,
+    frechet_features,
     semantic_attributes,
     swd,
     table_marginals,
@@ -134,7 +134,7 @@ def evaluate(
         timings["swd_floor"] = t.seconds
 
         with timer() as t:
-            features = ClassifierFeatures(classifier, "pool", name=FD_NAME)
+            features = frechet_features(classifier, "pool", name=FD_NAME)
             stats = {k: feature_statistics(v, features, batch) for k, v in
                      (("test", test_images), ("fake", fake_images), ("floor", floor_images))}
             fd_fake = frechet_distance(*stats["fake"], *stats["test"])

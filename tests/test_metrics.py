@@ -16,13 +16,13 @@ from PIL import Image
 from idinvert_plugins.data.toyfaces import render_batch
 from idinvert_plugins.images import from_uint8
 from idinvert_plugins.metrics import (
-    ClassifierFeatures,
     InceptionFeatures,
     attribute_marginals,
     bundled_feature_network,
     compare_marginals,
     feature_statistics,
     frechet_distance,
+    frechet_features,
     median_seconds,
     mse,
     psnr,
@@ -158,7 +158,8 @@ def test_bundled_feature_network(renders, classifier):
     assert net.name == "FD-toyfaces-classifier" and net.dim == 128
     images = renders[0]  # 32 px renders are resized to the classifier's 64
     assert net(from_uint8(images[:3])).shape == (3, 128)
-    features = ClassifierFeatures(classifier)
+    features = frechet_features(classifier)
+    assert features.dim == 128 and features(from_uint8(images[:2])).shape == (2, 128)
     real_a = feature_statistics(images[:24], features)
     real_b = feature_statistics(images[24:], features)
     noise = feature_statistics(torch.rand(24, 3, 32, 32) * 2 - 1, features)

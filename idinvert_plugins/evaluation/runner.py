@@ -211,9 +211,9 @@ def evaluate(
             result["notes"].append(f"{SHORT_LABELS[method]}: not measured (no {missing} encoder was given)")
     fd_fn = None
     if classifier is not None:
-        from ..metrics.frechet import ClassifierFeatures
+        from ..features import frechet_features
 
-        fd_fn = ClassifierFeatures(classifier, "pool", name=FD_NAME)
+        fd_fn = frechet_features(classifier, "pool", name=FD_NAME)
     else:
         result["notes"].append("no attribute classifier: Fréchet distances and editability are not measured")
     heads = classifier.attributes if classifier is not None else _toyface_heads()

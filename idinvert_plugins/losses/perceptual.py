@@ -3,13 +3,15 @@
 A perceptual loss compares two images by the mean squared difference of their features under a fixed
 network F: ``mean((F(x) - F(y))^2)``. IDInvert uses VGG16 ``conv4_3`` (after ReLU) with weight 5e-5.
 
-* :class:`FeatureNetwork` - the interface: ``name``, a recommended ``loss_weight`` and ``forward(images)``
-  with images in [-1, 1]. It is an ``nn.Module``, so ``.to(device)`` and ``requires_grad_`` work; inverters
-  freeze it and switch it to eval mode while they run.
+* :class:`~idinvert_plugins.features.FeatureNetwork` - the interface (one type for perceptual losses and
+  Fréchet distances, :mod:`idinvert_plugins.features`): ``name``, a recommended ``loss_weight`` and
+  ``forward(images)`` with images in [-1, 1]. It is an ``nn.Module``, so ``.to(device)`` and ``requires_grad_``
+  work; inverters freeze it and switch it to eval mode while they run.
 * :class:`VGG16Perceptual` - the IDInvert choice (:mod:`idinvert_plugins.models.vgg`). **VGG16 weights are
   not shipped** (ImageNet-trained, 59 MB, and nothing can be downloaded here): load your own file.
-* :class:`ClassifierFeatures` - any classifier with ``features(x, layer)``; the bundled toy-face attribute
-  classifier (``toyfaces-classifier-64``, layer ``stage2``) is the offline default for the toy-face domain.
+* :class:`~idinvert_plugins.features.ClassifierFeatures` - any classifier with ``features(x, layer)``; the
+  bundled toy-face attribute classifier (``toyfaces-classifier-64``, layer ``stage2``) is the offline default
+  for the toy-face domain.
 
 :func:`load_feature_network` builds one from a short spec string (see there).
 """
@@ -20,41 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..convert.vgg import load_vgg16
+from ..features import DEFAULT_CLASSIFIER_LAYER, ClassifierFeatures, FeatureNetwork
 from ..models.vgg import VGG16Features
 
 #: IDInvert's perceptual weight for VGG16 conv4_3 features of Caffe-scaled ([0, 255]) images.
 VGG16_LOSS_WEIGHT = 5e-5
-#: Weight for the toy-face classifier's ``stage2`` features, chosen so that the perceptual term is of the
-#: order of the pixel term (the balance IDInvert's 5e-5 aims at for VGG16): between toy faces, and between a
-#: toy face and a blurred, noisy copy, ``mean((F(x) - F(y))^2)`` is about 2.5-3x ``mean((x - y)^2)``.
-CLASSIFIER_LOSS_WEIGHT = 0.3
-DEFAULT_CLASSIFIER_LAYER = "stage2"
 VGG_PREFIX = "vgg16-conv43:"
 CLASSIFIER_PREFIX = "classifier:"
 #: the perceptual network of the bundled toy-face generators (a classifier of the same domain)
 TOYFACES_FEATURE_NET = CLASSIFIER_PREFIX + "toyfaces-classifier-64"
-
-
-class FeatureNetwork(nn.Module):
-    """Base class: a fixed network whose features of images in [-1, 1] are compared by mean squared error.
-
-    Subclasses set ``name`` and ``loss_weight`` (the recommended weight of ``mean((F(x) - F(y))^2)`` next to
-    a pixel MSE of weight 1) and implement :meth:`forward`. Features may be any tensor ``[N, ...]``; they must
-    be computed per image (no batch statistics), so that batch inversion equals per-image inversion.
-    """
-
-    name: str = ""
-    loss_weight: float = 1.0
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def extra_repr(self) -> str:
-        return f"name={self.name!r}, loss_weight={self.loss_weight}"
 
 
 class VGG16Perceptual(FeatureNetwork):
@@ -68,38 +47,6 @@ class VGG16Perceptual(FeatureNetwork):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.vgg(images)
-
-
-class ClassifierFeatures(FeatureNetwork):
-    """Intermediate features of a classifier that has ``features(x, layer)`` (e.g. the toy-face
-    :class:`~idinvert_plugins.models.classifier.AttributeClassifier`).
-
-    Images of another size than the classifier's ``resolution`` are resized first (area averaging when
-    shrinking, bilinear when enlarging), so one classifier serves generators of any resolution.
-    """
-
-    def __init__(self, classifier: nn.Module, layer: str = DEFAULT_CLASSIFIER_LAYER,
-                 loss_weight: float = CLASSIFIER_LOSS_WEIGHT, name: str | None = None) -> None:
-        super().__init__()
-        names = getattr(classifier, "layer_names", None)
-        if not callable(getattr(classifier, "features", None)):
-            raise TypeError(f"{type(classifier).__name__} has no features(x, layer) method")
-        if names is not None and layer not in names:
-            raise ValueError(f"unknown feature layer {layer!r}; this classifier has {list(names)}")
-        self.classifier = classifier
-        self.layer = layer
-        self.loss_weight = loss_weight
-        resolved = getattr(classifier, "resolved", None)
-        base = getattr(resolved, "name", None) or getattr(classifier, "architecture", "classifier")
-        self.name = name or f"{base}:{layer}"
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        size = getattr(self.classifier, "resolution", None)
-        if size is not None and images.ndim == 4 and images.shape[-1] != size:
-            mode = "area" if images.shape[-1] > size else "bilinear"
-            images = F.interpolate(images, size=(size, size), mode=mode,
-                                   **({"align_corners": False} if mode == "bilinear" else {}))
-        return self.classifier.features(images, self.layer)
 
 
 def default_feature_network(generator: str | Path, resolution: int) -> str | None:

@@ -26,6 +26,7 @@ from .frechet import (
     feature_statistics,
     frechet_distance,
     frechet_distance_between,
+    frechet_features,
 )
 from .pixel import mse, psnr, ssim
 from .swd import swd
@@ -33,5 +34,6 @@ from .swd import swd
 __all__ = [
     "ClassifierFeatures", "FeatureNetwork", "InceptionFeatures", "attribute_marginals", "bundled_feature_network",
     "compare_marginals", "feature_network", "feature_statistics", "frechet_distance", "frechet_distance_between",
+    "frechet_features",
     "median_seconds", "mse", "psnr", "semantic_attributes", "ssim", "swd", "table_marginals", "timer",
 ]

@@ -8,37 +8,24 @@ downloaded here, so the bundled feature network is the toy-face attribute classi
 not comparable with published FIDs. :class:`InceptionFeatures` is the place where real Inception features
 would plug in; it is not implemented.
 
-Any callable ``images [N, 3, H, W] in [-1, 1] -> features [N, D]`` with a ``name`` works as a
-:class:`FeatureNetwork`.
+The feature networks are :class:`idinvert_plugins.features.FeatureNetwork` (the type perceptual losses use
+too; :func:`~idinvert_plugins.features.frechet_features` makes a classifier layer one); any callable
+``images [N, 3, H, W] in [-1, 1] -> features [N, D]`` works with :func:`feature_statistics`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from ..features import ClassifierFeatures, FeatureNetwork, frechet_features  # noqa: F401  (re-exported)
 from ..images import from_uint8
 
 BUNDLED_CLASSIFIER = "toyfaces-classifier-64"
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-@runtime_checkable
-class FeatureNetwork(Protocol):
-    """What a Fréchet distance needs from a network: a name for the metric it defines (e.g.
-    ``"FD-toyfaces-classifier"``), the feature width, and a call from float images in [-1, 1] to
-    ``[N, dim]`` features."""
-
-    name: str
-    dim: int
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -121,40 +108,16 @@ def frechet_distance_between(images_a, images_b, feature_fn: FeatureFn, batch: i
                             *feature_statistics(images_b, feature_fn, batch))
 
 
-class ClassifierFeatures(nn.Module):
-    """A classifier's feature layer as a :class:`FeatureNetwork` (frozen, eval mode).
-
-    Images of another size are resized to the classifier's resolution (bilinear with anti-aliasing).
-    """
-
-    def __init__(self, classifier: nn.Module, layer: str = "pool", name: str = "FD-toyfaces-classifier") -> None:
-        super().__init__()
-        self.classifier = classifier.eval().requires_grad_(False)
-        self.layer = layer
-        self.name = name
-        self.resolution = int(classifier.resolution)
-        with torch.no_grad():
-            probe = torch.zeros(1, classifier.img_channels, self.resolution, self.resolution,
-                                device=next(classifier.parameters()).device)
-            self.dim = int(classifier.features(probe, layer).flatten(1).shape[1])
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
-            images = F.interpolate(images, size=(self.resolution, self.resolution), mode="bilinear",
-                                   align_corners=False, antialias=True)
-        return self.classifier.features(images, self.layer).flatten(1)
-
-
-def bundled_feature_network(device: str | torch.device = "cpu") -> ClassifierFeatures:
+def bundled_feature_network(device: str | torch.device = "cpu") -> FeatureNetwork:
     """The toy-face attribute classifier's ``"pool"`` features (128-d); its Fréchet distance is called
     ``FD-toyfaces-classifier``. Only meaningful for images of the toy-face domain."""
     from ..hub import load_model
 
     classifier = load_model(BUNDLED_CLASSIFIER, kind="classifier", device=device)
-    return ClassifierFeatures(classifier, "pool", name="FD-toyfaces-classifier")
+    return frechet_features(classifier, "pool", name="FD-toyfaces-classifier")
 
 
-class InceptionFeatures:
+class InceptionFeatures(FeatureNetwork):
     """Placeholder for Inception-v3 pool features (real FID). Not implemented.
 
     The weights cannot be downloaded by this library, so they would have to come from a local file the user
@@ -177,7 +140,7 @@ class InceptionFeatures:
                                   "cannot be used; compute FID with a dedicated tool (pytorch-fid, clean-fid) or "
                                   "use bundled_feature_network() for toy-face images")
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - never constructed
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - never constructed
         raise NotImplementedError
 
 
