@@ -61,6 +61,14 @@ def test_typical_mse_is_read_from_pipeline_json_then_the_card(model):
     assert typical_mse(pipe, "idinvert").value == 0.011
 
 
+def test_the_bundled_generators_record_their_typical_errors():
+    for name in ("toyfaces-stylegan2-64", "toyfaces-stylegan-64"):
+        for method in ("encoder", "idinvert"):
+            typical = typical_mse(name, method)
+            assert typical is not None and typical.source.endswith("pipeline.json"), (name, method)
+            assert 0.003 < typical.value < 0.05
+
+
 @pytest.mark.parametrize("typical, warned", [(1e-6, True), (10.0, False)])
 def test_invert_and_edit_warn_on_stderr(model, capsys, typical, warned):
     from idinvert_plugins.cli import main
