@@ -9,8 +9,8 @@ figure), median, 95th percentile, maximum, and the share of held-out faces the w
 crop, when scikit-image is installed) are inverted and compared with it. ``--write`` records the means in each
 generator folder's ``pipeline.json`` under ``typical_mse``.
 
-    python benchmarks/typical_mse.py                       # both bundled generators, 64 faces, encoder + idinvert
-    python benchmarks/typical_mse.py --write               # ... and record the figures
+    OMP_NUM_THREADS=1 python benchmarks/typical_mse.py --n 32 --threads 1   # docs/out-of-domain.md
+    python benchmarks/typical_mse.py --write               # ... and record the means in pipeline.json
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def invert(pipe: Pipeline, method: str, images: torch.Tensor, batch: int) -> np.
         x = images[start : start + batch]
         result = inverter.invert(pipe.generator, x, encoder=pipe.encoder, feature_net=pipe.feature_net)
         out.append(mse(result.images.detach().float().clamp(-1, 1), x).cpu().numpy())
+        print(f"  {method}: {start + len(x)}/{len(images)} images", file=sys.stderr, flush=True)
     return np.concatenate(out)
 
 
@@ -71,7 +72,10 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=64, help="held-out test faces")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--write", action="store_true", help=f"record the means in each {PIPELINE_NAME}")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 on a busy machine)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     methods = [m for m in args.methods.split(",") if m]
     for name in args.generator or GENERATORS:
