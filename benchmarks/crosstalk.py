@@ -285,6 +285,26 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
                           _spreads(G.resolution, score), OUT / f"{gen}-strip.png", step=args.step)
         log(f"wrote {path.relative_to(ROOT)}")
         return
+    if args.measure_only:  # before (--before) vs the shipped directions on fresh samples, no choice, no writing
+        G = load_generator(gen).eval()
+        classifier = load_model(args.classifier, kind="classifier").eval()
+        shipped_now = {k: Direction.load(p) for k, p in find_directions(gen).items()}
+        targets, _ = resolve_targets(shipped_now, classifier.attributes)
+        old = {p.stem: Direction.load(p) for p in sorted(Path(args.before).glob("*.safetensors"))} \
+            if args.before else shipped_now
+        score = classifier_scorer(classifier, targets)
+        families = {k: t.attribute for k, t in targets.items()}
+        thresholds = {k: t.threshold for k, t in targets.items()}
+        scales = _spreads(G.resolution, score)
+        codes = G.to_wplus(sample_w(G, args.n, seed=args.seed + 2, progress=False)[0])
+        for label, dirs in (("before", old), ("after", shipped_now)):
+            dirs = {k: dirs[k] for k in targets}
+            for statistic in ("signed", "absolute"):
+                ct = measure_crosstalk(codes, dirs, lambda c: render_codes(G, c), score, thresholds=thresholds,
+                                       families=families, step=args.step, scales=scales, statistic=statistic)
+                print(f"{gen} {label:<6} {statistic:<8} n={args.n}: clean {ct.clean_count()} of {len(dirs)}, "
+                      f"median worst {fmt(ct.median_worst())}", flush=True)
+        return
     if args.from_json:
         data = json.loads(saved.read_text())
         results = {k: CrossTalk.from_json(v) for k, v in data.items() if "/" in k}
@@ -398,6 +418,9 @@ def main() -> None:
     ap.add_argument("--strip", default="", help="comma-separated directions for an edit strip of 8 test faces")
     ap.add_argument("--strip-only", action="store_true", help="only draw --strip with the shipped directions")
     ap.add_argument("--from-json", action="store_true", help="only redraw and print from docs/crosstalk/<gen>.json")
+    ap.add_argument("--measure-only", action="store_true",
+                    help="only measure --before against the shipped directions on --n fresh samples, with the signed "
+                         "and the absolute statistic (measure_crosstalk(statistic=...)), and print the clean counts")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     torch.set_num_threads(args.threads)

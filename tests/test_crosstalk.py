@@ -249,3 +249,20 @@ def test_directions_learn_cli_set_wide_steerings(tmp_path):
             for other in names:
                 if other != n:
                     assert abs(float(d.vector @ plain[other].vector)) < 1e-3, (steer, n, other)
+
+
+def test_absolute_statistic_sees_a_drag_that_changes_sign_between_faces():
+    """b = x1 + x0 * marker': for half the faces the a-edit pushes b up, for the other half down. The signed mean
+    sees no drag; the absolute statistic sees all of it. The target's own column stays signed."""
+    def score(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        half = torch.where(torch.arange(len(x)) % 2 == 0, 1.0, -1.0)
+        return {"a": x[:, 0], "b": x[:, 1] + 0.8 * x[:, 0] * half, "c-x": x[:, 2], "c-y": -x[:, 2]}
+
+    kwargs = dict(thresholds=THRESHOLDS, families=FAMILIES, step=3.0)
+    signed = measure_crosstalk(codes(), {"a": unit(0)}, render, score, **kwargs)
+    absolute = measure_crosstalk(codes(), {"a": unit(0)}, render, score, statistic="absolute", **kwargs)
+    assert signed.worst("a")[0] == pytest.approx(0.0, abs=1e-6) and signed.clean("a")
+    assert absolute.worst("a") == pytest.approx((0.8, "b")) and not absolute.clean("a")
+    assert absolute.target("a") == pytest.approx(1.0) and absolute.extra["statistic"] == "absolute"
+    with pytest.raises(ValueError, match="statistic must be"):
+        measure_crosstalk(codes(), {"a": unit(0)}, render, score, statistic="median", **kwargs)

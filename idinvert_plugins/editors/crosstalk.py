@@ -155,6 +155,7 @@ def measure_crosstalk(
     scales: Mapping[str, float] | None = None,
     samples: str = "generator",
     progress: Callable[[str], None] | None = None,
+    statistic: str = "signed",
 ) -> CrossTalk:
     """Edit every code ``[N, L, D]`` along every direction by ``step`` towards the other side of the direction's
     own attribute and measure every attribute's change (see the module docstring).
@@ -162,7 +163,13 @@ def measure_crosstalk(
     ``score(images)`` returns ``{attribute: [N] readings}``; its names are the columns and must include every
     direction's name. ``thresholds[name]``: where a direction's attribute flips (which side a face is on);
     ``families``: the family of every column; ``scales``: each column's spread (default 1).
+
+    ``statistic="absolute"`` records, for every attribute but the direction's own, the mean *absolute* change
+    instead of the signed mean: what a user sees on single faces, where an attribute that moves up on some faces
+    and down on others averages out of the signed mean. The target column stays signed (the intended change).
     """
+    if statistic not in ("signed", "absolute"):
+        raise ValueError(f"statistic must be 'signed' or 'absolute', got {statistic!r}")
     if step <= 0:
         raise ValueError(f"step must be positive, got {step}")
     codes = torch.as_tensor(codes)
@@ -187,12 +194,16 @@ def measure_crosstalk(
         edited = codes + (sign * step).to(codes).view(-1, 1, 1) * offsets
         after = score(render(edited))
         for j, c in enumerate(columns):
-            matrix[i, j] = float((sign * (after[c].double() - base[c])).mean()) / step / spread[c]
+            change = sign * (after[c].double() - base[c])
+            if statistic == "absolute" and c != name:
+                change = change.abs()
+            matrix[i, j] = float(change.mean()) / step / spread[c]
         success[name] = float(((after[name].double() - base[name]) * sign > 0).double().mean())
         if progress is not None:
             progress(name)
     fams = {c: str(families[c]) for c in columns}
-    return CrossTalk(rows, columns, fams, matrix, success, float(step), int(len(codes)), samples)
+    return CrossTalk(rows, columns, fams, matrix, success, float(step), int(len(codes)), samples,
+                     extra={"statistic": statistic})
 
 
 # -- heatmap ------------------------------------------------------------------------------------------------
