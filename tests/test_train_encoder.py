@@ -18,6 +18,7 @@ from conftest import tiny_stylegan2
 
 from idinvert_plugins.hub import ModelLoadError, load_encoder, load_generator, load_model, save_pretrained
 from idinvert_plugins.models.discriminator import StyleGAN2Discriminator
+from idinvert_plugins.training.data import ToyFaceImages
 from idinvert_plugins.training.encoder import (
     PRESETS,
     EncoderTrainConfig,
@@ -30,7 +31,7 @@ from idinvert_plugins.training.encoder import (
     parse_overrides,
     train_encoder,
 )
-from idinvert_plugins.training.gan import ToyFaceImages, _to_float
+from idinvert_plugins.training.loop import to_float
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 
 def _reals(n: int = 8) -> torch.Tensor:
     source = ToyFaceImages(0, 16, 256, 70000)
-    return _to_float(torch.from_numpy(source.images(list(range(n)))), torch.device("cpu"), False)
+    return to_float(torch.from_numpy(source.images(list(range(n)))), torch.device("cpu"), False)
 
 
 # -- configuration ---------------------------------------------------------------------------------------
@@ -270,7 +271,7 @@ def test_export_loads_and_inverts(tmp_path, models):
     assert "final_losses: means over the last log window" in card and "loss_D" in card and "pix" in card
     heldout, what = heldout_images(cfg, 16)
     assert what == "8 held-out test-split toy faces (seed 0)"
-    x_eval = _to_float(torch.from_numpy(heldout), torch.device("cpu"), False)
+    x_eval = to_float(torch.from_numpy(heldout), torch.device("cpu"), False)
     with torch.no_grad():
         mse = (G.synthesis(trained(x_eval)) - x_eval).square().mean().item()
     assert f"reconstruction: MSE {mse:.5f}, PSNR" in card and what in card

@@ -30,11 +30,12 @@ on the trained mapping network), so a randomly initialised encoder starts off em
 ``init_encoder`` warm-starts E from an existing encoder instead (``--set init_encoder=NAME``): after its
 generator was trained on, or to fine-tune a published encoder on your own images; the card names it.
 
-The run machinery is :mod:`.gan`'s: resumable ``resume.pt`` (safe ``weights_only`` loading; config checked on
-resume, and G's weights too), ``log.jsonl`` (means since the last record, plus the reconstruction MSE of a fixed
-held-out batch), ``preview_{kimg:06d}.png`` (held-out images over their reconstructions), tqdm progress,
-``--kimg`` / ``--minutes`` budgets, bf16 autocast, channels_last, and torchrun/gloo DDP (``batch`` is global,
-gradients averaged explicitly, BatchNorm running statistics averaged after every step, only rank 0 writes).
+The run machinery is :func:`.loop.run`, shared with the GAN trainer: resumable ``resume.pt`` (safe ``weights_only``
+loading; config checked on resume, and G's weights too), ``log.jsonl`` (means since the last record, plus the
+reconstruction MSE of a fixed held-out batch), ``preview_{kimg:06d}.png`` (held-out images over their
+reconstructions), tqdm progress, ``--kimg`` / ``--minutes`` budgets, bf16 autocast, channels_last, and
+torchrun/gloo DDP (``batch`` is global, gradients averaged explicitly, BatchNorm running statistics averaged after
+every step, only rank 0 writes).
 :func:`export_encoder` turns a run into a model folder with a card.
 """
 
@@ -56,21 +57,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed as tdist
+from .data import FolderImages, StepBatches, ToyFaceImages
 from .distributed import DistInfo
-from .gan import (
-    FolderImages,
-    StepBatches,
-    ToyFaceImages,
-    _describe_hardware,
-    _image_grid,
-    _rank_seed,
-    _save_atomic,
-    _save_png,
-    _to_float,
+from .loop import (
+    Schedule,
+    describe_hardware,
+    image_grid,
     parse_overrides,
+    rank_seed,
+    run,
+    save_png,
+    to_float,
 )
-from .loop import RunningMeans, crossed, should_stop
-from .stopping import GracefulStop
 
 CHECKPOINT_NAME = "resume.pt"
 LOG_NAME = "log.jsonl"
@@ -576,7 +574,7 @@ class EncoderTrainer:
             "nimg": self.nimg,
             "wall_s": float(wall_s),
             "world_size": self.info.world_size,
-            "hardware": _describe_hardware(self.info),
+            "hardware": describe_hardware(self.info),
             "rng": rng,
         }
         if self.D is not None and self.D_opt is not None:
@@ -603,7 +601,7 @@ class EncoderTrainer:
             if "cuda" in rng and self.info.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.info.device)
         else:
-            torch.manual_seed(_rank_seed(self.cfg.seed, self.info.rank, self.step))
+            torch.manual_seed(rank_seed(self.cfg.seed, self.info.rank, self.step))
 
 
 def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
@@ -631,7 +629,7 @@ def _preview(reals: torch.Tensor, recs: torch.Tensor, cols: int = 8) -> np.ndarr
     rows = []
     for start in range(0, n, cols):
         rows += [reals[start : min(start + cols, n)], recs[start : min(start + cols, n)].cpu()]
-    return _image_grid(torch.cat(rows), cols=min(cols, n))
+    return image_grid(torch.cat(rows), cols=min(cols, n))
 
 
 def train_encoder(
@@ -669,7 +667,7 @@ def train_encoder(
     # Check the data before anything is written.
     source = real_images(cfg, resolution) if cfg.objective == "domain-guided" else None
     eval_uint8, eval_what = heldout_images(cfg, resolution)
-    eval_images = _to_float(torch.from_numpy(eval_uint8), torch.device("cpu"), False)
+    eval_images = to_float(torch.from_numpy(eval_uint8), torch.device("cpu"), False)
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -683,7 +681,7 @@ def train_encoder(
         commands = list(ckpt.get("commands", []))
         del ckpt
     else:
-        torch.manual_seed(_rank_seed(cfg.seed, info.rank, 0))
+        torch.manual_seed(rank_seed(cfg.seed, info.rank, 0))
         if info.is_main:
             (out_dir / LOG_NAME).unlink(missing_ok=True)  # a fresh run starts a fresh log
     commands.append(command or "idinvert_plugins.training.encoder.train_encoder (Python API)")
@@ -699,90 +697,37 @@ def train_encoder(
 
     def snapshot() -> float:
         mse, rec = trainer.evaluate(eval_images)
-        _save_png(_preview(eval_images, rec), out_dir / f"preview_{trainer.nimg // 1000:06d}.png")
+        save_png(_preview(eval_images, rec), out_dir / f"preview_{trainer.nimg // 1000:06d}.png")
         return mse
 
     if info.is_main and not resumed:
         snapshot()
 
-    bar = None
-    if info.is_main and progress:
-        from tqdm.auto import tqdm
+    def log_fields(means: dict[str, float]) -> dict[str, Any]:
+        """A log record's fields after the run's: learning rate, loss means, held-out MSE (rank 0)."""
+        return {"lr": cfg.lr * trainer.lr_factor(), **means, "eval_mse": trainer.evaluate(eval_images)[0]}
 
-        bar = tqdm(total=total_nimg / 1000, initial=trainer.nimg / 1000, unit="kimg", dynamic_ncols=True,
-                   desc=f"encoder ({cfg.objective})",
-                   bar_format="{l_bar}{bar}| {n:.2f}/{total:.2f} kimg [{elapsed}<{remaining}{postfix}]")  # fmt: skip
-
-    t_start = time.perf_counter()
-    nimg_start, t_log, nimg_log = trainer.nimg, t_start, trainer.nimg
-    means = RunningMeans()
-    stats: dict[str, float] = {}
-
-    def write_log() -> None:
-        """Append the mean losses since the last record and the held-out MSE to log.jsonl (rank 0)."""
-        nonlocal t_log, nimg_log
-        now = time.perf_counter()
-        if info.is_main and means:
-            record = {
-                "step": trainer.step,
-                "kimg": trainer.nimg / 1000,
-                "wall_s": round(wall_before + now - t_start, 3),
-                "images_per_s": round((trainer.nimg - nimg_log) / max(now - t_log, 1e-9), 2),
-                "lr": cfg.lr * trainer.lr_factor(),
-                **means.means(),
-                "eval_mse": trainer.evaluate(eval_images)[0],
-            }
-            with open(out_dir / LOG_NAME, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            now = time.perf_counter()  # the evaluation does not count against the speed
-        means.clear()
-        t_log, nimg_log = now, trainer.nimg
-
-    stop = GracefulStop().install()  # Ctrl-C / SIGTERM: finish the step, write the checkpoint
-    try:
-        while True:
-            done = trainer.nimg >= total_nimg or (max_steps is not None and trainer.step >= max_steps)
-            if should_stop(done=done, stop=stop, t_start=t_start, max_minutes=max_minutes, info=info):
-                break
-            real = _to_float(next(data), info.device, cfg.channels_last) if data is not None else None
-            before = trainer.nimg
-            stats = trainer.train_step(real)
-            means.add(stats)
-            if bar is not None:
-                bar.update(cfg.batch / 1000)
-                bar.set_postfix(
-                    {k: f"{stats[k]:.4f}" for k in ("loss_E", "pix", "loss_D") if k in stats}, refresh=False)
-
-            if crossed(cfg.log_kimg, before, trainer.nimg):
-                write_log()
-            if crossed(cfg.snapshot_kimg, before, trainer.nimg) and info.is_main:
-                snapshot()
-            if crossed(cfg.checkpoint_kimg, before, trainer.nimg):
-                state = trainer.state_dict(wall_before + time.perf_counter() - t_start)
-                if state is not None:
-                    state["commands"] = commands
-                    _save_atomic(state, ckpt_path)
-    finally:
-        stop.restore()
-        if bar is not None:
-            bar.close()
-
-    write_log()
-    elapsed = time.perf_counter() - t_start
-    state = trainer.state_dict(wall_before + elapsed)
-    eval_mse = None
-    if state is not None:
+    def extend_state(state: dict[str, Any]) -> None:
         state["commands"] = commands
-        _save_atomic(state, ckpt_path)
-        eval_mse = snapshot()
+
+    result = run(
+        trainer, Schedule(batch=cfg.batch, total_nimg=total_nimg, max_steps=max_steps, max_minutes=max_minutes,
+                          log_kimg=cfg.log_kimg, snapshot_kimg=cfg.snapshot_kimg, checkpoint_kimg=cfg.checkpoint_kimg),
+        info, out_dir=out_dir, checkpoint_name=CHECKPOINT_NAME, log_name=LOG_NAME, wall_before=wall_before,
+        batches=lambda: to_float(next(data), info.device, cfg.channels_last) if data is not None else None,
+        log_fields=log_fields, snapshot=snapshot, extend_state=extend_state, progress=progress,
+        desc=f"encoder ({cfg.objective})",
+        postfix=lambda stats: {k: f"{stats[k]:.4f}" for k in ("loss_E", "pix", "loss_D") if k in stats},
+    )  # fmt: skip
+    eval_mse = snapshot() if info.is_main else None
     if created_group:
         tdist.cleanup()
     return {
         "step": trainer.step,
         "kimg": trainer.nimg / 1000,
-        "wall_s": wall_before + elapsed,
-        "images_per_s": (trainer.nimg - nimg_start) / max(elapsed, 1e-9),
-        "last": stats,
+        "wall_s": wall_before + result.elapsed,
+        "images_per_s": result.images_per_s,
+        "last": result.last,
         "eval_mse": eval_mse,
         "eval_images": eval_what,
         "checkpoint": str(ckpt_path),
@@ -839,7 +784,7 @@ def export_encoder(
                          "reconstruction metrics would be meaningless")
     E_saved = load_encoder(folder)
     eval_uint8, eval_what = heldout_images(cfg, G.resolution)
-    x = _to_float(torch.from_numpy(eval_uint8), torch.device("cpu"), False)
+    x = to_float(torch.from_numpy(eval_uint8), torch.device("cpu"), False)
     with torch.no_grad():
         rec = torch.cat([G.synthesis(E_saved(c), noise_mode="const") for c in x.split(32)])
     mse = float(metrics.mse(rec, x, reduction="mean"))

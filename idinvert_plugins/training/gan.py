@@ -33,8 +33,6 @@ import dataclasses
 import itertools
 import json
 import math
-import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +44,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed as tdist
+from .data import FolderImages, StepBatches, ToyFaceImages
 from .distributed import DistInfo
-from .loop import RunningMeans, crossed, should_stop
-from .stopping import GracefulStop
+from .loop import (
+    Schedule,
+    describe_hardware,
+    image_grid,
+    parse_overrides,
+    rank_seed,
+    run,
+    save_atomic,
+    save_png,
+    to_float,
+)
 
 CHECKPOINT_NAME = "resume.pt"
 LOG_NAME = "log.jsonl"
@@ -199,34 +207,6 @@ class TrainConfig:
 
 
 # -- networks ------------------------------------------------------------------------------------------
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``--set`` values of ``idinvert train-gan`` / ``train-encoder`` -> a dict of preset overrides, e.g.
-    ``["batch=16", "l_adv=0.08", '{"encoder": {"channel_max": 256}}']``.
-
-    Each item is ``key=value`` (the value read as JSON, else kept as a string) or a JSON object.
-    """
-    out: dict[str, Any] = {}
-    for item in items or []:
-        text = item.strip()
-        if not text:
-            continue
-        if text.startswith("{"):
-            try:
-                values = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"--set {text!r} is not valid JSON ({exc})") from None
-            out.update(values)
-            continue
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value (e.g. batch=16) or a JSON object, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip()] = value
-    return out
-
-
 def build_networks(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
     """Fresh generator and discriminator for ``cfg`` (initialised from the current torch RNG)."""
     from ..models.discriminator import StyleGAN2Discriminator, StyleGANDiscriminator
@@ -244,47 +224,6 @@ def build_networks(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
     return G, D
 
 
-# -- data ----------------------------------------------------------------------------------------------
-class ToyFaceImages:
-    """The toy-face training set: the first ``n_train`` train-split images of a ``n_total``-image dataset,
-    rendered on demand. ``images(positions)`` -> uint8 ``[B, R, R, 3]``."""
-
-    def __init__(self, seed: int, resolution: int, n_train: int, n_total: int) -> None:
-        from ..data.toyfaces import split_of
-
-        train = [i for i in range(n_total) if split_of(i, n_total) == "train"]
-        if n_train > len(train):
-            raise ValueError(f"n_train={n_train} but the train split of {n_total} images has only {len(train)}")
-        self.indices = train[:n_train]
-        self.seed, self.resolution = seed, resolution
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def images(self, positions: list[int]) -> np.ndarray:
-        from ..data.toyfaces import render_batch
-
-        images, _ = render_batch(self.seed, [self.indices[p] for p in positions], self.resolution)
-        return np.asarray(images)
-
-
-class FolderImages:
-    """An image folder as a training set (only its train split when it is a rendered toy-face folder with
-    an ``attributes.csv``). ``images(positions)`` -> uint8 ``[B, R, R, 3]``."""
-
-    def __init__(self, root: str, resolution: int) -> None:
-        from ..data.folders import ImageFolderDataset
-
-        split = "train" if (Path(root) / "attributes.csv").is_file() else None
-        self.dataset = ImageFolderDataset(root, split=split, resolution=resolution)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def images(self, positions: list[int]) -> np.ndarray:
-        return np.stack([self.dataset.load(p) for p in positions])
-
-
 def training_images(cfg: TrainConfig) -> ToyFaceImages | FolderImages:
     """The training set ``cfg`` names: ``data_dir`` if set, else the toy faces."""
     if cfg.data_dir is not None:
@@ -292,71 +231,7 @@ def training_images(cfg: TrainConfig) -> ToyFaceImages | FolderImages:
     return ToyFaceImages(cfg.data_seed, cfg.resolution, cfg.n_train, cfg.n_total)
 
 
-class StepBatches(torch.utils.data.Dataset):
-    """Item ``s`` = this rank's share of the real images of training step ``s`` (uint8 ``[B, R, R, C]``).
-
-    The global order is a fresh seeded permutation of the training set per epoch, cut into global batches;
-    rank r takes the r-th slice of each. It depends only on (seed, step), so a resumed run sees exactly the
-    images it would have seen, whatever the number of DataLoader workers.
-    """
-
-    def __init__(self, source: ToyFaceImages | FolderImages, batch: int, info: DistInfo, seed: int) -> None:
-        self.source, self.n, self.seed = source, len(source), seed
-        self.local = batch // info.world_size
-        self.batch, self.rank = batch, info.rank
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def _perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            if len(self._perms) > 2:
-                self._perms.clear()
-            self._perms[epoch] = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
-        return self._perms[epoch]
-
-    def positions(self, step: int) -> list[int]:
-        start = step * self.batch + self.rank * self.local
-        return [int(self._perm(p // self.n)[p % self.n]) for p in range(start, start + self.local)]
-
-    def __getitem__(self, step: int) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(self.source.images(self.positions(step))))
-
-    def __len__(self) -> int:  # effectively endless
-        return 2**62
-
-
-def _to_float(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [-1, 1] on ``device``."""
-    x = images.to(device).permute(0, 3, 1, 2).float() / 127.5 - 1
-    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-
-
-def _image_grid(images: torch.Tensor, cols: int = 8) -> np.ndarray:
-    """Float NCHW in [-1, 1] -> one uint8 HWC grid image."""
-    x = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    n, h, w, c = x.shape
-    rows = math.ceil(n / cols)
-    grid = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
-    for i in range(n):
-        grid[(i // cols) * h : (i // cols + 1) * h, (i % cols) * w : (i % cols + 1) * w] = x[i]
-    return grid[..., 0] if c == 1 else grid
-
-
-def _save_png(grid: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    Image.fromarray(grid).save(path)
-
-
 # -- the training loop ---------------------------------------------------------------------------------
-def _describe_hardware(info: DistInfo) -> str:
-    if info.device.type == "cuda":
-        where = torch.cuda.get_device_name(info.device)
-    else:
-        where = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
-    threads = torch.get_num_threads()
-    return f"{info.world_size} x {where}, torch {torch.__version__}, {threads} thread{'s' * (threads != 1)}/process"
-
-
 class GANTrainer:
     """G, D, G_ema, their optimisers and one training step. :func:`train_gan` drives it."""
 
@@ -497,7 +372,7 @@ class GANTrainer:
         """G_ema's images of ``z`` (stored noise), as one uint8 grid."""
         with self.autocast():
             images = [self.G_ema(zc.to(self.info.device), noise_mode="const").float() for zc in z.split(16)]
-        return _image_grid(torch.cat(images))
+        return image_grid(torch.cat(images))
 
     # -- checkpointing -------------------------------------------------------------------------------
     def _rng_state(self) -> dict[str, torch.Tensor]:
@@ -529,7 +404,7 @@ class GANTrainer:
             "nimg": self.nimg,
             "wall_s": float(wall_s),
             "world_size": self.info.world_size,
-            "hardware": _describe_hardware(self.info),
+            "hardware": describe_hardware(self.info),
             "rng": rng,
         }
 
@@ -549,17 +424,7 @@ class GANTrainer:
             if "cuda" in rng and self.info.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.info.device)
         else:
-            torch.manual_seed(_rank_seed(self.cfg.seed, self.info.rank, self.step))
-
-
-def _rank_seed(seed: int, rank: int, step: int) -> int:
-    return (seed * 1_000_003 + rank * 7919 + step) % (2**63)
-
-
-def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+            torch.manual_seed(rank_seed(self.cfg.seed, self.info.rank, self.step))
 
 
 def load_checkpoint(out_dir: str | Path) -> dict[str, Any]:
@@ -581,7 +446,7 @@ def compact_checkpoint(out_dir: str | Path) -> Path:
             for name in ("exp_avg", "exp_avg_sq"):
                 if name in state:
                     state[name] = state[name].to(torch.bfloat16)
-    _save_atomic(ckpt, path)
+    save_atomic(ckpt, path)
     return path
 
 
@@ -636,7 +501,7 @@ def train_gan(
         wall_before = float(ckpt["wall_s"])
         del ckpt
     else:
-        torch.manual_seed(_rank_seed(cfg.seed, info.rank, 0))
+        torch.manual_seed(rank_seed(cfg.seed, info.rank, 0))
         if info.is_main:
             (out_dir / LOG_NAME).unlink(missing_ok=True)  # a fresh run starts a fresh log
 
@@ -651,80 +516,28 @@ def train_gan(
     grid_z = torch.randn(64, trainer.G.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 12345))
     if info.is_main and not resumed:
         reals = torch.from_numpy(source.images(list(range(min(64, len(source))))))
-        _save_png(_image_grid(_to_float(reals, torch.device("cpu"), False)), out_dir / "reals.png")
-        _save_png(trainer.sample_grid(grid_z), out_dir / f"samples_{0:06d}.png")
-
-    bar = None
-    if info.is_main and progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_nimg / 1000, initial=trainer.nimg / 1000, unit="kimg", dynamic_ncols=True,
-                   bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} kimg [{elapsed}<{remaining}{postfix}]")  # fmt: skip
-
-    t_start = time.perf_counter()
-    nimg_start, t_log, nimg_log = trainer.nimg, t_start, trainer.nimg
-    means = RunningMeans()
-    stats: dict[str, float] = {}
-
-    def write_log() -> None:
-        """Append the mean losses since the last record to log.jsonl (rank 0)."""
-        nonlocal t_log, nimg_log
-        now = time.perf_counter()
-        if info.is_main and means:
-            record = {
-                "step": trainer.step,
-                "kimg": trainer.nimg / 1000,
-                "wall_s": round(wall_before + now - t_start, 3),
-                "images_per_s": round((trainer.nimg - nimg_log) / max(now - t_log, 1e-9), 2),
-                **means.means(),
-            }
-            with open(out_dir / LOG_NAME, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-        means.clear()
-        t_log, nimg_log = now, trainer.nimg
+        save_png(image_grid(to_float(reals, torch.device("cpu"), False)), out_dir / "reals.png")
+        save_png(trainer.sample_grid(grid_z), out_dir / f"samples_{0:06d}.png")
 
     data = iter(loader)
-    stop = GracefulStop().install()  # Ctrl-C / SIGTERM: finish the step, write the checkpoint
-    try:
-        while True:
-            done = trainer.nimg >= total_nimg or (max_steps is not None and trainer.step >= max_steps)
-            if should_stop(done=done, stop=stop, t_start=t_start, max_minutes=max_minutes, info=info):
-                break
-            real = _to_float(next(data), info.device, cfg.channels_last)
-            before = trainer.nimg
-            stats = trainer.train_step(real)
-            means.add(stats)
-            if bar is not None:
-                bar.update(cfg.batch / 1000)
-                bar.set_postfix(G=f"{stats['loss_G']:.3f}", D=f"{stats['loss_D']:.3f}", refresh=False)
-
-            if crossed(cfg.log_kimg, before, trainer.nimg):
-                write_log()
-            if crossed(cfg.snapshot_kimg, before, trainer.nimg) and info.is_main:
-                _save_png(trainer.sample_grid(grid_z), out_dir / f"samples_{trainer.nimg // 1000:06d}.png")
-            if crossed(cfg.checkpoint_kimg, before, trainer.nimg):
-                state = trainer.state_dict(wall_before + time.perf_counter() - t_start)
-                if state is not None:
-                    _save_atomic(state, ckpt_path)
-    finally:
-        stop.restore()
-        if bar is not None:
-            bar.close()
-
-    write_log()
-    elapsed = time.perf_counter() - t_start
-    state = trainer.state_dict(wall_before + elapsed)
-    if state is not None:
-        _save_atomic(state, ckpt_path)
-        _save_png(trainer.sample_grid(grid_z), out_dir / f"samples_{trainer.nimg // 1000:06d}.png")
+    result = run(
+        trainer, Schedule(batch=cfg.batch, total_nimg=total_nimg, max_steps=max_steps, max_minutes=max_minutes,
+                          log_kimg=cfg.log_kimg, snapshot_kimg=cfg.snapshot_kimg, checkpoint_kimg=cfg.checkpoint_kimg),
+        info, out_dir=out_dir, checkpoint_name=CHECKPOINT_NAME, log_name=LOG_NAME, wall_before=wall_before,
+        batches=lambda: to_float(next(data), info.device, cfg.channels_last),
+        snapshot=lambda: save_png(trainer.sample_grid(grid_z), out_dir / f"samples_{trainer.nimg // 1000:06d}.png"),
+        progress=progress, postfix=lambda stats: {"G": f"{stats['loss_G']:.3f}", "D": f"{stats['loss_D']:.3f}"},
+    )  # fmt: skip
+    if info.is_main:
+        save_png(trainer.sample_grid(grid_z), out_dir / f"samples_{trainer.nimg // 1000:06d}.png")
     if created_group:
         tdist.cleanup()
     return {
         "step": trainer.step,
         "kimg": trainer.nimg / 1000,
-        "wall_s": wall_before + elapsed,
-        "images_per_s": (trainer.nimg - nimg_start) / max(elapsed, 1e-9),
-        "last": stats,
+        "wall_s": wall_before + result.elapsed,
+        "images_per_s": result.images_per_s,
+        "last": result.last,
         "checkpoint": str(ckpt_path),
         "trainer": trainer,
     }
