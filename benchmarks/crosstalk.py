@@ -303,7 +303,8 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
                 ct = measure_crosstalk(codes, dirs, lambda c: render_codes(G, c), score, thresholds=thresholds,
                                        families=families, step=args.step, scales=scales, statistic=statistic)
                 print(f"{gen} {label:<6} {statistic:<8} n={args.n}: clean {ct.clean_count()} of {len(dirs)}, "
-                      f"median worst {fmt(ct.median_worst())}", flush=True)
+                      f"median worst {fmt(ct.median_worst())}; clean: "
+                      f"{', '.join(r for r in ct.rows if ct.clean(r)) or 'none'}", flush=True)
         return
     if args.from_json:
         data = json.loads(saved.read_text())
