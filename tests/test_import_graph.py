@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #:
 #: Why this order:
 #: 0 foundation - declarations with no dependencies on the rest: the hook specs (the plugin author's manual),
-#:   declared parameters, cards, image I/O, the version, and the data sources (image folders, the toy-face
-#:   domain's attributes, painter and dataset tables: numpy/PIL only).
+#:   declared parameters, cards, image I/O, the version, and the data sources: image folders and the toy-face
+#:   domain (attributes, painter, dataset tables, OOD set and their commands; numpy/PIL only, no torch).
 #: 1 models - networks only: no file reading, no registry.
 #: 2 registry - the plugin registry and finding/loading registered models by name (hub). Low, so that any
 #:   layer above can look a registered kind up or load a named model.
@@ -34,10 +34,9 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: 6 pipeline - a generator with everything that goes with it; calls the methods.
 #: 7 jobs - evaluation and training, which drive pipelines, methods and building blocks.
 #: 8 front ends and registrations - the CLI, the app, the built-in plugins (they register everything
-#:   below), the toy-face domain's commands, and the package facade ``idinvert_plugins/__init__.py``.
+#:   below), and the package facade ``idinvert_plugins/__init__.py``.
 LAYERS: list[list[str]] = [
-    ["_version", "hookspecs", "params", "cards", "images", "data", "toyfaces.attributes", "toyfaces.painter",
-     "toyfaces.dataset", "toyfaces.ood"],
+    ["_version", "hookspecs", "params", "cards", "images", "data", "toyfaces"],
     ["models"],
     ["plugins", "hub", "loading"],
     ["latent", "codes", "spaces", "contracts", "inverters.base", "editors.base"],
@@ -45,7 +44,7 @@ LAYERS: list[list[str]] = [
     ["inverters", "editors", "directions"],
     ["pipeline", "domain"],
     ["evaluation", "training"],
-    ["", "cli", "cli_common", "cli_edit", "app", "builtins", "toyfaces"],
+    ["", "cli", "cli_common", "cli_edit", "app", "builtins"],
 ]
 
 
