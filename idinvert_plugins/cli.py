@@ -193,18 +193,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data_render(args: argparse.Namespace) -> int:
-    from .data import toyfaces
-
-    out = Path(args.output)
-    if args.ood:
-        toyfaces.render_ood(out, n=args.n, seed=args.seed, resolution=args.resolution)
-    else:
-        toyfaces.render_dataset(out, n=args.n, seed=args.seed, resolution=args.resolution, workers=args.workers)
-    print(f"wrote {args.n} images to {out}")
-    return 0
-
-
 def cmd_train_gan(args: argparse.Namespace) -> int:
     from .training.gan import TrainConfig, export, parse_overrides, train_gan
 
@@ -322,17 +310,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", help="auto, genforce, rosinality, nvlabs or a plugin's format")
     p.add_argument("--name", help="model name written into the card (default: the folder name)")
     p.set_defaults(func=cmd_convert)
-
-    p = sub.add_parser("data", help="the bundled toy-face domain")
-    data_sub = p.add_subparsers(dest="data_command", required=True)
-    r = data_sub.add_parser("render", help="render toy faces + attribute table")
-    r.add_argument("--n", type=int, default=70_000)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--resolution", type=int, default=64)
-    r.add_argument("--workers", type=int, default=1)
-    r.add_argument("--ood", action="store_true", help="render the out-of-distribution set instead")
-    r.add_argument("-o", "--output", required=True)
-    r.set_defaults(func=cmd_data_render)
 
     p = sub.add_parser("train-gan", help="train (or resume) a GAN on the toy-face domain or an image folder; "
                                          "runs under torchrun for several processes")

@@ -1,5 +1,6 @@
-"""Built-in plugin for the bundled toy-face domain: its attribute classifier (also the offline feature
-network for perceptual losses and Fréchet distances)."""
+"""Built-in plugin for the bundled toy-face domain (:mod:`idinvert_plugins.toyfaces`): its attribute classifier
+(also the offline feature network for perceptual losses and Fréchet distances) and the ``idinvert data``
+command."""
 
 from ..hookspecs import hookimpl
 
@@ -9,3 +10,10 @@ def register_networks(register):
     from ..models.classifier import AttributeClassifier
 
     register(AttributeClassifier, kind="classifier")
+
+
+@hookimpl
+def register_commands(cli):
+    from ..toyfaces.commands import add_data_command
+
+    add_data_command(cli)

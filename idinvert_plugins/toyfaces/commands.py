@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -100,6 +101,34 @@ def main(argv: Sequence[str] | None = None) -> None:
         for resolution in args.resolutions:
             n = args.n if resolution <= 64 else max(10, args.n // (resolution // 64) ** 2)
             print(f"{resolution}x{resolution}: {_benchmark(resolution, n):.2f} CPU ms/image")
+
+
+# -- the ``idinvert data`` command (registered by idinvert_plugins.builtins.toyfaces via register_commands) ----
+def add_data_command(cli: Any) -> None:
+    """Add ``idinvert data render`` to the ``idinvert`` sub-parsers ``cli``."""
+    p = cli.add_parser("data", help="the bundled toy-face domain",
+                       description="The bundled toy-face domain: render its dataset or its out-of-distribution set.")
+    p.set_defaults(func=lambda args: p.print_help() or 2)
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    r = data_sub.add_parser("render", help="render toy faces + attribute table")
+    r.add_argument("--n", type=int, default=70_000)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--resolution", type=int, default=64)
+    r.add_argument("--workers", type=int, default=1)
+    r.add_argument("--ood", action="store_true", help="render the out-of-distribution set instead")
+    r.add_argument("-o", "--output", required=True)
+    r.set_defaults(func=cmd_data_render)
+
+
+def cmd_data_render(args: Any) -> int:
+    """``idinvert data render``: write a toy-face dataset (or, with ``--ood``, the out-of-distribution set)."""
+    out = Path(args.output)
+    if args.ood:
+        render_ood(out, n=args.n, seed=args.seed, resolution=args.resolution)
+    else:
+        render_dataset(out, n=args.n, seed=args.seed, resolution=args.resolution, workers=args.workers)
+    print(f"wrote {args.n} images to {out}")
+    return 0
 
 
 if __name__ == "__main__":
