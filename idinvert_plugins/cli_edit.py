@@ -71,55 +71,32 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 
 # -- inputs -----------------------------------------------------------------------------------------------
 def codes_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace):
-    """W+ codes ``[N, L, D]`` for ``sources`` (images are inverted together, codes loaded) and the input tile
-    of each: the image itself, or for a code its rendering. Prints the inversion error of images.
+    """W+ codes ``[N, L, D]`` for ``sources`` and the input tile of each (see :func:`latents_for`, whose codes
+    these are). ``G`` is the command's :class:`~idinvert_plugins.pipeline.Pipeline` or a generator loaded from
+    ``args.model``."""
+    latent, tiles = latents_for(G, sources, args, keep_parts=False)
+    return latent.wp, tiles
 
-    ``G`` is the command's :class:`~idinvert_plugins.pipeline.Pipeline`, or a generator loaded from
-    ``args.model`` (its pipeline is then made from the command's options when an image needs inverting)."""
+
+def latents_for(G: Any, sources: Sequence[str | Path], args: argparse.Namespace, keep_parts: bool = True):
+    """The latents (codes and parts such as noise maps or a tuned generator's weight offsets) of ``sources``:
+    images are inverted together with ``--method``, code files loaded; and the input tile of each: the image
+    itself, or for a code file its rendering. Prints each image's inversion error and warns when it is far above
+    the model's typical error. ``G`` is the command's :class:`~idinvert_plugins.pipeline.Pipeline`, or a
+    generator loaded from ``args.model`` (its pipeline is then made from the command's options when an image
+    needs inverting). ``keep_parts=False`` keeps only the codes (sources whose latents have different parts can
+    then be stacked). Returns ``(latent, tiles)``."""
     import torch
 
     from .cli_common import invert_images, pipeline_from_args
+    from .codes import load_latent
     from .domain import warn_out_of_domain
+    from .latent import Latent, render
     from .metrics import mse
     from .pipeline import Pipeline
 
     pipe = G if isinstance(G, Pipeline) else None
     G = pipe.generator if pipe is not None else G
-    codes: list[Any] = [None] * len(sources)
-    tiles: list[Any] = [None] * len(sources)
-    images = [i for i, s in enumerate(sources) if not is_code_file(s)]
-    for i, s in enumerate(sources):
-        if is_code_file(s):
-            codes[i] = load_code(s, G)
-    if images:
-        pipe = pipe or pipeline_from_args(args.model, args, generator=G)
-        method = args.method or pipe.default_method
-        x, result = invert_images(pipe, [sources[i] for i in images], method=method, steps=args.steps,
-                                  crop=args.crop)
-        errors = mse(result.images.to(x), x)
-        for j, i in enumerate(images):
-            codes[i], tiles[i] = result.codes[j].detach(), x[j]
-            print(f"{Path(sources[i]).name}: inverted with {method}, mse {float(errors[j]):.5f}")
-            warn_out_of_domain(pipe, method, Path(sources[i]).name, float(errors[j]))
-    codes_t = torch.stack(codes)
-    with torch.no_grad():
-        for i in range(len(sources)):
-            if tiles[i] is None:
-                tiles[i] = G.synthesis(codes_t[i : i + 1], noise_mode="const")[0]
-    return codes_t, tiles
-
-
-def latents_for(pipe: Any, sources: Sequence[str | Path], args: argparse.Namespace):
-    """As :func:`codes_for`, but the whole latents (codes and parts such as noise maps or a tuned generator's
-    weight offsets) of images inverted with ``--method`` or read from code files. Returns ``(latent, tiles)``."""
-    import torch
-
-    from .cli_common import invert_images
-    from .codes import load_latent
-    from .latent import Latent, render
-    from .metrics import mse
-
-    G = pipe.generator
     latents: list[Any] = [None] * len(sources)
     tiles: list[Any] = [None] * len(sources)
     images = [i for i, s in enumerate(sources) if not is_code_file(s)]
@@ -127,19 +104,22 @@ def latents_for(pipe: Any, sources: Sequence[str | Path], args: argparse.Namespa
         if is_code_file(s):
             latents[i] = load_latent(s, G)
     if images:
+        pipe = pipe or pipeline_from_args(args.model, args, generator=G)
         x, result = invert_images(pipe, [sources[i] for i in images], method=args.method, steps=args.steps,
                                   crop=args.crop)
         errors = mse(result.images.to(x), x)
-        method = result.info.get("inverter", args.method)
+        method = result.info.get("inverter", args.method or pipe.default_method)
         for j, i in enumerate(images):
             latents[i], tiles[i] = result.latent[j].detach(), x[j]
             print(f"{Path(sources[i]).name}: inverted with {method}, mse {float(errors[j]):.5f}")
-    latent = Latent.cat(latents)
+            warn_out_of_domain(pipe, method, Path(sources[i]).name, float(errors[j]))
     with torch.no_grad():
         for i in range(len(sources)):
             if tiles[i] is None:
-                tiles[i] = render(G, latent[i])[0]
-    return latent, tiles
+                tiles[i] = render(G, latents[i])[0]
+    if not keep_parts:
+        latents = [lat.without(*lat.parts) for lat in latents]
+    return Latent.cat(latents), tiles
 
 
 #: how ``--set KEY=VALUE`` text becomes an editor parameter, by the parameter's declared kind

@@ -86,6 +86,10 @@ def test_invert_and_edit_warn_on_stderr(model, capsys, typical, warned):
                  "encoder", "--encoder", str(model["encoder"]), "--steps", "2", "-o", str(out / "s.png")]) == 0
     assert captured.err.count("warning:") == int(warned)
     assert capsys.readouterr().err.count("warning: face.png: reconstruction MSE") == 2 * int(warned)
+    assert main(["edit", str(model["face"]), "--model", str(model["folder"]), "--method", "encoder", "--encoder",
+                 str(model["encoder"]), "--editor", "interpolate", "--set", f"target={out / 'face.safetensors'}",
+                 "--set", "steps=2", "-o", str(out / "e.png")]) == 0
+    assert capsys.readouterr().err.count("warning: face.png: reconstruction MSE") == int(warned)
 
 
 def _photo(tmp_path) -> str:
