@@ -28,54 +28,12 @@ from __future__ import annotations
 
 # The toy faces live in the package idinvert_plugins.toyfaces, split by job; this module re-exports them so
 # that existing imports (``from idinvert_plugins.data import toyfaces``) and ``python -m`` keep working.
-from ..toyfaces.attributes import (  # noqa: F401
-    ATTRIBUTE_SPECS,
-    ATTRIBUTES,
-    BACKGROUNDS,
-    DEFAULT_RESOLUTION,
-    EYE_COLORS,
-    EYEGLASSES_P,
-    FORMAT,
-    FORMAT_VERSION,
-    GLASSES_COLORS,
-    GLASSES_STYLES,
-    HAIR_COLORS,
-    HAIR_PARTS,
-    HAIR_STYLES,
-    HEAD_SHAPES,
-    OCCLUDERS,
-    OOD_COLUMNS,
-    OOD_KINDS,
-    RENDER_PARAMS,
-    RESOLUTIONS,
-    TEST_FRACTION,
-    AttributeSpec,
-    binary_label,
-    category_index,
-    category_name,
-    sample_attributes,
-)
+from ..toyfaces import *  # noqa: F403
+from ..toyfaces import __all__ as _PUBLIC
 from ..toyfaces.commands import grid, main, make_figures  # noqa: F401
-from ..toyfaces.dataset import (  # noqa: F401
-    OOD_CATEGORIES,
-    attributes_from_arrays,
-    attributes_to_arrays,
-    read_attributes_csv,
-    render_batch,
-    render_dataset,
-    split_of,
-    split_sizes,
-    write_attributes_csv,
-)
-from ..toyfaces.ood import (  # noqa: F401
-    render_ood,
-    sample_ood_attributes,
-)
-from ..toyfaces.painter import (  # noqa: F401
-    _check_resolution,  # noqa: F401
-    render,
-    render_index,
-)
+from ..toyfaces.painter import _check_resolution  # noqa: F401
+
+__all__ = [*_PUBLIC, "grid", "main", "make_figures"]
 
 if __name__ == "__main__":
     main()

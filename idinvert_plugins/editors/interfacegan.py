@@ -327,6 +327,11 @@ def family(direction: Direction) -> str:
     return direction.attribute or direction.name.partition("-")[0]
 
 
+def _other_families(d: Direction, directions: Sequence[Direction]) -> list[Direction]:
+    """The directions of ``directions`` whose attribute family differs from ``d``'s (what a steering keeps still)."""
+    return [o for o in directions if o is not d and family(o) != family(d)]
+
+
 def conditional_steering(directions: Sequence[Direction]) -> list[Direction]:
     """InterFaceGAN's conditional manipulation for a whole set: each direction's edit vector with its component
     along the boundary normals of every direction of *another* family (:func:`family`) projected out, so that
@@ -339,7 +344,7 @@ def conditional_steering(directions: Sequence[Direction]) -> list[Direction]:
 
     out = []
     for d in directions:
-        others = [o for o in directions if o is not d and family(o) != family(d)]
+        others = _other_families(d, directions)
         if not others:
             out.append(d)
             continue
@@ -365,7 +370,7 @@ def compensated_steering(directions: Sequence[Direction], ridge: float = 1e-3) -
     directions are handled flattened. Source suffix ``-compensated`` (replacing ``-class-means``)."""
     out = []
     for d in directions:
-        others = [o for o in directions if o is not d and family(o) != family(d)]
+        others = _other_families(d, directions)
         if not others:
             out.append(d)
             continue
