@@ -69,6 +69,7 @@ PLUGIN_KINDS: tuple[tuple[str, str], ...] = (
     ("generator", "Generator backends"),
     ("latent_space", "Latent spaces"),
     ("converter", "Checkpoint converters"),
+    ("domain", "Image domains (attributes, test images, default networks)"),
 )
 
 

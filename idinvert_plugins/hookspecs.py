@@ -2,8 +2,8 @@
 
 Every capability of the library (generator backends, encoders and other networks, latent spaces, latent
 parts, embedders and refiners (the two stages of inversion) and the named methods composed of them, editors,
-checkpoint converters, commands) is registered through one of the hooks below, by the built-in plugins exactly as
-by third-party ones. A plugin is any module or object with functions decorated by
+checkpoint converters, image domains, commands) is registered through one of the hooks below, by the built-in
+plugins exactly as by third-party ones. A plugin is any module or object with functions decorated by
 ``idinvert_plugins.hookimpl`` whose names match the hooks here.
 
 Each hook receives a ``register`` callback (the `llm` style): call it once per item you provide. The
@@ -189,6 +189,43 @@ class IdinvertHookSpecs:
         file: ``.pkl`` files go through the restricted unpickler first.
         """
 
+
+    @hookspec
+    def register_domains(self, register: Register) -> None:
+        """Register image domains: what the core asks of a kind of image instead of naming one.
+
+        Call ``register(domain)`` with an instance of a :class:`idinvert_plugins.domain_spec.Domain` subclass.
+        It declares the attribute schema (:class:`~idinvert_plugins.domain_spec.AttributeSpec` per factor: the
+        classifier's heads, the editing targets, the 0/1 labels of directions), labelled images by index and
+        the train/test split (test images of ``idinvert evaluate``, training data without ``--data``), the
+        app's example images, its attribute classifier and perceptual network, the naming rule of its models
+        (``model_prefix`` at ``resolution``) and training presets. Generators say which domain they belong to
+        by ``"domain"`` in their ``pipeline.json``, else by the naming rule; without either the first
+        registered domain (the built-in one) is the default. Built in: ``toyfaces``. Example::
+
+            import numpy as np
+            from idinvert_plugins.domain_spec import AttributeSpec, Domain
+
+            class Stripes(Domain):
+                name = "stripes"
+                title = "striped squares"
+                attributes = (AttributeSpec("width", "continuous", (0.0, 1.0), "stripe width", threshold=0.5),)
+                classifier = "stripes-classifier-32"          # a named model or folder (optional)
+                feature_net = "classifier:stripes-classifier-32"
+                resolution = 32
+                model_prefix = "stripes-"                     # stripes-* generators at 32 px belong here
+
+                def images(self, seed, indices, resolution):
+                    widths = np.array([np.random.default_rng([seed, i]).uniform() for i in indices])
+                    x = np.arange(resolution)[None, None, :]
+                    period = (2 + widths * 6)[:, None, None]
+                    grey = ((x % period) < period / 2).repeat(resolution, 1) * 255
+                    return np.repeat(grey[..., None], 3, -1).astype(np.uint8), {"width": widths}
+
+            @idinvert_plugins.hookimpl
+            def register_domains(register):
+                register(Stripes())
+        """
 
     @hookspec
     def register_commands(self, cli: Any) -> None:

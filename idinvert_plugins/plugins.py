@@ -47,6 +47,7 @@ HOOK_KINDS: dict[str, str] = {
     "register_inverters": "inverter",
     "register_editors": "editor",
     "register_converters": "converter",
+    "register_domains": "domain",
 }
 #: hooks that receive something other than a ``register`` callback (see :meth:`Plugins.add_commands`)
 SPECIAL_HOOKS: tuple[str, ...] = ("register_commands",)
@@ -343,6 +344,7 @@ _CONTRACTS: dict[str, tuple[str, str]] = {
     "register_latent_parts": ("idinvert_plugins.latent", "LatentPart"),
     "register_latent_spaces": ("idinvert_plugins.spaces", "LatentSpace"),
     "register_converters": ("idinvert_plugins.convert.base", "CheckpointFormat"),
+    "register_domains": ("idinvert_plugins.domain_spec", "Domain"),
 }
 
 
@@ -370,6 +372,10 @@ def _describe_item(hook_name: str, default_kind: str, obj: Any, name: str | None
         contract = getattr(importlib.import_module(module), cls_name)
         if not isinstance(obj, contract):
             raise TypeError(f"{hook_name} expects an instance of {module}.{cls_name}, got {obj!r}")
+    if hook_name == "register_domains":
+        from .domain_spec import check_domain
+
+        check_domain(obj)
     if hook_name == "register_inverters":
         missing = [a for a in ("invert", "description") if not hasattr(obj, a)]
         if missing or not callable(obj.invert):

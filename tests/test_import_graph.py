@@ -23,11 +23,13 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #:
 #: Why this order:
 #: 0 foundation - declarations with no dependencies on the rest: the hook specs (the plugin author's manual),
-#:   declared parameters, cards, image I/O, the version, and the data sources: image folders and the toy-face
-#:   domain (attributes, painter, dataset tables, OOD set and their commands; numpy/PIL only, no torch).
+#:   declared parameters, cards, image I/O, the version, the domain contract (domain_spec), and the data
+#:   sources: image folders and the toy-face domain (attributes, painter, dataset tables, OOD set, the domain
+#:   object and their commands; numpy/PIL only, no torch).
 #: 1 models - networks only: no file reading, no registry.
-#: 2 registry - the plugin registry and finding/loading registered models by name (hub). Low, so that any
-#:   layer above can look a registered kind up or load a named model.
+#: 2 registry - the plugin registry and finding/loading registered models by name (hub), and finding the
+#:   registered domains (domains). Low, so that any layer above can look a registered kind up or load a named
+#:   model.
 #: 3 contracts - what an image became (latent, its code files, latent spaces) and the editor/inverter contracts.
 #: 4 building blocks - checkpoint converters, feature networks, losses, metrics.
 #: 5 methods - inverters (embedders, refiners, compositions) and editors (directions included).
@@ -36,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: 8 front ends and registrations - the CLI, the app, the built-in plugins (they register everything
 #:   below), and the package facade ``idinvert_plugins/__init__.py``.
 LAYERS: list[list[str]] = [
-    ["_version", "hookspecs", "params", "cards", "images", "data", "toyfaces"],
+    ["_version", "hookspecs", "params", "cards", "images", "domain_spec", "data", "toyfaces"],
     ["models"],
-    ["plugins", "hub", "loading"],
+    ["plugins", "hub", "loading", "domains"],
     ["latent", "codes", "spaces", "contracts", "inverters.base", "editors.base"],
     ["convert", "features", "losses", "metrics"],
     ["inverters", "editors", "directions"],

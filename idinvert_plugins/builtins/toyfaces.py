@@ -1,6 +1,7 @@
-"""Built-in plugin for the bundled toy-face domain (:mod:`idinvert_plugins.toyfaces`): its attribute classifier
-(also the offline feature network for perceptual losses and Fréchet distances) and the ``idinvert data``
-command."""
+"""Built-in plugin for the bundled toy-face domain (:mod:`idinvert_plugins.toyfaces`): the domain itself
+(:class:`~idinvert_plugins.toyfaces.domain.ToyFacesDomain`: attribute schema, renders, examples, default networks,
+presets), its attribute classifier (also the offline feature network for perceptual losses and Fréchet distances)
+and the ``idinvert data`` command."""
 
 from ..hookspecs import hookimpl
 
@@ -17,3 +18,10 @@ def register_commands(cli):
     from ..toyfaces.commands import add_data_command
 
     add_data_command(cli)
+
+
+@hookimpl
+def register_domains(register):
+    from ..toyfaces.domain import ToyFacesDomain
+
+    register(ToyFacesDomain())

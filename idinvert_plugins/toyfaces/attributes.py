@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from ..domain_spec import AttributeSpec
 
 FORMAT = "idinvert-toyfaces"
 
@@ -61,34 +62,7 @@ _EYE_COLOR_P = (0.45, 0.25, 0.15, 0.15)
 EYEGLASSES_P = 0.3
 
 
-@dataclass(frozen=True)
-class AttributeSpec:
-    """One recorded factor of a toy face, described generically enough for a classifier trainer.
-
-    ``values`` is ``(low, high)`` for continuous attributes, ``(0, 1)`` for binary ones and the class
-    names for categorical ones (arrays store the class index). ``threshold`` and ``positive`` define the
-    binary label used for editing (see :func:`binary_label`). ``nuisance`` marks factors that vary only
-    to make the data richer; the semantic ones are the editing targets.
-    """
-
-    name: str
-    kind: str  # "binary" | "continuous" | "categorical"
-    values: tuple
-    description: str
-    positive: str = ""
-    threshold: float | None = None
-    nuisance: bool = False
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        if self.kind != "categorical":
-            raise AttributeError(f"attribute {self.name!r} is {self.kind}, it has no classes")
-        return self.values
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["values"] = list(self.values)
-        return d
+# The attribute schema's type is the domain contract's (idinvert_plugins.domain_spec), so the core reads it.
 
 
 def _continuous(name, low, high, description, positive="", threshold=None, nuisance=False):
