@@ -52,6 +52,7 @@ from idinvert_plugins.editors.crosstalk import (
 )
 from idinvert_plugins.editors.directions import Direction, directions_folder, find_directions, read_summary
 from idinvert_plugins.editors.interfacegan import compensated_steering, conditional_steering, sample_w
+from idinvert_plugins.editors.optimized_steering import SteeringOptions, optimize_steering
 from idinvert_plugins.evaluation.editability import SPREAD_IMAGES, classifier_scorer, real_spreads, resolve_targets
 from idinvert_plugins.evaluation.inversions import invert_cached, load_test_images, render_codes
 from idinvert_plugins.hub import default_encoder, load_encoder, load_generator, load_model
@@ -140,7 +141,13 @@ def report(gen: str, results: dict[str, CrossTalk]) -> None:
             print(f"| {r} | {before.success[r]:.0%} | {fmt(wb)} | {ab} | {'clean' if before.clean(r) else 'weak'} | "
                   f"{steer} | {after.success[r]:.0%} | {fmt(wa)} | {aa} | {'clean' if after.clean(r) else 'weak'} |")
         print(f"\n{gen} {samples}: clean {before.clean_count()} -> {after.clean_count()} of {len(after.rows)}; "
-              f"median worst cross-talk {fmt(before.median_worst())} -> {fmt(after.median_worst())}")
+              f"median worst cross-talk {fmt(before.median_worst())} -> {fmt(after.median_worst())} "
+              f"({after.extra.get('statistic', 'signed')})")
+        for key in results:  # the other statistic, measured on the same faces
+            if key.startswith(f"after/{samples}/") and key.replace("after/", "before/", 1) in results:
+                b, a = results[key.replace("after/", "before/", 1)], results[key]
+                print(f"{gen} {samples}: clean {b.clean_count()} -> {a.clean_count()} of {len(a.rows)}; median "
+                      f"worst {fmt(b.median_worst())} -> {fmt(a.median_worst())} ({a.extra.get('statistic')})")
 
 
 def compact(gen: str, results: dict[str, CrossTalk]) -> None:
@@ -269,6 +276,42 @@ def _spreads(resolution: int, score) -> dict[str, float]:
     return _SPREADS[resolution]
 
 
+def optimized_set(gen: str, G, classifier, targets, start: dict[str, Direction], fit_w: torch.Tensor,
+                  thresholds: dict[str, float], families: dict[str, str], scales: dict[str, float],
+                  args: argparse.Namespace) -> dict[str, Direction]:
+    """Every direction's vector optimised through G and the classifier (``optimize_steering``) from its best
+    closed-form steering, on the first ``--optimize-n`` fit samples; each result is kept in ``--cache`` so an
+    interrupted run resumes where it stopped."""
+    grad_score = classifier_scorer(classifier, targets, differentiable=True)
+    for p in list(G.parameters()) + list(classifier.parameters()):
+        p.requires_grad_(False)
+    codes = G.to_wplus(fit_w[: args.optimize_n])
+    opts = SteeringOptions(step=args.step, iterations=args.optimize_iterations, seed=args.seed)
+    out = {}
+    for i, (name, d) in enumerate(start.items()):
+        cache = (Path(args.cache) / f"{gen}-optimized-{args.optimize_iterations}-{args.seed}" / f"{name}.safetensors"
+                 if args.cache else None)
+        if cache is not None and cache.is_file():
+            out[name] = Direction.load(cache)
+            continue
+        t0 = time.perf_counter()
+
+        def progress(it: int, m: dict[str, float], name: str = name) -> None:
+            if (it + 1) % 20 == 0:
+                log(f"  optimise {name} {it + 1}/{args.optimize_iterations}: target {m['target']:.3f}, "
+                    f"worst {m['worst']:.2f}, success {m['success']:.0%}")
+
+        out[name] = optimize_steering(d, codes, lambda c: G.synthesis(c, noise_mode="const").clamp(-1, 1),
+                                      grad_score, thresholds=thresholds, families=families, scales=scales,
+                                      options=opts, progress=progress)
+        out[name].extra["optimized_from"] = steer_of(d.source)
+        log(f"optimised {name} ({i + 1}/{len(start)}) from {steer_of(d.source)} in {time.perf_counter() - t0:.0f} s")
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            out[name].save(cache)
+    return out
+
+
 def run_generator(gen: str, args: argparse.Namespace) -> None:
     """Steps 1-5 of the module docstring for one generator."""
     saved = OUT / f"{gen}.json"
@@ -346,12 +389,22 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
     cands["shipped"] = shipped  # the incumbent competes too
     screen_codes = wplus(args.screen_n, args.seed + 1)
     screened = {}
-    for k, dirs in cands.items():
+
+    def screen(k: str, dirs: dict[str, Direction]) -> None:
         log(f"screen {k} on {args.screen_n} samples")
         screened[k] = measure_crosstalk(screen_codes, dirs, render, score, thresholds=thresholds,
-                                        families=families, step=args.step, scales=scales, samples="screen")
+                                        families=families, step=args.step, scales=scales, samples="screen",
+                                        statistic=args.statistic)
         log(f"  {k}: clean {screened[k].clean_count()} of {len(dirs)}, median worst "
             f"{fmt(screened[k].median_worst())}")
+
+    for k, dirs in cands.items():
+        screen(k, dirs)
+    if args.optimize_iterations:  # start from the best closed form, optimise through G and the classifier
+        closed = {name: choose(name, screened) for name in shipped}
+        cands["optimized"] = optimized_set(gen, G, classifier, targets, {n: cands[closed[n]][n] for n in shipped},
+                                           codes, thresholds, families, scales, args)
+        screen("optimized", cands["optimized"])
     picked = {name: choose(name, screened) for name in shipped}
     after = {name: cands[picked[name]][name] for name in shipped}
     chosen = {name: steer_of(after[name].source) for name in shipped}  # "shipped" named by its own steering
@@ -366,15 +419,19 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
     test_codes = invert_cached(method, G, test, encoders={"domain-guided": E}, options=options,
                                progress=False).codes
     results = {f"screen/{k}": v for k, v in screened.items()}
+    other = "signed" if args.statistic == "absolute" else "absolute"
     for label, dirs in (("before", shipped), ("after", after)):
         for samples, c in (("generator", eval_codes), ("test_faces", test_codes)):
-            log(f"measure {label} on {samples} ({len(c)})")
-            results[f"{label}/{samples}"] = measure_crosstalk(
-                c, dirs, render, score, thresholds=thresholds, families=families, step=args.step,
-                scales=scales, samples=samples)
-    for samples in ("generator", "test_faces"):
-        results[f"after/{samples}"].extra["steering"] = chosen
-        results[f"before/{samples}"].extra["steering"] = {k: d.source for k, d in shipped.items()}
+            for statistic, key in ((args.statistic, f"{label}/{samples}"), (other, f"{label}/{samples}/{other}")):
+                log(f"measure {label} on {samples} ({len(c)}), {statistic}")
+                results[key] = measure_crosstalk(
+                    c, dirs, render, score, thresholds=thresholds, families=families, step=args.step,
+                    scales=scales, samples=samples, statistic=statistic)
+    for key, ct in results.items():
+        if key.startswith("after/"):
+            ct.extra["steering"] = chosen
+        elif key.startswith("before/"):
+            ct.extra["steering"] = {k: d.source for k, d in shipped.items()}
     save_crosstalk(results, saved)
     log(f"wrote {saved.relative_to(ROOT)}")
     print("\nscreening (clean / median worst): " + ", ".join(
@@ -391,7 +448,9 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
         ship(gen, after, results, "python benchmarks/crosstalk.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in (("n", args.n), ("test_n", args.test_n),
                                                        ("screen_n", args.screen_n), ("fit_n", args.fit_n),
-                                                       ("seed", args.seed))))
+                                                       ("seed", args.seed), ("statistic", args.statistic),
+                                                       ("optimize_iterations", args.optimize_iterations),
+                                                       ("optimize_n", args.optimize_n))))
     names = [s for s in args.strip.split(",") if s]
     if names:
         faces, codes8 = test.images[:8], test_codes[:8]
@@ -409,6 +468,12 @@ def main() -> None:
     ap.add_argument("--screen-n", type=int, default=96, help="other generator samples on which the choice is made")
     ap.add_argument("--fit-n", type=int, default=4000, help="scored samples for the class means and covariance")
     ap.add_argument("--step", type=float, default=DEFAULT_STEP)
+    ap.add_argument("--statistic", choices=("absolute", "signed"), default="absolute",
+                    help="cross-talk statistic the choice is made and shipped with (absolute: per face, what one "
+                         "sees; signed: mean over faces); the other is measured and printed too")
+    ap.add_argument("--optimize-iterations", type=int, default=80,
+                    help="iterations of optimize_steering per direction (0: closed-form steerings only)")
+    ap.add_argument("--optimize-n", type=int, default=1024, help="fit samples the optimisation draws batches from")
     ap.add_argument("--idinvert-steps", type=int, default=0, help="IDInvert steps after the encoder (0: encoder only)")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--before", help="folder of the directions shipped before (default: the generator's own); they "

@@ -2,7 +2,7 @@
 
 Every capability of the library (generator backends, encoders and other networks, latent spaces, latent
 parts, embedders and refiners (the two stages of inversion) and the named methods composed of them, editors,
-checkpoint converters, image domains, commands) is registered through one of the hooks below, by the built-in
+checkpoint converters, image domains, face aligners, commands) is registered through one of the hooks below, by the built-in
 plugins exactly as by third-party ones. A plugin is any module or object with functions decorated by
 ``idinvert_plugins.hookimpl`` whose names match the hooks here.
 
@@ -225,6 +225,39 @@ class IdinvertHookSpecs:
             @idinvert_plugins.hookimpl
             def register_domains(register):
                 register(Stripes())
+        """
+
+    @hookspec
+    def register_aligners(self, register: Register) -> None:
+        """Register face aligners: what finds the faces of a real photo and their landmarks.
+
+        Call ``register(aligner)`` with an instance of an :class:`idinvert_plugins.align.Aligner` subclass
+        (``name``, ``description``) implementing ``detect(photo, *, source=None) -> list[Face]``: ``photo`` is
+        uint8 ``HxWx3`` RGB (EXIF orientation applied), each :class:`~idinvert_plugins.align.Face` holds the four
+        points FFHQ alignment uses (eye centres and mouth corners, the image's left first; 5- or 68-point arrays
+        are reduced to them) in pixels, ``(0, 0)`` the centre of the top-left pixel. The library does the rest:
+        the oriented crop for the generator's template, the transform (JSON) and the paste-back into the full
+        photo. Override ``unavailable()`` to return what to install when an optional package is missing; the
+        aligner is still listed. Built in: ``dlib`` (68 points, the ``[align]`` extra), ``toyfaces`` (the bundled
+        domain, offline), ``json`` (landmarks beside each photo). Used by ``idinvert align``, ``idinvert
+        invert|edit --align --aligner NAME`` and ``pipeline.json``'s ``"alignment": {"aligner": NAME}``. Example::
+
+            from idinvert_plugins.align import Aligner, Face
+
+            class Centre(Aligner):
+                name = "centre"
+                description = "assumes one upright face in the middle of the photo"
+
+                def detect(self, photo, *, source=None):
+                    h, w = photo.shape[:2]
+                    s = min(h, w)
+                    cx, cy = w / 2, h / 2
+                    return [Face([[cx - 0.15 * s, cy - 0.05 * s], [cx + 0.15 * s, cy - 0.05 * s],
+                                  [cx - 0.1 * s, cy + 0.2 * s], [cx + 0.1 * s, cy + 0.2 * s]])]
+
+            @idinvert_plugins.hookimpl
+            def register_aligners(register):
+                register(Centre())
         """
 
     @hookspec

@@ -34,6 +34,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "idinvert_plugins.builtins.stylegan2",
     "idinvert_plugins.builtins.toyfaces",
     "idinvert_plugins.builtins.inversion",
+    "idinvert_plugins.builtins.align",
 )
 
 #: hook name -> the kind of item it registers
@@ -48,6 +49,7 @@ HOOK_KINDS: dict[str, str] = {
     "register_editors": "editor",
     "register_converters": "converter",
     "register_domains": "domain",
+    "register_aligners": "aligner",
 }
 #: hooks that receive something other than a ``register`` callback (see :meth:`Plugins.add_commands`)
 SPECIAL_HOOKS: tuple[str, ...] = ("register_commands",)
@@ -345,6 +347,7 @@ _CONTRACTS: dict[str, tuple[str, str]] = {
     "register_latent_spaces": ("idinvert_plugins.spaces", "LatentSpace"),
     "register_converters": ("idinvert_plugins.convert.base", "CheckpointFormat"),
     "register_domains": ("idinvert_plugins.domain_spec", "Domain"),
+    "register_aligners": ("idinvert_plugins.align.base", "Aligner"),
 }
 
 

@@ -59,7 +59,7 @@ def test_matrix_worst_and_clean_on_known_linear_readings():
     assert all(ct.success[r] == 1.0 for r in ct.rows) and ct.clean_count() == 3
     entry = ct.entry("a")
     assert entry == {"clean": True, "success": 1.0, "worst": 0.15, "worst_attribute": "b", "target_change": 1.0,
-                     "step": 3.0, "samples": "generator", "n": 40}
+                     "step": 3.0, "samples": "generator", "n": 40, "statistic": "signed"}
 
 
 def test_strong_drag_or_low_success_is_not_clean():
@@ -266,3 +266,33 @@ def test_absolute_statistic_sees_a_drag_that_changes_sign_between_faces():
     assert absolute.target("a") == pytest.approx(1.0) and absolute.extra["statistic"] == "absolute"
     with pytest.raises(ValueError, match="statistic must be"):
         measure_crosstalk(codes(), {"a": unit(0)}, render, score, statistic="median", **kwargs)
+
+
+def test_optimized_steering_finds_the_clean_vector_the_boundary_misses():
+    """a = x0 + x3 and b = x1 + 0.9 x0 (another family): the plain direction x0 moves b by 0.9 of a's own change;
+    x3 moves a alone. Optimising through render and score from x0 must reach a clean vector (measured on other
+    codes than those it was fitted on), stay unit length, keep the boundary and the layers, and name itself."""
+    from idinvert_plugins.editors.optimized_steering import SteeringOptions, optimize_steering
+
+    def score(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"a": x[:, 0] + x[:, 3], "b": x[:, 1] + 0.9 * x[:, 0], "c-x": x[:, 2], "c-y": -x[:, 2]}
+
+    start = Direction(unit(0).vector, name="a", attribute="a", source="interfacegan-logistic-class-means",
+                      layers=[0], extra={"note": "kept"})
+    kwargs = dict(thresholds=THRESHOLDS, families=FAMILIES)
+    held_out = codes(60, seed=1)
+    before = measure_crosstalk(held_out, {"a": start}, render, score, statistic="absolute", step=3.0, **kwargs)
+    assert before.worst("a")[0] == pytest.approx(0.9, abs=1e-6) and not before.clean("a")
+    seen = []
+    opt = optimize_steering(start, codes(64, seed=0), render, score, options=SteeringOptions(iterations=150, lr=0.05),
+                            progress=lambda it, m: seen.append(m), **kwargs)
+    after = measure_crosstalk(held_out, {"a": opt}, render, score, statistic="absolute", step=3.0, **kwargs)
+    assert after.clean("a") and after.worst("a")[0] < 0.3 and after.success["a"] == 1.0
+    assert after.target("a") > 0.5 * before.target("a")
+    assert float(opt.vector.norm()) == pytest.approx(1.0, abs=1e-5)
+    assert opt.vector[3] > 0.5 and abs(float(opt.vector[2])) < 0.2  # towards x3; c's family left alone
+    assert torch.equal(opt.boundary, start.boundary) and opt.layers == [0] and opt.extra["note"] == "kept"
+    assert opt.source == "interfacegan-logistic-optimized" and len(seen) == 150
+    assert seen[-1]["worst"] < seen[0]["worst"]
+    with pytest.raises(ValueError, match="no attribute named 'z'"):
+        optimize_steering(Direction(unit(0).vector, name="z"), codes(8), render, score, **kwargs)

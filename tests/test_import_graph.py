@@ -25,28 +25,31 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: 0 foundation - declarations with no dependencies on the rest: the hook specs (the plugin author's manual),
 #:   declared parameters, cards, image I/O, the version, the domain contract (domain_spec), and the data
 #:   sources: image folders and the toy-face domain (attributes, painter, dataset tables, OOD set, the domain
-#:   object and their commands; numpy/PIL only, no torch).
+#:   object and their commands; numpy/PIL only, no torch); the geometry of face alignment (align.transform:
+#:   the FFHQ quad, its transform, warping and paste-back).
 #: 1 models - networks only: no file reading, no registry.
 #: 2 registry - the plugin registry and finding/loading registered models by name (hub), and finding the
 #:   registered domains (domains). Low, so that any layer above can look a registered kind up or load a named
 #:   model.
-#: 3 contracts - what an image became (latent, its code files, latent spaces) and the editor/inverter contracts.
+#: 3 contracts - what an image became (latent, its code files, latent spaces) and the editor/inverter/aligner
+#:   contracts.
 #: 4 building blocks - checkpoint converters, feature networks, losses, metrics.
-#: 5 methods - inverters (embedders, refiners, compositions) and editors (directions included).
+#: 5 methods - inverters (embedders, refiners, compositions), editors (directions included) and aligners (the
+#:   photo flow of align/).
 #: 6 pipeline - a generator with everything that goes with it; calls the methods.
 #: 7 jobs - evaluation and training, which drive pipelines, methods and building blocks.
 #: 8 front ends and registrations - the CLI, the app, the built-in plugins (they register everything
 #:   below), and the package facade ``idinvert_plugins/__init__.py``.
 LAYERS: list[list[str]] = [
-    ["_version", "hookspecs", "params", "cards", "images", "domain_spec", "data", "toyfaces"],
+    ["_version", "hookspecs", "params", "cards", "images", "domain_spec", "data", "toyfaces", "align.transform"],
     ["models"],
     ["plugins", "hub", "loading", "domains"],
-    ["latent", "codes", "spaces", "contracts", "inverters.base", "editors.base"],
+    ["latent", "codes", "spaces", "contracts", "inverters.base", "editors.base", "align.base"],
     ["convert", "features", "losses", "metrics"],
-    ["inverters", "editors", "directions"],
+    ["inverters", "editors", "directions", "align"],
     ["pipeline", "domain"],
     ["evaluation", "training"],
-    ["", "cli", "cli_common", "cli_edit", "app", "builtins"],
+    ["", "cli", "cli_common", "cli_edit", "app", "builtins", "align.commands"],
 ]
 
 

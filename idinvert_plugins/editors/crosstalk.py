@@ -109,7 +109,7 @@ class CrossTalk:
         return {"clean": self.clean(name), "success": round(self.success[name], 4),
                 "worst": None if math.isinf(worst) else round(worst, 4), "worst_attribute": attribute,
                 "target_change": round(self.target(name), 4), "step": self.step, "samples": self.samples,
-                "n": self.n}
+                "n": self.n, "statistic": self.extra.get("statistic", "signed")}
 
     def clean_count(self) -> int:
         """How many rows are clean."""

@@ -324,14 +324,19 @@ def save_directions(directions: Sequence[Direction], folder: str | Path, info: d
              "Sources ending in `-conditional` / `-conditional-class-means`: the normal / class-mean vector with "
              "the other attribute families' boundaries projected out (`--steer conditional`, InterFaceGAN's "
              "conditional manipulation); `-compensated`: the class-mean vector minus the other families' class-mean "
-             "vectors that cancel their boundary scores (`--steer compensated`).", ""]
+             "vectors that cancel their boundary scores (`--steer compensated`); `-optimized`: a vector optimised "
+             "through the generator and the attribute classifier to move its attribute while the other families stay "
+             "still (`editors/optimized_steering.py`, chosen by `benchmarks/crosstalk.py`).", ""]
     measured = {n: r["crosstalk"] for n, r in summary["directions"].items() if r.get("crosstalk")}
     if measured:
         first = next(iter(measured.values()))
         test_n = sum(bool((c.get("test_faces") or {}).get("clean")) for c in measured.values())
         lines += [f"Cross-talk (`benchmarks/crosstalk.py`, step {first.get('step', 3):g}): *success*, the share of "
                   "faces whose attribute moves the intended way; *cross-talk*, the most an attribute of another family "
-                  "moves (classifier change in spreads of real faces) relative to the target's own change, and which; "
+                  "moves (classifier change in spreads of real faces"
+                  + (", mean of its absolute change per face: what one sees on single faces"
+                     if first.get("statistic") == "absolute" else ", signed mean over faces")
+                  + ") relative to the target's own change, and which; "
                   "*clean*: success >= 90 % and cross-talk <= 0.5, else *weak* (shipped, but expect other attributes "
                   f"to move). Clean on G's own samples: {sum(bool(c.get('clean')) for c in measured.values())} of "
                   f"{len(measured)}; on inverted held-out test faces: {test_n} of {len(measured)}.", ""]

@@ -120,14 +120,16 @@ def resolve_targets(directions: Mapping[str, Direction], heads: Sequence[Mapping
     return targets, skipped
 
 
-def classifier_scorer(classifier: nn.Module, targets: Mapping[str, AttributeTarget], batch: int = 128) -> ScoreFn:
+def classifier_scorer(classifier: nn.Module, targets: Mapping[str, AttributeTarget], batch: int = 128,
+                      differentiable: bool = False) -> ScoreFn:
     """``images -> {target name: [N] scores}`` with the attribute classifier (images of another resolution are
-    resized to the classifier's)."""
+    resized to the classifier's). ``differentiable``: the scores keep their graph back to the images (for
+    optimising through the classifier, :mod:`~idinvert_plugins.editors.optimized_steering`)."""
     heads = {h["name"]: h for h in classifier.attributes}
     device = next(classifier.parameters()).device
     size = int(classifier.resolution)
 
-    @torch.no_grad()
+    @torch.set_grad_enabled(differentiable)
     def score(images: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, list[torch.Tensor]] = {name: [] for name in targets}
         for i in range(0, len(images), batch):
