@@ -1,0 +1,190 @@
+"""The built-in aligners: ``dlib`` (real photos; the ``[align]`` extra), ``toyfaces`` (the bundled domain, offline,
+no extra) and ``json`` (landmarks a user wrote next to each photo)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .base import Aligner, Face, read_landmarks
+from .transform import TOYFACES, align_face, make_transform
+
+ALIGN_EXTRA_HINT = "pip install 'idinvert-plugins[align]' (dlib-bin and face-recognition-models, no compiler needed)"
+
+
+class DlibAligner(Aligner):
+    """dlib's HOG face detector and its 68-point shape predictor, the landmarks FFHQ itself was aligned with."""
+
+    name = "dlib"
+    landmarks = "68-point (iBUG 300-W)"
+    description = ("real photos: dlib's HOG face detector + 68-point shape predictor (the FFHQ landmarks), from "
+                   "dlib-bin and face-recognition-models (the [align] extra). The 68-point model was trained on "
+                   "iBUG 300-W, whose licence excludes commercial use")
+    PREDICTOR = "shape_predictor_68_face_landmarks.dat"
+
+    def __init__(self, upsample: int = 1) -> None:
+        self.upsample = upsample
+        self._lock = threading.Lock()
+        self._models: tuple[Any, Any] | None = None
+
+    def _model_file(self) -> Path | None:
+        # find_spec does not run the package (its __init__ imports pkg_resources, gone from new setuptools)
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        path = Path(next(iter(spec.submodule_search_locations))) / "models" / self.PREDICTOR
+        return path if path.is_file() else None
+
+    def unavailable(self) -> str | None:
+        if importlib.util.find_spec("dlib") is None:
+            return f"the dlib aligner needs dlib: {ALIGN_EXTRA_HINT}"
+        if self._model_file() is None:
+            return f"the dlib aligner needs {self.PREDICTOR} from face-recognition-models: {ALIGN_EXTRA_HINT}"
+        return None
+
+    def _load(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._models is None:
+                reason = self.unavailable()
+                if reason:
+                    raise ValueError(reason)
+                import dlib
+
+                self._models = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(self._model_file())))
+            return self._models
+
+    def detect(self, photo: np.ndarray, *, source: str | Path | None = None) -> list[Face]:
+        import dlib
+
+        detector, predictor = self._load()
+        img = np.ascontiguousarray(photo, dtype=np.uint8)
+        boxes, scores, _ = detector.run(img, self.upsample, 0.0)
+        faces = []
+        for box, score in zip(boxes, scores):
+            shape = predictor(img, dlib.rectangle(box.left(), box.top(), box.right(), box.bottom()))
+            pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)], np.float64)
+            faces.append(Face(pts, float(score), pts, (box.left(), box.top(), box.right(), box.bottom())))
+        return faces
+
+
+class SidecarAligner(Aligner):
+    """Landmarks written by the user next to each photo: ``PHOTO_STEM.landmarks.json``."""
+
+    name = "json"
+    description = ("landmarks you give: reads PHOTO_STEM.landmarks.json beside each photo (eye centres and mouth "
+                   "corners, or 5 or 68 points per face); --landmarks FILE gives one file for one photo")
+
+    def detect(self, photo: np.ndarray, *, source: str | Path | None = None) -> list[Face]:
+        if source is None:
+            raise ValueError("the json aligner reads PHOTO_STEM.landmarks.json beside the photo: give a file path, "
+                             "or pass --landmarks FILE")
+        path = sidecar_path(source)
+        if not path.is_file():
+            raise ValueError(f"{Path(source).name}: no landmarks file {path.name} beside it (the json aligner "
+                             "reads one per photo)")
+        return read_landmarks(path)
+
+
+def sidecar_path(photo: str | Path) -> Path:
+    """Where the ``json`` aligner looks for a photo's landmarks."""
+    photo = Path(photo)
+    return photo.with_name(photo.stem + ".landmarks.json")
+
+
+class ToyFacesAligner(Aligner):
+    """The toy-face landmark network on a pyramid of the photo (detection), then on each face's aligned crop
+    (refinement, twice): offline, for the bundled domain."""
+
+    name = "toyfaces"
+    description = ("the bundled toy-face domain: finds toy faces and their eye centres and mouth corners with the "
+                   "toyfaces-landmarks-64 network (trained on renders; offline, no extra). Not for real photos")
+    model = "toyfaces-landmarks-64"
+
+    def __init__(self, threshold: float = 0.35, refine: int = 2, min_side: int = 32) -> None:
+        self.threshold = threshold
+        self.refine = refine
+        self.min_side = min_side
+        self._lock = threading.Lock()
+        self._net: Any = None
+
+    def network(self) -> Any:
+        with self._lock:
+            if self._net is None:
+                from ..hub import load_model
+
+                self._net = load_model(self.model, kind="landmarks")
+            return self._net
+
+    @torch.no_grad()
+    def _run(self, img: torch.Tensor) -> list[dict[str, Any]]:
+        """Faces in ``img`` ``[1, 3, h, w]`` in [-1, 1] (padded to a multiple of 8 here)."""
+        net = self.network()
+        h, w = img.shape[-2:]
+        ph, pw = (-h) % 8, (-w) % 8
+        if ph or pw:
+            img = F.pad(img, (0, pw, 0, ph), mode="replicate")
+        return net.decode(net(img), threshold=self.threshold)[0]
+
+    def detect(self, photo: np.ndarray, *, source: str | Path | None = None) -> list[Face]:
+        x = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        h, w = x.shape[-2:]
+        found: list[tuple[float, np.ndarray]] = []
+        level = -1
+        while True:
+            f = 2.0 ** (-level / 2.0)
+            lh, lw = round(h * f), round(w * f)
+            if min(lh, lw) < self.min_side:
+                break
+            level += 1
+            if max(lh, lw) > 2048:
+                continue
+            img = F.interpolate(x, size=(lh, lw), mode="bilinear", align_corners=False, antialias=f < 1.0)
+            for face in self._run(img):
+                lm = np.asarray(face["landmarks"], np.float64)
+                lm = np.stack([(lm[:, 0] + 0.5) * w / lw - 0.5, (lm[:, 1] + 0.5) * h / lh - 0.5], axis=1)
+                found.append((face["score"], lm))
+        faces = []
+        for score, lm in sorted(found, key=lambda t: -t[0]):  # non-maximum suppression across levels
+            eye_mid = lm[:2].mean(0)
+            if any(np.hypot(*(eye_mid - k.landmarks[:2].mean(0))) < 0.5 * np.hypot(*(k.landmarks[1] -
+                   k.landmarks[0])) for k in faces):
+                continue
+            refined = self._refine(photo, lm)
+            if refined is not None:
+                faces.append(Face(refined[1], min(score, refined[0])))
+        return faces
+
+    def _refine(self, photo: np.ndarray, lm: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """Run the network on the face's ``toyfaces``-template crop at its training resolution and map the
+        landmarks of the face nearest the crop's centre back; None if none is there (a false detection)."""
+        size = int(self.network().resolution)
+        h, w = photo.shape[:2]
+        score = 1.0
+        for _ in range(max(self.refine, 1)):
+            try:
+                tf = make_transform(lm, size, (w, h), TOYFACES)
+            except ValueError:
+                return None
+            crop = align_face(photo, tf)
+            x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+            faces = self._run(x)
+            centre = np.array([size / 2.0 - 0.5] * 2)
+            near = [f for f in faces if np.hypot(*(np.asarray(f["centre"]) - centre)) < 0.2 * size]
+            if not near:
+                return None
+            best = max(near, key=lambda f: f["score"])
+            score = float(best["score"])
+            lm = tf.to_photo(np.asarray(best["landmarks"], np.float64))
+            if not math.isfinite(float(lm.sum())):
+                return None
+        return score, lm
+
+
+__all__ = ["ALIGN_EXTRA_HINT", "DlibAligner", "SidecarAligner", "ToyFacesAligner", "sidecar_path"]

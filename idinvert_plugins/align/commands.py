@@ -1,0 +1,176 @@
+"""``idinvert align`` (photos -> aligned crops + transforms) and ``idinvert paste`` (a crop back into its photo),
+and the ``--align`` options shared with ``idinvert invert`` and ``idinvert edit``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .base import LANDMARKS_HELP
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def parse_face(text: str) -> int | str:
+    """``--face``: a face index (0 = the largest) or ``all``."""
+    if text == "all":
+        return "all"
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad --face {text!r}: a face index (0 = the largest) or 'all'") from None
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"bad --face {text!r}: indices start at 0 (the largest face)")
+    return k
+
+
+def add_align_options(p: argparse.ArgumentParser, *, flag: bool) -> None:
+    """The options of alignment; ``flag``: add ``--align`` itself (``invert`` and ``edit``)."""
+    if flag:
+        p.add_argument("--align", action="store_true",
+                       help="the inputs are photos: find the faces, align them for the generator (FFHQ-style, "
+                            "its template), and paste the results back into the full-size photo")
+    p.add_argument("--face", type=parse_face, default=None, metavar="K|all",
+                   help="which face of a photo: its index (0 = the largest, then left to right) or all "
+                        "(default: 0)")
+    p.add_argument("--aligner", default=None,
+                   help="who finds the faces: dlib (real photos, the [align] extra), toyfaces (the bundled domain), "
+                        "json (PHOTO_STEM.landmarks.json beside each photo) or a plugin's (default: the generator's "
+                        "pipeline.json alignment, else toyfaces for toyfaces-* models, else dlib)")
+    p.add_argument("--landmarks", metavar="FILE.json", help=LANDMARKS_HELP + "; instead of an aligner (one photo)")
+    p.add_argument("--template", default=None,
+                   help="where the face sits in the crop: ffhq, toyfaces (default: the generator's)")
+
+
+def photo_alignment(args: argparse.Namespace, model: str | Path | None, config: dict | None = None) -> dict[str, Any]:
+    """The aligner name and template of a command: its options, else what goes with ``model``."""
+    from .photo import alignment_for
+    from .transform import get_template
+
+    chosen = alignment_for(model, config)
+    if getattr(args, "aligner", None):
+        chosen["aligner"] = args.aligner
+    if getattr(args, "template", None):
+        chosen["template"] = get_template(args.template)
+    return chosen
+
+
+def expand_photos(paths: Sequence[str | Path]) -> list[Path]:
+    """Photo files of the arguments: files as given, folders expanded to their images (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in PHOTO_SUFFIXES and f.is_file())
+        else:
+            out.append(p)
+    return out
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    from .photo import align_photo, load_photo
+
+    photos = expand_photos(args.photos)
+    if args.landmarks and len(photos) > 1:
+        raise ValueError("--landmarks FILE gives the faces of one photo; for several, use --aligner json "
+                         "(PHOTO_STEM.landmarks.json beside each photo)")
+    config = None
+    if args.model:
+        from ..hub import resolve_model
+        from ..pipeline import read_pipeline_config
+
+        config = read_pipeline_config(resolve_model(args.model).folder)
+    chosen = photo_alignment(args, args.model, config)
+    size = args.size or (_model_resolution(args.model) if args.model else 256)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    total, t0 = 0, time.perf_counter()
+    for path in photos:
+        photo = load_photo(path)
+        faces = align_photo(photo, aligner=chosen["aligner"], template=chosen["template"], size=size, face=args.face,
+                            landmarks=args.landmarks, source=path, name=path.name)
+        for f in faces:
+            stem = f"{path.stem}_{f.face}"
+            crop_path, tf_path = out / f"{stem}.png", out / f"{stem}.json"
+            for existing in (crop_path, tf_path):
+                if existing.exists() and not args.force:
+                    raise ValueError(f"{existing} exists: pass --force to overwrite, or -o another folder")
+            from PIL import Image
+
+            Image.fromarray(f.crop).save(crop_path)
+            f.transform.save(tf_path)
+            eyes = f.transform.to_crop(f.found.landmarks[:2])
+            print(f"{path.name}: face {f.face} ({f.transform.aligner}, score {f.found.score:.2f}) -> {crop_path.name}, "
+                  f"{tf_path.name}  [{size}px, {f.transform.scale:.2f} photo px per crop px, rotated "
+                  f"{f.transform.angle:+.1f} deg, eyes at ({eyes[0, 0]:.1f}, {eyes[0, 1]:.1f}) "
+                  f"({eyes[1, 0]:.1f}, {eyes[1, 1]:.1f})]")
+            total += 1
+    dt = time.perf_counter() - t0
+    print(f"{total} face(s) from {len(photos)} photo(s) aligned with {chosen['aligner']} (template "
+          f"{chosen['template'].name}) in {dt:.2f} s ({1000 * dt / max(len(photos), 1):.0f} ms per photo)")
+    return 0
+
+
+def _model_resolution(model: str | Path) -> int:
+    from ..hub import read_config, resolve_model
+
+    args = read_config(resolve_model(model).folder).get("args", {})
+    if "resolution" not in args:
+        raise ValueError(f"{model}: cannot tell its resolution; pass --size N")
+    return int(args["resolution"])
+
+
+def cmd_paste(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from .photo import load_photo
+    from .transform import AlignTransform, paste_back
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise ValueError(f"{out} exists: pass --force to overwrite it")
+    photo = load_photo(args.photo)
+    crop = load_photo(args.crop)
+    tf = AlignTransform.load(args.transform)
+    result, mask = paste_back(photo, crop, tf, return_mask=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(result).save(out)
+    print(f"wrote {out} ({result.shape[1]}x{result.shape[0]}; {int((mask > 0).sum())} pixels inside the blend "
+          "mask changed at most, the rest are the photo's)")
+    if args.mask:
+        Image.fromarray((mask * 255 + 0.5).astype("uint8")).save(args.mask)
+        print(f"wrote {args.mask} (the blend mask)")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Add ``align`` and ``paste`` to the ``idinvert`` subparsers."""
+    p = sub.add_parser("align", help="find the faces of photos and write aligned crops with their transforms",
+                       description="Find the faces of photos, cut FFHQ-style aligned crops and write each with "
+                                   "the transform that undoes it (PHOTO_K.png + PHOTO_K.json, K the face index).")
+    p.add_argument("photos", nargs="+", help="photo files or folders of photos")
+    p.add_argument("--model", help="the generator the crops are for: its alignment (aligner, template) and "
+                                   "resolution are the defaults")
+    add_align_options(p, flag=False)
+    p.add_argument("--size", type=int, default=None, help="crop side in pixels (default: the model's resolution, "
+                                                          "else 256)")
+    p.add_argument("--force", action="store_true", help="overwrite existing crops and transforms")
+    p.add_argument("-o", "--output", required=True, help="folder for PHOTO_K.png and PHOTO_K.json")
+    p.set_defaults(func=cmd_align)
+
+    p = sub.add_parser("paste", help="paste an aligned (edited) crop back into its photo with its transform",
+                       description="Warp a crop back into the full-size photo with the transform `idinvert align` "
+                                   "wrote, blended with a feathered face mask (pixels outside it are unchanged).")
+    p.add_argument("photo")
+    p.add_argument("crop", help="the crop (any size: the transform's quad decides where it goes)")
+    p.add_argument("transform", help="PHOTO_K.json from `idinvert align` (or --save-transforms)")
+    p.add_argument("--mask", metavar="PATH", help="also write the blend mask")
+    p.add_argument("--force", action="store_true", help="overwrite OUTPUT")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_paste)
+
+
+__all__ = ["add_align_options", "add_parsers", "cmd_align", "cmd_paste", "expand_photos", "parse_face",
+           "photo_alignment"]
