@@ -80,7 +80,7 @@ DEFAULT_METHOD = "idinvert"
 DEFAULT_DIRECTIONS = "directions/"
 #: the keys a ``pipeline.json`` may hold (keys starting with ``_`` are comments and ignored)
 PIPELINE_KEYS = ("generator", "encoder", "encoders", "feature_net", "classifier", "directions", "default_method",
-                 "description", "typical_mse")
+                 "description", "typical_mse", "alignment")
 _COMPONENTS = ("encoder", "encoders", "feature_net", "classifier", "directions")
 _KIND = {"encoder": "encoder", "classifier": "classifier"}
 
@@ -159,6 +159,13 @@ def check_pipeline_config(config: Mapping[str, Any], where: str = PIPELINE_NAME)
             if not isinstance(value, dict) or not all(isinstance(v, int | float) and v > 0 for v in value.values()):
                 raise PipelineError(f"{where}: key 'typical_mse' must be an object of positive numbers by inversion "
                                     f"method, e.g. {{\"encoder\": 0.016, \"idinvert\": 0.011}}; got {value!r}")
+        elif key == "alignment":  # {"aligner": NAME, "template": NAME or its numbers}, see align/photo.py
+            ok = isinstance(value, dict) and set(value) <= {"aligner", "template"} and isinstance(
+                value.get("aligner", ""), str) and isinstance(value.get("template", ""), str | dict)
+            if not ok:
+                raise PipelineError(f"{where}: key 'alignment' must be an object with an aligner name and a template "
+                                    f"(a name or its numbers), e.g. {{\"aligner\": \"dlib\", \"template\": \"ffhq\"}}; "
+                                    f"got {value!r}")
         elif key == "directions":
             if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
                 raise PipelineError(f"{where}: key 'directions' must be a folder (or a list of folders) relative "
