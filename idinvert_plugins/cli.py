@@ -64,6 +64,7 @@ PLUGIN_KINDS: tuple[tuple[str, str], ...] = (
     ("refiner", "Refiners (later stages: --refine A,B)"),
     ("inverter", "Methods (named compositions: --method)"),
     ("latent_part", "Latent parts (what a latent keeps besides W+)"),
+    ("aligner", "Aligners (photos: idinvert align / invert|edit --align --aligner NAME)"),
     ("editor", "Editors (idinvert edit --editor NAME --set KEY=VALUE)"),
     ("command", "Commands added by plugins"),
     ("generator", "Generator backends"),
@@ -156,6 +157,10 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from .params import parse_assignments
 
     pipe = pipeline_from_args(args.name, args)
+    if args.align:  # photos: align the faces, invert the crops, paste the reconstructions back
+        from .align.commands import invert_photos
+
+        return invert_photos(pipe, args)
     paths = [Path(p) for p in args.images]
     images, result = invert_images(pipe, paths, method=args.method, steps=args.steps, crop=args.crop,
                                    bf16=args.bf16, embed=args.embed, refine=args.refine,
@@ -302,7 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true",
                    help="optimise in bfloat16 autocast (about 1.6x faster at 256 px on CPU; results within ~1 %%)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("-o", "--output", required=True, help="folder for STEM.png and STEM.safetensors")
+    from .align.commands import add_align_options
+
+    add_align_options(p, flag=True)
+    p.add_argument("-o", "--output", required=True, help="folder for STEM.png and STEM.safetensors (with --align: "
+                                                         "STEM.png full size, STEM_K.safetensors and STEM_K.json "
+                                                         "per face K)")
     p.set_defaults(func=cmd_invert)
 
     p = sub.add_parser("convert", help="convert an official checkpoint into a model folder")

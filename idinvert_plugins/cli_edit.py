@@ -156,7 +156,7 @@ def _run_editor(pipe: Any, latent: Any, tiles: list, args: argparse.Namespace) -
 
     from .codes import save_latent
     from .editors.base import EditContext
-    from .images import save_image, save_strip
+    from .images import save_strip
     from .params import parse_assignments
     from .plugins import get_plugins
 
@@ -243,7 +243,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
     from .cli_common import pipeline_from_args
     from .codes import load_latent, save_latent
     from .editors.manipulate import Manipulate
-    from .images import load_image, save_image, save_strip
+    from .images import load_image, save_strip
     from .latent import Latent, render
 
     pipe = pipeline_from_args(args.model, args)

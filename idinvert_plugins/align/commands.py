@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .base import LANDMARKS_HELP
 
@@ -28,11 +31,14 @@ def parse_face(text: str) -> int | str:
 
 
 def add_align_options(p: argparse.ArgumentParser, *, flag: bool) -> None:
-    """The options of alignment; ``flag``: add ``--align`` itself (``invert`` and ``edit``)."""
+    """The options of alignment; ``flag``: add ``--align`` and ``--save-crops`` (``invert`` and ``edit``)."""
     if flag:
         p.add_argument("--align", action="store_true",
                        help="the inputs are photos: find the faces, align them for the generator (FFHQ-style, "
                             "its template), and paste the results back into the full-size photo")
+        p.add_argument("--save-crops", action="store_true",
+                       help="with --align: also write each face's aligned crop, the generator's crop and the "
+                            "transform (STEM_K_crop.png, STEM_K_<result>.png, STEM_K.json)")
     p.add_argument("--face", type=parse_face, default=None, metavar="K|all",
                    help="which face of a photo: its index (0 = the largest, then left to right) or all "
                         "(default: 0)")
@@ -67,6 +73,139 @@ def expand_photos(paths: Sequence[str | Path]) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+@dataclass
+class PhotoFaces:
+    """A photo of a command and its aligned faces (crops at the generator's resolution)."""
+
+    path: Path
+    photo: np.ndarray
+    faces: list[Any]
+
+    def paste(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The photo with ``images`` (``[n_faces, 3, R, R]`` in [-1, 1], one per face) pasted back."""
+        from .photo import paste_faces
+
+        return paste_faces(self.photo, list(images), [f.transform for f in self.faces])
+
+    def write(self, images: Any, output: str | Path) -> Path:
+        """Paste ``images`` back and write the full-size photo to ``output``."""
+        from PIL import Image
+
+        result, _ = self.paste(images)
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(result).save(output)
+        return output
+
+
+def align_photos_for(pipe: Any, sources: Sequence[str | Path], args: argparse.Namespace) -> list[PhotoFaces]:
+    """Align the faces of photos ``sources`` for ``pipe``'s generator (its alignment, or the command's
+    ``--aligner`` / ``--template`` / ``--landmarks`` / ``--face``)."""
+    from .photo import align_photo, load_photo
+
+    photos = expand_photos(sources)
+    if getattr(args, "landmarks", None) and len(photos) > 1:
+        raise ValueError("--landmarks FILE gives the faces of one photo; for several, use --aligner json "
+                         "(PHOTO_STEM.landmarks.json beside each photo)")
+    chosen = photo_alignment(args, pipe.name, getattr(pipe, "config", None))
+    groups = []
+    for path in photos:
+        photo = load_photo(path)
+        faces = align_photo(photo, aligner=chosen["aligner"], template=chosen["template"], size=pipe.resolution,
+                            face=args.face, landmarks=getattr(args, "landmarks", None), source=path, name=path.name)
+        groups.append(PhotoFaces(path, photo, faces))
+    return groups
+
+
+def crops_of(groups: Sequence[PhotoFaces]) -> Any:
+    """The aligned crops of all faces of ``groups``, ``[N, 3, R, R]`` in [-1, 1]."""
+    import torch
+
+    from ..images import from_uint8
+
+    return torch.stack([from_uint8(f.crop) for g in groups for f in g.faces])
+
+
+def save_face_files(group: PhotoFaces, folder: Path, crops: Any = None, results: Any = None, suffix: str = "") -> None:
+    """``STEM_K.json`` (the transform) per face, and with ``crops`` / ``results`` the aligned input and the
+    generator's output crops (``STEM_K_crop.png``, ``STEM_K{suffix}.png``)."""
+    from ..images import save_image
+
+    for j, f in enumerate(group.faces):
+        stem = f"{group.path.stem}_{f.face}"
+        f.transform.save(folder / f"{stem}.json")
+        if crops is not None:
+            save_image(crops[j], folder / f"{stem}_crop.png")
+        if results is not None:
+            save_image(results[j], folder / f"{stem}{suffix}.png")
+
+
+def invert_photos(pipe: Any, args: argparse.Namespace) -> int:
+    """``idinvert invert GEN PHOTO... --align``: align, invert the crops, paste the reconstructions back; writes
+    ``STEM.png`` (full size), ``STEM_K.safetensors`` and ``STEM_K.json`` per face (and the crops with
+    ``--save-crops``)."""
+    from ..cli_common import composed_method
+    from ..codes import save_latent
+    from ..domain import warn_out_of_domain
+    from ..metrics import mse
+    from ..params import parse_assignments
+
+    t0 = time.perf_counter()
+    groups = align_photos_for(pipe, args.images, args)
+    t_align = time.perf_counter() - t0
+    x = crops_of(groups)
+    method, inverter = composed_method(pipe, args.method, args.embed, args.refine)
+    options = parse_assignments(args.set)
+    if args.steps is not None and "steps" in {p.name for p in inverter.params}:
+        options.setdefault("steps", args.steps)
+    if args.bf16:
+        options["autocast"] = True
+    result = pipe.invert(x, inverter, progress=True, **options)
+    method = result.info.get("inverter", method)
+    errors = mse(result.images.to(x), x)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    i = 0
+    for g in groups:
+        n = len(g.faces)
+        images = result.images[i:i + n].detach().cpu()
+        path = g.write(images, out / f"{g.path.stem}.png")
+        for j, f in enumerate(g.faces):
+            save_latent(result.latent[i + j], out / f"{g.path.stem}_{f.face}.safetensors", generator=pipe.name,
+                        method=method)
+            print(f"{g.path.name}: face {f.face} mse {float(errors[i + j]):.5f} (aligned crop)")
+            warn_out_of_domain(pipe, method, f"{g.path.name} face {f.face}", float(errors[i + j]))
+        save_face_files(g, out, x[i:i + n] if args.save_crops else None, images if args.save_crops else None,
+                        "_inverted")
+        print(f"  -> {path} ({g.photo.shape[1]}x{g.photo.shape[0]}, {n} face(s) pasted back), "
+              f"{g.path.stem}_K.safetensors, {g.path.stem}_K.json")
+        i += n
+    print(f"{len(x)} face(s) of {len(groups)} photo(s) aligned in {t_align:.2f} s and inverted with {method} in "
+          f"{result.seconds:.2f} s")
+    return 0
+
+
+def aligned_latents(pipe: Any, source: str | Path, args: argparse.Namespace) -> tuple[Any, list, PhotoFaces]:
+    """``idinvert edit PHOTO --align``: the latents of the photo's chosen faces (inverted together), their crops
+    (the strip's input tiles) and the photo, to paste the edits into."""
+    from ..domain import warn_out_of_domain
+    from ..metrics import mse
+
+    [group] = align_photos_for(pipe, [source], args)
+    x = crops_of([group])
+    from ..cli_common import composed_method
+
+    method, inverter = composed_method(pipe, args.method, None, None)
+    options = {"steps": args.steps} if args.steps is not None and "steps" in {p.name for p in inverter.params} \
+        else {}
+    result = pipe.invert(x, inverter, progress=True, **options)
+    errors = mse(result.images.to(x), x)
+    for j, f in enumerate(group.faces):
+        print(f"{group.path.name}: face {f.face} inverted with {method}, mse {float(errors[j]):.5f}")
+        warn_out_of_domain(pipe, method, f"{group.path.name} face {f.face}", float(errors[j]))
+    return result.latent.detach(), list(x), group
 
 
 def cmd_align(args: argparse.Namespace) -> int:
@@ -172,5 +311,6 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=cmd_paste)
 
 
-__all__ = ["add_align_options", "add_parsers", "cmd_align", "cmd_paste", "expand_photos", "parse_face",
-           "photo_alignment"]
+__all__ = ["PhotoFaces", "add_align_options", "add_parsers", "align_photos_for", "aligned_latents", "cmd_align",
+           "cmd_paste", "crops_of", "expand_photos", "invert_photos", "parse_face", "photo_alignment",
+           "save_face_files"]
