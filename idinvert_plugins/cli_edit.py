@@ -149,7 +149,22 @@ def _editor_value(pipe: Any, kind: str, key: str, value: Any) -> Any:
     return value
 
 
-def _run_editor(pipe: Any, latent: Any, tiles: list, args: argparse.Namespace) -> int:
+def _write_result(images: Any, args: argparse.Namespace, photo: Any = None) -> Path:
+    """Write the edited image(s) ``[N, 3, R, R]``: the first as ``--output``; with ``--align`` all of them pasted into
+    the full-size photo (and with ``--save-crops`` the crops and transforms beside it)."""
+    from .images import save_image
+
+    if photo is None:
+        return save_image(images[0], args.output)
+    out = photo.write(images.detach().cpu(), args.output)
+    if args.save_crops:
+        from .align.commands import crops_of, save_face_files
+
+        save_face_files(photo, out.parent, crops_of([photo]), images.detach().cpu(), "_edited")
+    return out
+
+
+def _run_editor(pipe: Any, latent: Any, tiles: list, args: argparse.Namespace, photo: Any = None) -> int:
     """``idinvert edit --editor NAME --set KEY=VALUE``: any registered editor with its declared parameters; a
     result with several variants (an interpolation) is written as a strip."""
     import torch
@@ -183,7 +198,7 @@ def _run_editor(pipe: Any, latent: Any, tiles: list, args: argparse.Namespace) -
         print(f"wrote {out} ({editor.name}: {frames.shape[0]} frames)")
         final = result.latent.with_wp(result.latent.wp[:, -1])
     else:
-        save_image(images[0], out)
+        _write_result(images, args, photo)
         print(f"wrote {out} ({editor.name} with {', '.join(f'{k}={v}' for k, v in raw.items()) or 'defaults'})")
         final = result.latent
     if args.save_code:
@@ -248,6 +263,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
 
     pipe = pipeline_from_args(args.model, args)
     G = pipe.generator
+    photo = None  # with --align: the photo and its aligned faces
     if args.editor and args.edit:
         raise ValueError("give either --edit NAME=STRENGTH (directions) or --editor NAME [--set KEY=VALUE], not both")
     if not args.edit and not args.editor:
@@ -257,12 +273,18 @@ def cmd_edit(args: argparse.Namespace) -> int:
     if args.code:
         latent = load_latent(args.code, G)
         tiles = [load_image(args.image, G.resolution, crop=args.crop).to(args.device)] if args.image else []
+    elif args.image and args.align:  # a photo: its faces aligned and inverted; the edits are pasted back
+        from .align.commands import aligned_latents
+
+        latent, tiles, photo = aligned_latents(pipe, args.image, args)
     elif args.image:
         latent, tiles = latents_for(pipe, [args.image], args)
     else:
         raise ValueError("give an IMAGE to invert, or --code CODE.safetensors (a code file from `idinvert invert`)")
+    if args.align and not args.image:
+        raise ValueError("--align needs the PHOTO to paste the edit into (with --code too)")
     if args.editor:
-        return _run_editor(pipe, latent, tiles, args)
+        return _run_editor(pipe, latent, tiles, args, photo)
     code = latent.wp
     layers = _layer_range(G, args.layers)
     conditions = {c: _pipeline_direction(pipe, c) for c in (args.condition_on or [])}
@@ -282,9 +304,11 @@ def cmd_edit(args: argparse.Namespace) -> int:
               f"|dw| {float(delta[0].norm(dim=-1).max()):.3f}"
               + (f"; conditioned on {', '.join(s for s in conditions if s != name)}" if cond else ""))
     with torch.no_grad():
-        image = render(G, latent.with_wp(edited))[0]
-    out = save_image(image, args.output)
-    print(f"wrote {out} ({len(args.edit)} edit(s) summed)")
+        images = render(G, latent.with_wp(edited))
+    out = _write_result(images, args, photo)
+    print(f"wrote {out} ({len(args.edit)} edit(s) summed"
+          + (f"; {len(images)} face(s) pasted into the {photo.photo.shape[1]}x{photo.photo.shape[0]} photo)"
+             if photo is not None else ")"))
     if args.save_code:
         save_latent(latent.with_wp(edited), args.save_code, generator=pipe.name, edits=json.dumps(args.edit))
         print(f"wrote {args.save_code} (the edited code{' and its parts' if latent.parts else ''})")
@@ -580,7 +604,10 @@ def add_parsers(sub: Any) -> None:
                    help="also write a strip input | reconstruction | each edit | all edits (default path: "
                         "OUTPUT_strip.png)")
     p.add_argument("--save-code", metavar="PATH", help="also write the edited W+ code")
-    p.add_argument("-o", "--output", required=True)
+    from .align.commands import add_align_options
+
+    add_align_options(p, flag=True)
+    p.add_argument("-o", "--output", required=True, help="the edited image (with --align: the full-size photo)")
     p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("interpolate", help="a strip from one image (or code) to another")
