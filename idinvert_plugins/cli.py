@@ -186,7 +186,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert_checkpoint, load_hint
     from .hub import read_config
 
-    folders = convert_checkpoint(args.src, args.output, args.format, name=args.name)
+    report: list = []
+    folders = convert_checkpoint(args.src, args.output, args.format, name=args.name, report=report)
+    ignored = [e for net in report for e in net.notes.get("ignored_entries", [])]
+    if ignored:  # training leftovers (optimizer, discriminator, step counters): not part of the networks
+        print(f"ignored: {', '.join(dict.fromkeys(map(str, ignored)))}")
     for folder in folders:
         kind = read_config(folder)["kind"]
         python, cli = load_hint(folder, kind)

@@ -35,6 +35,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "idinvert_plugins.builtins.toyfaces",
     "idinvert_plugins.builtins.inversion",
     "idinvert_plugins.builtins.align",
+    "idinvert_plugins.builtins.encoders",
 )
 
 #: hook name -> the kind of item it registers

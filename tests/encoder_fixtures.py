@@ -103,3 +103,79 @@ def _decoder_standin(sd: dict[str, torch.Tensor]) -> None:
 def latent_avg(name: str) -> torch.Tensor:
     la = manifest(name)["checkpoint"]["latent_avg"]
     return make_tensor(la["shape"], la["dtype"], la["init"])
+
+
+def check_rebuilt(name: str, ckpt: dict[str, Any]) -> None:
+    """Every rebuilt tensor against the manifest's ``check`` (float64 sums and first values)."""
+    sd = ckpt["state_dict"]
+    for entry in manifest(name)["state_dict"]:
+        if entry["init"] is None:
+            continue
+        t = sd[entry["name"]]
+        check = entry["check"]
+        assert list(t.shape) == entry["shape"], entry["name"]
+        assert abs(t.double().sum().item() - check["sum"]) <= 1e-6 * max(1.0, check["abs_sum"]), entry["name"]
+        assert t.flatten()[:3].tolist() == check["first"][: t.numel()], entry["name"]
+
+
+def family_of(name: str) -> str:
+    return name.split("_")[0]
+
+
+def run_parity(name: str) -> dict[str, float]:
+    """Convert the rebuilt official checkpoint with this library's converter (picked automatically), run the
+    encoder and compare every stored output with the official one; returns the max |differences|."""
+    from idinvert_plugins.convert import pick_converter
+    from idinvert_plugins.plugins import get_plugins
+
+    data = io(name)
+    ckpt = checkpoint(name)
+    check_rebuilt(name, ckpt)
+    converter = pick_converter(ckpt)
+    assert converter.name == family_of(name)
+    (converted,) = converter.convert(ckpt)  # no decoder tensors in the fixture: the encoder alone
+    cls = get_plugins().get("encoder", converted.architecture)
+    with torch.device("meta"):
+        model = cls(**converted.args).eval()
+    model.load_state_dict(converted.state_dict, strict=True, assign=True)
+    assert torch.equal(model.latent_avg, torch.from_numpy(data["latent_avg"]))
+
+    feats: dict[str, torch.Tensor] = {}
+    body = model.encoder.body
+    taps = {"feat_c1_s0": 6, "feat_c2_s0": 20, "feat_c3_s0": 23} if len(body) == 24 else \
+        {"feat_layer2_s0": 6, "feat_layer3_s0": 12, "feat_layer4_s0": 15}
+    def keep(key: str):
+        def hook(_module, _inputs, output):
+            feats.setdefault(key, output[0].detach())
+        return hook
+
+    hooks = [body[i].register_forward_hook(keep(key)) for key, i in taps.items() if key in data]
+    images = torch.from_numpy(data["images"])
+    diffs: dict[str, float] = {}
+
+    def compare(key: str, value: torch.Tensor) -> None:
+        ref = torch.from_numpy(data[key])
+        assert value.shape == ref.shape, key
+        diffs[key] = float((value - ref).abs().max())
+
+    with torch.no_grad():
+        if "codes" in data:
+            codes = model(images)
+            compare("codes", codes)
+            compare("encoder_out", codes - model.latent_avg)
+        else:
+            avg = torch.from_numpy(data["avg_image"])
+            first = model.step(images, avg.expand(2, -1, -1, -1))
+            for h in hooks:
+                h.remove()
+            second = model.step(images, torch.from_numpy(data["recon"]), first)
+            compare("codes_iter0", first)
+            compare("encoder_out_iter0", first - model.latent_avg)
+            compare("codes_iter1", second)
+            compare("encoder_out_iter1", second - first)
+    for h in hooks:
+        h.remove()
+    for key, value in feats.items():
+        compare(key, value)
+    assert set(feats) == {k for k in taps if k in data}
+    return diffs

@@ -51,11 +51,14 @@ def load_hint(folder: str | Path, kind: str) -> tuple[str, str | None]:
 
 
 def convert_checkpoint(src: str | Path, out_dir: str | Path, fmt: str = "auto", *, name: str | None = None,
-                       overrides: dict[str, Any] | None = None) -> list[Path]:
+                       overrides: dict[str, Any] | None = None, report: list[Converted] | None = None) -> list[Path]:
     """Convert ``src`` and write one model folder per network found.
 
     The first network (the generator, where there is one) goes to ``out_dir``; others (e.g. a
-    discriminator in the same file) to ``out_dir-<kind>``. Returns the folders written.
+    discriminator in the same file) to ``out_dir-<kind>``, or to ``out_dir/<subfolder>`` when the converter says
+    so (a pipeline's encoder; the converter then also gives the ``pipeline.json`` written into ``out_dir``).
+    Returns the folders written; ``report``, if given, receives the converted networks (their ``notes`` say
+    what was ignored or computed).
     """
     from ..cards import card_stub
     from ..hub import save_pretrained
@@ -69,12 +72,19 @@ def convert_checkpoint(src: str | Path, out_dir: str | Path, fmt: str = "auto", 
     converted = converter.convert(ckpt, **(overrides or {})) if overrides else converter.convert(ckpt)
     written = []
     for i, net in enumerate(converted):
-        folder = out_dir if i == 0 else out_dir.with_name(f"{out_dir.name}-{net.kind}")
+        folder = out_dir / net.subfolder if net.subfolder else (
+            out_dir if i == 0 else out_dir.with_name(f"{out_dir.name}-{net.kind}"))
         card = card_stub(name or folder.name, net.kind, net.architecture, net.args,
                          source=f"{src.name} ({net.source_format} format)", notes=net.notes)
         save_pretrained(None, folder, kind=net.kind, card=card, architecture=net.architecture, args=net.args,
                         state_dict=net.state_dict)
         written.append(folder)
+        if net.pipeline is not None:  # checked when the pipeline loads (pipeline.py sits above this layer)
+            import json
+
+            (folder / "pipeline.json").write_text(json.dumps(net.pipeline, indent=2) + "\n", encoding="utf-8")
+    if report is not None:
+        report.extend(converted)
     return written
 
 

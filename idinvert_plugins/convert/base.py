@@ -23,6 +23,10 @@ class Converted:
     state_dict: dict[str, torch.Tensor]  # in this library's key layout; loads strictly into ``cls(**args)``
     source_format: str  # e.g. "rosinality"
     notes: dict[str, Any] = field(default_factory=dict)  # free-form facts for the model card (license, ...)
+    #: write this network into ``out_dir/subfolder`` (a pipeline's component) instead of a sibling folder
+    subfolder: str | None = None
+    #: the ``pipeline.json`` to write beside this network (the first one, a generator), e.g. naming its encoder
+    pipeline: dict[str, Any] | None = None
 
 
 class CheckpointFormat:

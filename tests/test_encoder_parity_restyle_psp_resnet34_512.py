@@ -1,0 +1,10 @@
+"""Parity with the official code: the restyle_psp_resnet34_512 fixture (../shared/fixtures/encoders) converted
+by `idinvert convert`'s converter and run by this library
+matches the official outputs within the fixtures README's tolerance."""
+
+from encoder_fixtures import ATOL, run_parity
+
+
+def test_restyle_psp_resnet34_512_matches_the_official_outputs():
+    diffs = run_parity("restyle_psp_resnet34_512")
+    assert diffs and max(diffs.values()) < ATOL, diffs
