@@ -278,17 +278,23 @@ def _spreads(resolution: int, score) -> dict[str, float]:
 
 def optimized_set(gen: str, G, classifier, targets, start: dict[str, Direction], fit_w: torch.Tensor,
                   thresholds: dict[str, float], families: dict[str, str], scales: dict[str, float],
-                  args: argparse.Namespace) -> dict[str, Direction]:
-    """Every direction's vector optimised through G and the classifier (``optimize_steering``) from its best
-    closed-form steering, on the first ``--optimize-n`` fit samples; each result is kept in ``--cache`` so an
-    interrupted run resumes where it stopped."""
+                  args: argparse.Namespace, skip: set[str] | None = None) -> dict[str, Direction]:
+    """Every direction's vector optimised through G and the classifier (``optimize_steering``, with the
+    generator's discriminator as the realism term) from its best closed-form steering, on the first
+    ``--optimize-n`` fit samples; ``skip``: directions kept as they are (clean in closed form). Each result is
+    kept in ``--cache`` so an interrupted run resumes where it stopped."""
     grad_score = classifier_scorer(classifier, targets, differentiable=True)
-    for p in list(G.parameters()) + list(classifier.parameters()):
+    D = load_model(args.discriminator or f"{gen}-d", kind="discriminator").eval()
+    for p in list(G.parameters()) + list(classifier.parameters()) + list(D.parameters()):
         p.requires_grad_(False)
     codes = G.to_wplus(fit_w[: args.optimize_n])
-    opts = SteeringOptions(step=args.step, iterations=args.optimize_iterations, seed=args.seed)
+    opts = SteeringOptions(step=args.step, iterations=args.optimize_iterations, batch=args.optimize_batch,
+                           seed=args.seed)
     out = {}
     for i, (name, d) in enumerate(start.items()):
+        if skip is not None and name in skip:  # already clean in closed form: nothing to optimise
+            out[name] = d
+            continue
         cache = (Path(args.cache) / f"{gen}-optimized-{args.optimize_iterations}-{args.seed}" / f"{name}.safetensors"
                  if args.cache else None)
         if cache is not None and cache.is_file():
@@ -297,13 +303,13 @@ def optimized_set(gen: str, G, classifier, targets, start: dict[str, Direction],
         t0 = time.perf_counter()
 
         def progress(it: int, m: dict[str, float], name: str = name) -> None:
-            if (it + 1) % 20 == 0:
+            if (it + 1) % 10 == 0:
                 log(f"  optimise {name} {it + 1}/{args.optimize_iterations}: target {m['target']:.3f}, "
                     f"worst {m['worst']:.2f}, success {m['success']:.0%}")
 
         out[name] = optimize_steering(d, codes, lambda c: G.synthesis(c, noise_mode="const").clamp(-1, 1),
                                       grad_score, thresholds=thresholds, families=families, scales=scales,
-                                      options=opts, progress=progress)
+                                      options=opts, progress=progress, realism=lambda x: D(x).reshape(-1))
         out[name].extra["optimized_from"] = steer_of(d.source)
         log(f"optimised {name} ({i + 1}/{len(start)}) from {steer_of(d.source)} in {time.perf_counter() - t0:.0f} s")
         if cache is not None:
@@ -402,8 +408,10 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
         screen(k, dirs)
     if args.optimize_iterations:  # start from the best closed form, optimise through G and the classifier
         closed = {name: choose(name, screened) for name in shipped}
+        done = {n for n in shipped if screened[closed[n]].clean(n)}
+        log(f"clean in closed form: {len(done)} of {len(shipped)}; optimising the others")
         cands["optimized"] = optimized_set(gen, G, classifier, targets, {n: cands[closed[n]][n] for n in shipped},
-                                           codes, thresholds, families, scales, args)
+                                           codes, thresholds, families, scales, args, skip=done)
         screen("optimized", cands["optimized"])
     picked = {name: choose(name, screened) for name in shipped}
     after = {name: cands[picked[name]][name] for name in shipped}
@@ -450,7 +458,8 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
                                                        ("screen_n", args.screen_n), ("fit_n", args.fit_n),
                                                        ("seed", args.seed), ("statistic", args.statistic),
                                                        ("optimize_iterations", args.optimize_iterations),
-                                                       ("optimize_n", args.optimize_n))))
+                                                       ("optimize_n", args.optimize_n),
+                                                       ("optimize_batch", args.optimize_batch))))
     names = [s for s in args.strip.split(",") if s]
     if names:
         faces, codes8 = test.images[:8], test_codes[:8]
@@ -471,9 +480,11 @@ def main() -> None:
     ap.add_argument("--statistic", choices=("absolute", "signed"), default="absolute",
                     help="cross-talk statistic the choice is made and shipped with (absolute: per face, what one "
                          "sees; signed: mean over faces); the other is measured and printed too")
-    ap.add_argument("--optimize-iterations", type=int, default=80,
+    ap.add_argument("--optimize-iterations", type=int, default=40,
                     help="iterations of optimize_steering per direction (0: closed-form steerings only)")
     ap.add_argument("--optimize-n", type=int, default=1024, help="fit samples the optimisation draws batches from")
+    ap.add_argument("--optimize-batch", type=int, default=16, help="faces per optimisation step")
+    ap.add_argument("--discriminator", help="the realism term's discriminator (default: <generator>-d)")
     ap.add_argument("--idinvert-steps", type=int, default=0, help="IDInvert steps after the encoder (0: encoder only)")
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--before", help="folder of the directions shipped before (default: the generator's own); they "

@@ -44,6 +44,7 @@ class SteeringOptions:
     ratio: float = TARGET_RATIO
     hinge: float = 1.0
     margin: float = 0.05
+    realism: float = 1.0
     seed: int = 0
 
 
@@ -58,6 +59,7 @@ def optimize_steering(
     families: Mapping[str, str],
     scales: Mapping[str, float] | None = None,
     options: SteeringOptions | None = None,
+    realism: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Direction:
     """A copy of ``direction`` whose edit vector is optimised as the module docstring says.
@@ -67,7 +69,10 @@ def optimize_steering(
     (``{attribute: [N] readings}``, the columns of the cross-talk measure, including ``direction.name``);
     ``thresholds`` says which side of the direction's attribute a face is on (it is edited towards the other);
     ``families`` maps every column to its family (same-family columns are not penalised: a hair colour edit
-    must lower the other hair colours); ``scales`` is every column's spread. The returned direction keeps the
+    must lower the other hair colours); ``scales`` is every column's spread. ``realism(images)`` (e.g. the
+    generator's discriminator) scores each image's realism, higher = more real: with it, the loss also pays
+    ``options.realism * mean_i relu(realism(original_i) - realism(edited_i))``, so the vector cannot buy a clean
+    classifier reading with images the generator does not make. The returned direction keeps the
     boundary (for scoring codes), the layers and the extras, with ``source`` ending in ``-optimized``.
     """
     opts = options or SteeringOptions()
@@ -76,7 +81,10 @@ def optimize_steering(
     if codes.ndim != 3 or len(codes) < 2:
         raise ValueError(f"codes must be W+ codes [N, L, D] with N >= 2, got {list(codes.shape)}")
     with torch.no_grad():
-        base = {k: v.detach().double() for k, v in score(render(codes)).items()}
+        images = render(codes)
+        base = {k: v.detach().double() for k, v in score(images).items()}
+        real0 = realism(images).detach().double().reshape(-1) if realism is not None else None
+        del images
     if name not in base:
         raise ValueError(f"the scorer reads no attribute named {name!r} (it reads {', '.join(base)})")
     spread = {c: float(scales[c]) if scales and scales.get(c) else 1.0 for c in base}
@@ -94,13 +102,17 @@ def optimize_steering(
         offsets = rows * mask
         s = sign[idx]
         edited = codes[idx].double() + (s * opts.step).view(-1, 1, 1) * offsets
-        after = score(render(edited.to(codes.dtype)))
+        images = render(edited.to(codes.dtype))
+        after = score(images)
         t = s * (after[name].double() - base[name][idx]) / spread[name]
         target = t.mean()
         drag = torch.stack([((after[c].double() - base[c][idx]).abs() / spread[c]).mean() for c in others]) \
             if others else torch.zeros(1, dtype=torch.float64)
         loss = (-target + opts.weight * torch.relu(drag - opts.ratio * target).sum()
                 + opts.hinge * torch.relu(opts.margin - t).mean())
+        if real0 is not None:
+            lost = torch.relu(real0[idx] - realism(images).double().reshape(-1)).mean()
+            loss = loss + opts.realism * lost
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -110,7 +122,8 @@ def optimize_steering(
             own = float(target.detach())
             progress(it, {"loss": float(loss.detach()), "target": own,
                           "worst": float(drag.detach().max()) / max(own, 1e-8),
-                          "success": float((t.detach() > 0).double().mean())})
+                          "success": float((t.detach() > 0).double().mean()),
+                          **({"realism_lost": float(lost.detach())} if real0 is not None else {})})
     base_source = direction.source.split("-covariance")[0].split("-class-means")[0].split("-conditional")[0] \
         .split("-compensated")[0].split("-optimized")[0]
     return Direction(vector.detach().float(), name=name, attribute=direction.attribute, layers=direction.layers,
