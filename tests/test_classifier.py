@@ -1,4 +1,5 @@
-"""The toy-face attribute classifier: network, training (resumable), metrics and export."""
+"""The attribute classifier (here of the bundled toy-face domain): network, training (resumable, through the
+shared training loop), metrics and export."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from idinvert_plugins.models.classifier import (
     AttributeClassifier,
     denormalise,
     head_spec,
+    heads_from_specs,
     normalise,
-    toyfaces_heads,
 )
 from idinvert_plugins.training import classifier as tc
 
@@ -31,6 +32,10 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+def toyfaces_heads():
+    return heads_from_specs(toyfaces.ATTRIBUTES)
+
+
 TINY = dict(n=700, resolution=16, batch=16, lr=3e-3, warmup=0, channels=[8, 16, 16], hidden=32)
 
 
@@ -41,7 +46,7 @@ def tiny_run(out_dir, **kwargs):
 
 # -- network ----------------------------------------------------------------------------------------------
 def test_config_rebuilds_and_is_json_safe():
-    model = AttributeClassifier.for_toyfaces()
+    model = AttributeClassifier.for_attributes(toyfaces.ATTRIBUTES)
     config = json.loads(json.dumps(model.config))
     assert config["channels"] == [24, 48, 96, 192, 128]
     assert 0.5e6 < sum(p.numel() for p in model.parameters()) < 2e6
@@ -71,7 +76,7 @@ def test_bad_arguments_are_rejected():
 
 def test_features_shapes_and_input_gradient_with_frozen_params():
     torch.manual_seed(0)
-    model = AttributeClassifier.for_toyfaces().eval().requires_grad_(False)
+    model = AttributeClassifier.for_attributes(toyfaces.ATTRIBUTES).eval().requires_grad_(False)
     x = (torch.rand(3, 3, 64, 64) * 2 - 1).requires_grad_(True)
     shapes = {name: tuple(model.features(x, name).shape) for name in model.layer_names}
     assert shapes == {"stem": (3, 24, 64, 64), "stage1": (3, 48, 32, 32), "stage2": (3, 96, 16, 16),
@@ -262,7 +267,7 @@ def test_export_and_load_round_trip(tmp_path):
     from idinvert_plugins.hub import load_model
 
     torch.manual_seed(0)
-    model = AttributeClassifier.for_toyfaces().eval()
+    model = AttributeClassifier.for_attributes(toyfaces.ATTRIBUTES).eval()
     with torch.no_grad():  # non-trivial BatchNorm statistics
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -271,7 +276,7 @@ def test_export_and_load_round_trip(tmp_path):
     metrics = {"num_images": 1, "indices": "0..0", "seed": 0, "attributes": {}, "summary": {}}
     folder = tc.export_classifier(model, tmp_path / "toyfaces-classifier-64", metrics)
     config = json.loads((folder / "config.json").read_text())
-    assert config["kind"] == "classifier" and config["architecture"] == "toyfaces-attribute-classifier"
+    assert config["kind"] == "classifier" and config["architecture"] == "attribute-classifier"
     assert config["storage_dtype"] == "float16" and config["args"] == json.loads(json.dumps(model.config))
     assert json.loads((folder / "metrics.json").read_text()) == metrics
     assert (folder / "model.safetensors").stat().st_size < 25e6

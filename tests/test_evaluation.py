@@ -28,8 +28,13 @@ from idinvert_plugins.evaluation.plots import labelled_grid, line_plot
 from idinvert_plugins.evaluation.report import INTERPRETATION_MARKER
 from idinvert_plugins.hub import load_model, save_pretrained
 from idinvert_plugins.inverters.base import Inverter
-from idinvert_plugins.models.classifier import toyfaces_heads
+from idinvert_plugins.domains import get_domain
+from idinvert_plugins.models.classifier import heads_from_specs
 from idinvert_plugins.models.idinvert_encoder import IDInvertEncoder
+
+
+def toyfaces_heads():
+    return heads_from_specs(get_domain("toyfaces").attributes)
 
 
 def tiny_encoder(G, seed: int) -> IDInvertEncoder:

@@ -1,5 +1,5 @@
-"""Built-in latent spaces (Z, W, W+), latent parts (noise, styles, features, weights) and the
-backend-independent editors."""
+"""Built-in latent spaces (Z, W, W+), latent parts (noise, styles, features, weights), the
+backend-independent editors and the attribute classifier network (any domain's schema)."""
 
 from ..editors.diffusion import Diffuse
 from ..editors.interpolate import Interpolate, StyleMix
@@ -29,3 +29,10 @@ def register_editors(register):
     register(StyleMix())
     register(Manipulate())
     register(Diffuse())
+
+
+@hookimpl
+def register_networks(register):
+    from ..models.classifier import AttributeClassifier
+
+    register(AttributeClassifier, kind="classifier")

@@ -10,7 +10,9 @@ from ..hookspecs import hookimpl
 def register_networks(register):
     from ..models.classifier import AttributeClassifier
 
-    register(AttributeClassifier, kind="classifier")
+    # the architecture id the shipped toyfaces-classifier-64 weights carry in their config.json (the class is
+    # the generic attribute classifier, registered by builtins.core as "attribute-classifier")
+    register(AttributeClassifier, kind="classifier", name="toyfaces-attribute-classifier")
 
 
 @hookimpl

@@ -13,8 +13,8 @@ keeps only the extremes (2 % of 500k samples), but with a wide gap between the c
 classifier tilts its normal towards W's high-variance axes (on a tiny random StyleGAN2 with a known linear
 score: cosine with the truth 0.99 at ratio 0.5, 0.87 at 0.25, 0.77 at 0.1 with logistic regression).
 
-:class:`ClassifierScorer` makes such a predictor from the bundled attribute classifier
-(``toyfaces-classifier-64``, :mod:`idinvert_plugins.models.classifier`). It turns each head into scores as
+:class:`ClassifierScorer` makes such a predictor from a domain's attribute classifier (the ``classifier`` of
+the generator's pipeline or domain, :mod:`idinvert_plugins.models.classifier`). It turns each head into scores as
 follows (the choice of what a "direction" of each attribute means):
 
 * binary head (eyeglasses): the label ``sigmoid(logit) > 0.5``; direction ``eyeglasses``;
@@ -25,7 +25,8 @@ follows (the choice of what a "direction" of each attribute means):
   attribute has no single linear order, so "more blond" is the meaningful edit;
 * cyclic heads (hues) have no linear boundary and are not learned.
 
-By default only the toy faces' semantic attributes are learned (not the nuisance factors); ``attributes=
+By default only the semantic attributes of the classifier's domain are learned (not its nuisance factors; the
+domain whose schema holds the classifier's heads, :func:`~idinvert_plugins.domains.domain_of_heads`); ``attributes=
 "all"`` takes every non-cyclic head. Labels with fewer than ``min_positive`` samples in a class are skipped
 and reported (a random or collapsed generator may never produce, say, glasses).
 
@@ -158,19 +159,21 @@ def learn_direction(
 class ClassifierScorer:
     """Scores for direction learning from an attribute classifier (see the module docstring for the rules).
 
-    ``attributes``: None (the semantic attributes of the toy faces, or every non-cyclic head of another
-    classifier), ``"all"`` (every non-cyclic head) or a list of head names. Images of another resolution
-    than the classifier's are resized (area downsampling / bilinear upsampling).
+    ``attributes``: None (the semantic attributes of the domain whose schema holds the classifier's heads, or
+    every non-cyclic head of a classifier of no registered domain), ``"all"`` (every non-cyclic head) or a list
+    of head names. Images of another resolution than the classifier's are resized (area downsampling / bilinear
+    upsampling).
     """
 
     def __init__(self, classifier: torch.nn.Module, attributes: Sequence[str] | str | None = None) -> None:
         heads = {a["name"]: a for a in classifier.attributes}
         usable = [n for n, a in heads.items() if not a.get("cyclic")]
-        if attributes is None:
-            from ..data.toyfaces import ATTRIBUTE_SPECS
+        from ..domains import domain_of_heads
 
-            semantic = [n for n in usable if n in ATTRIBUTE_SPECS and not ATTRIBUTE_SPECS[n].nuisance]
-            chosen = semantic or usable
+        self.domain = domain_of_heads(heads)
+        if attributes is None:
+            semantic = set(self.domain.semantic_attributes) if self.domain is not None else set()
+            chosen = [n for n in usable if n in semantic] or usable
         elif attributes == "all":
             chosen = usable
         else:
@@ -186,14 +189,10 @@ class ClassifierScorer:
         self.heads = [heads[n] for n in chosen]
         self.resolution = int(classifier.resolution)
 
-    @staticmethod
-    def class_names(head: dict[str, Any]) -> list[str]:
-        """Names of a categorical head's classes (the toy faces' names when they match, else indices)."""
-        from ..data.toyfaces import ATTRIBUTE_SPECS
-
-        spec = ATTRIBUTE_SPECS.get(head["name"])
-        if spec is not None and spec.kind == "categorical" and len(spec.values) == head["num_classes"]:
-            return [str(v) for v in spec.values]
+    def class_names(self, head: dict[str, Any]) -> list[str]:
+        """Names of a categorical head's classes (the domain schema's names when they match, else indices)."""
+        if self.domain is not None:
+            return self.domain.class_names(head["name"], head["num_classes"])
         return [str(i) for i in range(head["num_classes"])]
 
     @property

@@ -1,4 +1,5 @@
-"""Evaluation of inversion and editing on the bundled toy-face domain (``idinvert evaluate``).
+"""Evaluation of inversion and editing on a domain's test split (``idinvert evaluate``; the default domain
+unless ``--domain`` names another).
 
 * :mod:`.inversions`: the test split and the on-disk cache of every method's inverted codes;
 * :mod:`.tables`: the paper's Table I, semantic property (Fig. 3) and l_dom sweep (Fig. 10) as functions;

@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from .runner import SECTIONS, EvalConfig
+from .runner import FROM_DOMAIN, SECTIONS, EvalConfig
 
 
 def _sections(text: str) -> tuple[str, ...]:
@@ -109,7 +109,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results = run_evaluation(
         args.generator, encoders=args.encoder or (), conventional_encoders=args.conventional_encoder or (),
         classifier=None if args.classifier.lower() == "none" else args.classifier,
-        feature_net=None if args.feature_net.lower() == "none" else args.feature_net, out_dir=out,
+        feature_net=None if args.feature_net.lower() == "none" else args.feature_net, domain=args.domain, out_dir=out,
         report=report, cache_dir=None if args.cache.lower() == "none" else args.cache, config=cfg,
         device=args.device, command=command, progress=True,
     )  # fmt: skip
@@ -128,9 +128,10 @@ def add_parser(sub: Any) -> None:
     """Add ``evaluate`` to the ``idinvert`` subcommands."""
     d = EvalConfig()
     p = sub.add_parser(
-        "evaluate", help="the paper's tables on the toy-face test split: reconstruction (Table I), semantic "
+        "evaluate", help="the paper's tables on a domain's test split: reconstruction (Table I), semantic "
                          "property (Fig. 3), l_dom sweep (Fig. 10), editability (Table II); writes a markdown report",
-        description="Invert the first N toy-face test images with the conventional encoder, the domain-guided "
+        description="Invert the first N test images of the domain (--domain; default: the default domain) with the "
+                    "conventional encoder, the domain-guided "
                     "encoder, Image2StyleGAN and IDInvert, measure, and write a report + figures (under runs/ "
                     "unless --out/--report say otherwise). Inverted "
                     "codes are cached per method (--cache), so an interrupted run resumes and a larger --n extends "
@@ -142,10 +143,15 @@ def add_parser(sub: Any) -> None:
                         "'none' skips it)")
     p.add_argument("--conventional-encoder", action="append", metavar="NAME",
                    help="conventional encoder, one per --generator (default: GENERATOR-encoder-conventional)")
-    p.add_argument("--classifier", default="toyfaces-classifier-64",
-                   help="attribute classifier: Fréchet-distance features and editability scores ('none' skips)")
-    p.add_argument("--feature-net", default="classifier:toyfaces-classifier-64",
-                   help="perceptual network of the optimisers ('none': pixel loss only)")
+    p.add_argument("--domain", default=None,
+                   help="the registered domain whose test split is inverted (default: the default domain; "
+                        "`idinvert plugins` lists them)")
+    p.add_argument("--classifier", default=FROM_DOMAIN,
+                   help="attribute classifier: Fréchet-distance features and editability scores (default 'domain': "
+                        "the domain's classifier; 'auto': each generator's pipeline's; 'none' skips)")
+    p.add_argument("--feature-net", default=FROM_DOMAIN,
+                   help="perceptual network of the optimisers (default 'domain': the domain's; 'auto': each "
+                        "generator's pipeline's; 'none': pixel loss only)")
     p.add_argument("--n", type=int, default=None, help=f"test images (default {d.n}; the split has 5000)")
     p.add_argument("--steps", type=int, default=None, help=f"IDInvert optimisation steps (default {d.steps})")
     p.add_argument("--i2s-steps", type=int, default=None, help="Image2StyleGAN steps (default: same as --steps)")
@@ -156,7 +162,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--edit-step", type=float, default=None,
                    help=f"manipulation step along the unit directions (default {d.edit_step})")
     p.add_argument("--batch", type=int, default=None, help=f"images per inversion call (default {d.batch})")
-    p.add_argument("--seed", type=int, default=None, help="toy-face dataset seed (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="the domain's dataset seed (default 0)")
     p.add_argument("--only", type=_sections, default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true",
                    help="a few minutes, to size a real run: at most 8 images, 10 steps, 4 in the l_dom sweep (caps "

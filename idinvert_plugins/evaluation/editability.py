@@ -2,7 +2,7 @@
 
 For each attribute direction, every test code is moved by ``step`` along the direction towards the other side
 of the attribute (down if the attribute reads "on" in its reconstruction, up otherwise), rendered, and scored
-by an attribute predictor (the toy-face classifier). Reported per attribute:
+by an attribute predictor (the domain's attribute classifier). Reported per attribute:
 
 * ``change_per_unit``: the targeted attribute's change in the intended direction per unit step (classifier
   units: a probability for binary and one-class-of-categorical attributes, the attribute's own units for
@@ -60,27 +60,33 @@ class AttributeTarget:
         return denormalise(dict(head), y)
 
     def labels(self, attributes: Mapping[str, np.ndarray]) -> np.ndarray | None:
-        """Ground-truth 0/1 labels from the renderer's attribute table (None if the table lacks the column)."""
-        from ..data.toyfaces import binary_label
-
+        """Ground-truth 0/1 labels from the domain's attribute table (None if the table lacks the column):
+        the positive class of a categorical attribute (stored as class indices, or names), a continuous value
+        above ``threshold``, a binary value above 0.5."""
         if self.attribute not in attributes:
             return None
-        values = attributes[self.attribute]
+        values = np.asarray(attributes[self.attribute])
         if self.kind == "categorical":
-            return binary_label(self.attribute, values, positive=self.positive_name)
-        return binary_label(self.attribute, values)
+            hit = values == (self.positive_name if values.dtype.kind in "US" else self.positive)
+            return hit.astype(np.int64)
+        return (values.astype(np.float64) > self.threshold).astype(np.int64)
 
 
-def resolve_targets(directions: Mapping[str, Direction], heads: Sequence[Mapping[str, Any]]
-                    ) -> tuple[dict[str, AttributeTarget], dict[str, str]]:
+def resolve_targets(directions: Mapping[str, Direction], heads: Sequence[Mapping[str, Any]],
+                    domain: Any = None) -> tuple[dict[str, AttributeTarget], dict[str, str]]:
     """Match each direction to a classifier head. Returns the targets and, for directions that cannot be
     measured, the reason (unsupervised directions, attributes the classifier lacks, cyclic hues).
 
     A direction names its attribute in its metadata (``attribute``) or by its name. For a categorical head
     the positive class comes from ``extra["positive"]`` or the name's suffix (``hair_color-blond`` as
-    ``idinvert directions learn`` names them, or ``hair_color_blond``, ``hair_color=blond``).
+    ``idinvert directions learn`` names them, or ``hair_color_blond``, ``hair_color=blond``). Class names and
+    thresholds come from ``domain``'s schema (a registered domain or its name; None: the domain whose schema
+    holds the heads).
     """
-    from ..data.toyfaces import ATTRIBUTE_SPECS
+    from ..domains import domain_of_heads, get_domain
+
+    dom = get_domain(domain) if domain is not None else domain_of_heads(h["name"] for h in heads)
+    specs = dom.attribute_specs if dom is not None else {}
 
     by_name = {h["name"]: h for h in heads}
     targets: dict[str, AttributeTarget] = {}
@@ -101,7 +107,7 @@ def resolve_targets(directions: Mapping[str, Direction], heads: Sequence[Mapping
             skipped[name] = "no classifier head for this direction (unsupervised or unknown attribute)"
             continue
         attr, kind = head["name"], head["kind"]
-        spec = ATTRIBUTE_SPECS.get(attr)
+        spec = specs.get(attr)
         if kind == "categorical":
             positive_name = direction.extra.get("positive") or suffix
             classes = list(spec.values) if spec is not None else [str(i) for i in range(head["num_classes"])]

@@ -1,8 +1,9 @@
 """The evaluation's inputs and its expensive part: test images, and their inversions cached on disk.
 
-Test images are the toy-face test split: image ``i`` of the ``n_total``-image dataset with seed ``seed``
-for ``i`` from the first test index (65,000 of 70,000, the IDInvert FFHQ protocol) on, rendered at the
-generator's resolution with their ground-truth attributes.
+Test images are a domain's test split (:meth:`~idinvert_plugins.domain_spec.Domain.images`; the default
+domain unless one is named): image ``i`` of the ``n_total``-image dataset with seed ``seed`` for ``i`` from the
+first test index (65,000 of 70,000, the IDInvert FFHQ protocol) on, rendered at the generator's resolution with
+their ground-truth attributes.
 
 Inverting hundreds of images with optimisation takes hours on a CPU, so every method's codes are saved
 (safetensors, one file per method) in a cache folder, batch by batch as they are produced. A later call
@@ -26,6 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ..domain_spec import Domain
 from ..images import from_uint8
 from ..models.base import Generator
 
@@ -45,30 +47,35 @@ SHORT_LABELS = {"conventional": "conventional", "domain-guided": "domain-guided"
 @dataclass
 class TestImages:
     """Test-split images ``[N, 3, R, R]`` in [-1, 1], their dataset indices and ground-truth attributes
-    (arrays as :func:`idinvert_plugins.data.toyfaces.render_batch` returns them)."""
+    (arrays as :meth:`Domain.images <idinvert_plugins.domain_spec.Domain.images>` returns them) and the name
+    of their ``domain`` (None: the default domain)."""
 
     images: torch.Tensor
     indices: list[int]
     attributes: dict[str, np.ndarray]
     seed: int = 0
     n_total: int = 70_000
+    domain: str | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
 
 
-def load_test_images(n: int, resolution: int, *, seed: int = 0, n_total: int = 70_000) -> TestImages:
-    """The first ``n`` images of the toy-face test split (dataset ``seed``, ``n_total`` images), rendered at
-    ``resolution``."""
-    from ..data.toyfaces import render_batch, split_sizes
+def load_test_images(n: int, resolution: int, *, seed: int = 0, n_total: int = 70_000,
+                     domain: str | Domain | None = None) -> TestImages:
+    """The first ``n`` images of ``domain``'s test split (dataset ``seed``, ``n_total`` images; None: the
+    default domain), rendered at ``resolution``."""
+    from ..domains import default_domain, get_domain
 
-    sizes = split_sizes(n_total)
+    dom = get_domain(domain)
+    sizes = dom.split_sizes(n_total)
     if not 1 <= n <= sizes["test"]:
         raise ValueError(f"n must be between 1 and the {sizes['test']} test images of a {n_total}-image dataset, "
                          f"got {n}")
     indices = list(range(sizes["train"], sizes["train"] + n))
-    images, attributes = render_batch(seed, indices, resolution)
-    return TestImages(from_uint8(images), indices, attributes, seed, n_total)
+    images, attributes = dom.images(seed, indices, resolution)
+    name = None if dom is default_domain() else dom.name  # the default domain's caches predate domains
+    return TestImages(from_uint8(images), indices, attributes, seed, n_total, name)
 
 
 def fingerprint(module: nn.Module | None) -> str:
@@ -175,7 +182,7 @@ def invert_cached(
         "method": method, "options": options, "generator": fingerprint(generator), "encoder": fingerprint(encoder),
         "feature_net": fingerprint(feature_net) if uses_features else "none",
         "seed": test.seed, "n_total": test.n_total, "first_index": test.indices[0],
-        "resolution": int(test.images.shape[-1]),
+        "resolution": int(test.images.shape[-1]), **({"domain": test.domain} if test.domain else {}),
     }  # fmt: skip
     cache = cache or CodeCache(None)
     key = key or method

@@ -22,8 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..domains import Domain, get_domain
 from ..editors.directions import Direction
 from ..models.base import Generator
+from ..models.classifier import heads_from_specs
 from .editability import (
     SPREAD_IMAGES,
     SUCCESS_TARGET,
@@ -46,9 +48,11 @@ from .inversions import (
     render_codes,
 )
 from .plots import labelled_grid, line_plot, tile_pngs
-from .tables import FD_NAME, fd_between, ldom_sweep_row, semantic_property, swd_between, table1
+from .tables import fd_between, fd_name, ldom_sweep_row, semantic_property, swd_between, table1
 
 SECTIONS = ("table1", "semantic", "ldom", "editability")
+#: ``run_evaluation(classifier=, feature_net=)``: the evaluation domain's network serves every generator
+FROM_DOMAIN = "domain"
 
 
 @dataclass
@@ -132,7 +136,7 @@ def subset(test: TestImages, n: int) -> TestImages:
     """The first ``n`` test images."""
     n = min(n, len(test))
     return TestImages(test.images[:n], test.indices[:n], {k: v[:n] for k, v in test.attributes.items()},
-                      test.seed, test.n_total)
+                      test.seed, test.n_total, test.domain)
 
 
 def to_uint8_nchw(images: torch.Tensor) -> torch.Tensor:
@@ -169,8 +173,9 @@ def evaluate(
     config: EvalConfig | None = None,
     name: str | None = None,
     progress: bool = True,
+    domain: str | Domain | None = None,
 ) -> dict[str, Any]:
-    """Evaluate one generator on the first ``config.n`` toy-face test images.
+    """Evaluate one generator on the first ``config.n`` test images of ``domain`` (None: the default domain).
 
     Args:
         encoders: ``{"domain-guided": E, "conventional": E_conv}``; a missing one drops its rows (and, for the
@@ -185,12 +190,13 @@ def evaluate(
     Returns the generator's results (plain dicts and lists; figure paths relative to ``out_dir``).
     """
     cfg = config or EvalConfig()
+    dom = get_domain(domain)
     G = generator
     name = name or getattr(getattr(G, "resolved", None), "name", None) or type(G).__name__
     slug = _slug(name)
     out_dir = Path(out_dir)
     ctx = _Context(
-        generator=G, test=load_test_images(cfg.n, G.resolution, seed=cfg.seed), cfg=cfg,
+        generator=G, test=load_test_images(cfg.n, G.resolution, seed=cfg.seed, domain=dom), cfg=cfg,
         cache=CodeCache(Path(cache_dir) / slug if cache_dir is not None else None),
         encoders={k: v for k, v in (encoders or {}).items() if v is not None}, feature_net=feature_net,
         fig_dir=out_dir / "figures" / slug, progress=progress,
@@ -203,7 +209,7 @@ def evaluate(
         "name": name, "architecture": getattr(G, "architecture", type(G).__name__), "resolution": G.resolution,
         "num_layers": G.num_layers, "w_dim": G.w_dim, "n": len(ctx.test), "first_index": ctx.test.indices[0],
         "config": {**asdict(cfg), "i2s_steps": method_options("image2stylegan", cfg)["steps"]},
-        "methods": available, "notes": [], "figures": {}, "timings": {},
+        "methods": available, "notes": [], "figures": {}, "timings": {}, "domain": dom.name,
     }  # fmt: skip
     for method in METHODS:
         if method not in available:
@@ -213,11 +219,11 @@ def evaluate(
     if classifier is not None:
         from ..features import frechet_features
 
-        fd_fn = frechet_features(classifier, "pool", name=FD_NAME)
+        fd_fn = frechet_features(classifier, "pool", name=fd_name(dom))
     else:
         result["notes"].append("no attribute classifier: Fréchet distances and editability are not measured")
-    heads = classifier.attributes if classifier is not None else _toyface_heads()
-    targets, skipped = resolve_targets(directions or {}, heads)
+    heads = classifier.attributes if classifier is not None else heads_from_specs(dom.attributes)
+    targets, skipped = resolve_targets(directions or {}, heads, dom)
     for d, why in skipped.items():
         result["notes"].append(f"direction {d!r} not used: {why}")
     if not targets and ({"semantic", "editability"} & set(cfg.sections) or "ldom" in cfg.sections):
@@ -244,12 +250,6 @@ def evaluate(
         timed("editability", _editability, ctx, available, targets, dirs, classifier, fd_fn, result, out_dir)
     result["wall_seconds"] = time.perf_counter() - start
     return _jsonable(result)
-
-
-def _toyface_heads() -> list[dict[str, Any]]:
-    from ..models.classifier import toyfaces_heads
-
-    return toyfaces_heads()
 
 
 def _rel(path: Path, out_dir: Path) -> str:
@@ -477,8 +477,9 @@ def run_evaluation(
     *,
     encoders: Sequence[str | None] = (),
     conventional_encoders: Sequence[str | None] = (),
-    classifier: str | None = "toyfaces-classifier-64",
-    feature_net: str | None = "classifier:toyfaces-classifier-64",
+    classifier: str | None = FROM_DOMAIN,
+    feature_net: str | None = FROM_DOMAIN,
+    domain: str | None = None,
     out_dir: str | Path = "docs/results",
     report: str | Path | None = "docs/results.md",
     cache_dir: str | Path | None = "runs/evaluate-cache",
@@ -493,7 +494,9 @@ def run_evaluation(
     ``pipeline.json``; without one, ``<generator>-encoder`` and ``<generator>-encoder-conventional`` and the
     folder's ``directions/``); ``encoders[i]`` / ``conventional_encoders[i]`` override the encoders of
     ``generators[i]`` (``"none"`` skips one). ``classifier`` / ``feature_net`` named here serve every generator;
-    ``"auto"`` takes each pipeline's.
+    ``"domain"`` (the default) the evaluation domain's (its ``classifier`` / ``feature_net``), ``"auto"`` each
+    pipeline's. ``domain``: whose test split is inverted (None: the default domain; ``idinvert plugins`` lists
+    the registered ones).
     """
     from ..hub import load_model
     from ..losses import load_feature_network
@@ -509,6 +512,9 @@ def run_evaluation(
                              "per --generator, in the same order")
     out_dir = Path(out_dir)
     started = time.perf_counter()
+    dom = get_domain(domain)
+    classifier = dom.classifier if classifier == FROM_DOMAIN else classifier
+    feature_net = dom.feature_net if feature_net == FROM_DOMAIN else feature_net
     # a classifier / feature network named here serves every generator (loaded once); "auto": each pipeline's
     clf = classifier if classifier == AUTO else (
         load_model(classifier, kind="classifier", device=device) if classifier else "none")
@@ -526,7 +532,8 @@ def run_evaluation(
                                   else None, classifier=clf, feature_net=fnet, device=device, notes=notes)
         res = evaluate(pipe.generator, encoders={"domain-guided": pipe.encoder, **pipe.encoders},
                        feature_net=pipe.feature_net, classifier=pipe.classifier, directions=pipe.directions,
-                       out_dir=out_dir, cache_dir=cache_dir, config=cfg, name=str(gen_name), progress=progress)
+                       out_dir=out_dir, cache_dir=cache_dir, config=cfg, name=str(gen_name), progress=progress,
+                       domain=dom)
         res["notes"] = notes + res["notes"]
         previous = merged["generators"].get(res["name"], {})
         if previous.get("n") != res["n"] or previous.get("config", {}).get("steps") != res["config"]["steps"]:
@@ -538,7 +545,8 @@ def run_evaluation(
         merged["generators"][res["name"]] = res
     merged["meta"] = {"machine": machine_info(device), "date": time.strftime("%Y-%m-%d %H:%M"),
                       "wall_seconds": time.perf_counter() - started, "command": command,
-                      "classifier": classifier, "feature_net": feature_net, "sections": list(cfg.sections)}
+                      "classifier": classifier, "feature_net": feature_net, "sections": list(cfg.sections),
+                      "domain": dom.name, "domain_label": dom.label, "fd_name": fd_name(dom)}
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(_jsonable(merged), indent=1) + "\n", encoding="utf-8")
     if report is not None:

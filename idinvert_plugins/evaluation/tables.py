@@ -8,7 +8,7 @@
   manipulated images for a domain-regulariser weight);
 * :func:`average_precision` / :func:`precision_recall_curve`: threshold-free ranking metrics.
 
-Fréchet distances here are computed in the toy-face classifier's feature space (``FD_NAME``), never called FID.
+Fréchet distances here are computed in the domain classifier's feature space (:func:`fd_name`), never called FID.
 """
 
 from __future__ import annotations
@@ -22,7 +22,18 @@ import torch
 from ..editors.directions import Direction
 from ..metrics import feature_statistics, frechet_distance, mse, psnr, ssim, swd
 
-FD_NAME = "FD (toy-face classifier features)"
+#: the column name of Fréchet distances in a domain classifier's features when no domain is named
+FD_NAME = "FD (classifier features)"
+
+
+def fd_name(domain: Any = None) -> str:
+    """The name of Fréchet distances in the classifier features of ``domain`` (a
+    :class:`~idinvert_plugins.domain_spec.Domain`, e.g. "FD (street-scene classifier features)"; None:
+    :data:`FD_NAME`)."""
+    return FD_NAME if domain is None else f"FD ({domain.label} classifier features)"
+
+
+
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
 

@@ -1,10 +1,11 @@
-"""Attribute classifier for the bundled toy-face domain; also the bundled feature network.
+"""Attribute classifier of an image domain (one head per attribute of its schema); also the offline feature
+network (the bundled domain's classifier ships with the package).
 
 One small CNN serves three uses: scoring generated images to learn editing directions, measuring how well
 an edit changed an attribute, and (as no VGG / Inception weights can be downloaded here) providing the
 features of the perceptual loss and of Fréchet distances.
 
-Network, for an input ``[N, 3, R, R]`` in [-1, 1] (R a power of two >= 8, 64 for the toy faces):
+Network, for an input ``[N, 3, R, R]`` in [-1, 1] (R a power of two >= 8, 64 for the bundled domain):
 
 * ``stem``: 3x3 conv -> norm -> lrelu 0.2 at full resolution;
 * ``stage1`` .. ``stageS`` (S = log2(R / 4)): 2x2 average pool, then two (3x3 conv -> norm -> lrelu) blocks;
@@ -81,13 +82,10 @@ def head_width(spec: dict[str, Any]) -> int:
     return 2 if spec.get("cyclic") else 1
 
 
-def toyfaces_heads(specs: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-    """Head specs for the toy-face attributes (``idinvert_plugins.data.toyfaces.ATTRIBUTES`` by default).
-
-    Hues (names ending in ``_hue``) are cyclic continuous heads.
+def heads_from_specs(specs: Sequence[Any]) -> list[dict[str, Any]]:
+    """Head specs for a domain's attribute schema (:class:`~idinvert_plugins.domain_spec.AttributeSpec` objects,
+    e.g. ``get_domain().attributes``). Hues (names ending in ``_hue``) are cyclic continuous heads.
     """
-    if specs is None:
-        from ..data.toyfaces import ATTRIBUTES as specs
     heads = []
     for s in specs:
         if s.kind == "categorical":
@@ -163,7 +161,8 @@ class AttributeClassifier(nn.Module):
     distances) and ``"embed"`` ``[N, hidden]``.
     """
 
-    architecture: ClassVar[str] = "toyfaces-attribute-classifier"
+    #: registered under this name, and by the bundled domain under the id its shipped weights carry
+    architecture: ClassVar[str] = "attribute-classifier"
 
     def __init__(
         self,
@@ -177,7 +176,7 @@ class AttributeClassifier(nn.Module):
         """
         Args:
             attributes: head specs, dicts ``{name, kind, num_classes[, range, cyclic]}`` (see
-                :func:`head_spec`; :func:`toyfaces_heads` gives those of the toy faces).
+                :func:`head_spec`; :func:`heads_from_specs` gives those of a domain's schema).
             resolution: input size, a power of two >= 8.
             channels: widths at resolutions ``R, R/2, ..., 4`` (``log2(R) - 1`` numbers); None means
                 :func:`default_channels`.
@@ -213,9 +212,9 @@ class AttributeClassifier(nn.Module):
         self.heads = nn.ModuleDict({a["name"]: nn.Linear(hidden, head_width(a)) for a in attributes})
 
     @classmethod
-    def for_toyfaces(cls, resolution: int = 64, **kwargs: Any) -> AttributeClassifier:
-        """A classifier with one head per attribute of the bundled toy-face domain."""
-        return cls(toyfaces_heads(), resolution=resolution, **kwargs)
+    def for_attributes(cls, specs: Sequence[Any], resolution: int = 64, **kwargs: Any) -> AttributeClassifier:
+        """A classifier with one head per attribute of a domain's schema (``get_domain().attributes``)."""
+        return cls(heads_from_specs(specs), resolution=resolution, **kwargs)
 
     @property
     def layer_names(self) -> list[str]:

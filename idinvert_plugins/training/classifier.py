@@ -1,17 +1,22 @@
-"""Train, evaluate and export the toy-face attribute classifier (:class:`AttributeClassifier`).
+"""Train, evaluate and export a domain's attribute classifier (:class:`AttributeClassifier`).
 
-Training sees only the TRAIN split of the toy-face dataset (images ``0 .. 64,999`` for ``n = 70,000``),
-rendered on the fly by index (and kept in memory for the next epoch) or read from a folder written by
-``toyfaces.render_dataset``. Losses: binary cross-entropy (binary), cross-entropy (categorical), MSE on the
-normalised target (continuous; hues as points on the unit circle), summed over the attributes.
+The domain (:mod:`idinvert_plugins.domains`; by default the first registered one, the bundled domain) supplies
+the attribute schema (one head per attribute) and the labelled images: training sees only the TRAIN split of
+its dataset (images ``0 .. 64,999`` for ``n = 70,000``), rendered by index (and kept in memory for the next
+epoch) or read from a dataset folder with an ``attributes.csv``. Losses: binary cross-entropy (binary),
+cross-entropy (categorical), MSE on the normalised target (continuous; hues as points on the unit circle),
+summed over the attributes.
 
-Everything is a function of ``(seed, step)``: the batch at step ``k`` is a slice of a per-epoch permutation
-seeded with ``(seed, epoch)``, the augmentation is seeded with ``(seed, step)``. A run stopped at any step
-and resumed from ``out_dir/resume.pt`` therefore ends with the same weights as an uninterrupted run.
+The steps run in the loop every trainer shares (:func:`idinvert_plugins.training.loop.run`: log, checkpoint,
+Ctrl-C / SIGTERM, time budget, torchrun DDP with the global batch split over the ranks, gradients and BatchNorm
+statistics averaged). Everything is a function of ``(seed, step)``: the batch at step ``k`` is a slice of a
+per-epoch permutation seeded with ``(seed, epoch)``, the augmentation is seeded with ``(seed, rank, step)``. A
+run stopped at any step and resumed from ``out_dir/resume.pt`` therefore ends with the same weights as an
+uninterrupted run. Given a time budget and no step count, the run times its first steps and fixes its length
+(and so its learning-rate schedule) to fill the budget.
 
-Some attributes are only visible on some faces (glasses frames only with eyeglasses, hair length not on
-bald heads): those heads are trained and scored only on the faces where they are visible
-(:data:`VISIBLE_WHEN`).
+Some attributes are only visible on some images (glasses frames only with eyeglasses, hair length not on bald
+heads): those heads are trained and scored only where they are visible (the domain's ``visible_when``).
 
 Command line (the time budget covers training; evaluation and export take about a minute more)::
 
@@ -23,9 +28,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -34,32 +38,33 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import toyfaces
-from ..models.classifier import AttributeClassifier, normalise, toyfaces_heads
+from ..domains import Domain, get_domain
+from ..models.classifier import AttributeClassifier, heads_from_specs, normalise
+from . import distributed as tdist
+from .distributed import DistInfo
+from .loop import Schedule, describe_hardware, rank_seed, run, save_atomic
 
 RESUME_NAME = "resume.pt"
-RESUME_FORMAT = 1
+#: 2: written through the shared loop (adds nimg, wall_s, world_size, hardware, the network's config);
+#: 1 (before it) still loads: the same run, step, weights, optimiser and losses.
+RESUME_FORMAT = 2
+READABLE_FORMATS = (1, 2)
+LOG_NAME = "log.jsonl"
 METRICS_NAME = "metrics.json"
-
-#: attribute -> (the attribute it depends on, the class indices of that attribute where it is visible).
-VISIBLE_WHEN: dict[str, tuple[str, tuple[int, ...]]] = {
-    "glasses_style": ("eyeglasses", (1,)),
-    "glasses_color": ("eyeglasses", (1,)),
-    "lens_tint": ("eyeglasses", (1,)),
-    "hair_length": ("hair_style", tuple(i for i, s in enumerate(toyfaces.HAIR_STYLES) if s != "bald")),
-}
 
 # Arguments that define a run: a resume must repeat them (the others only change how it is executed).
 _RUN_ARGS = ("seed", "n", "resolution", "steps", "batch", "lr", "warmup", "augment", "channels", "hidden",
-             "norm", "data_dir")
+             "norm", "data_dir", "domain")
 
 
 # -- data -------------------------------------------------------------------------------------------------
-def visible_mask(name: str, targets: dict[str, Any]) -> np.ndarray | None:
-    """Boolean mask of the faces on which attribute ``name`` can be seen (None: all of them)."""
-    if name not in VISIBLE_WHEN:
+def visible_mask(name: str, targets: Mapping[str, Any], visible_when: Mapping[str, tuple[str, Sequence[int]]]
+                 ) -> np.ndarray | None:
+    """Boolean mask of the images on which attribute ``name`` can be seen (None: all of them), by the domain's
+    ``visible_when`` rules."""
+    if name not in visible_when or visible_when[name][0] not in targets:
         return None
-    parent, classes = VISIBLE_WHEN[name]
+    parent, classes = visible_when[name]
     return np.isin(np.asarray(targets[parent]), classes)
 
 
@@ -82,14 +87,17 @@ def batch_indices(seed: int, step: int, batch: int, n: int) -> np.ndarray:
 
 
 class RenderedSplit:
-    """The training images of the toy-face dataset, rendered when first asked for and then kept.
+    """Labelled images of a domain's dataset (:meth:`Domain.images`), rendered when first asked for and then
+    kept.
 
     ``items`` lists the dataset indices of the split; :meth:`get` takes positions into it.
     """
 
-    def __init__(self, seed: int, items: Sequence[int], resolution: int, cache: bool = True) -> None:
+    def __init__(self, seed: int, items: Sequence[int], resolution: int, cache: bool = True,
+                 domain: str | Domain | None = None) -> None:
         self.seed, self.items, self.resolution = seed, np.asarray(items, np.int64), resolution
         self.cache = cache
+        self.domain = get_domain(domain)
         self.images: np.ndarray | None = None
         self.attrs: dict[str, np.ndarray] = {}
         self.done = np.zeros(len(self.items), bool)
@@ -99,10 +107,10 @@ class RenderedSplit:
 
     def get(self, positions: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         if not self.cache:
-            return toyfaces.render_batch(self.seed, self.items[positions], self.resolution)
+            return self.domain.images(self.seed, self.items[positions], self.resolution)
         todo = np.unique(positions[~self.done[positions]])
         if len(todo):
-            images, attrs = toyfaces.render_batch(self.seed, self.items[todo], self.resolution)
+            images, attrs = self.domain.images(self.seed, self.items[todo], self.resolution)
             if self.images is None:
                 self.images = np.zeros((len(self), *images.shape[1:]), np.uint8)
                 self.attrs = {k: np.zeros(len(self), v.dtype) for k, v in attrs.items()}
@@ -114,8 +122,8 @@ class RenderedSplit:
 
 
 class FolderSplit:
-    """The training images of a folder written by ``toyfaces.render_dataset`` (read through
-    :class:`~idinvert_plugins.data.folders.ImageFolderDataset`), kept in memory once read."""
+    """The training images of a dataset folder with an ``attributes.csv`` (as ``idinvert data render`` writes;
+    read through :class:`~idinvert_plugins.data.folders.ImageFolderDataset`), kept in memory once read."""
 
     def __init__(self, folder: str | Path, resolution: int, split: str = "train") -> None:
         from ..data.folders import ImageFolderDataset
@@ -158,15 +166,19 @@ def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 # -- loss -------------------------------------------------------------------------------------------------
-def attribute_loss(model: AttributeClassifier, outputs: dict[str, torch.Tensor],
-                   targets: dict[str, np.ndarray]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Sum over the heads of each head's loss (mean over the faces where the attribute is visible)."""
+def attribute_loss(model: AttributeClassifier, outputs: dict[str, torch.Tensor], targets: dict[str, np.ndarray],
+                   visible_when: Mapping[str, tuple[str, Sequence[int]]] | None = None
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum over the heads of each head's loss (mean over the images where the attribute is visible;
+    ``visible_when``: the domain's rules, default the default domain's)."""
+    if visible_when is None:
+        visible_when = get_domain().visible_when
     total = torch.zeros((), device=next(iter(outputs.values())).device)
     parts: dict[str, float] = {}
     for spec in model.attributes:
         name, y = spec["name"], outputs[spec["name"]]
         t = torch.as_tensor(np.asarray(targets[name]), device=y.device)
-        mask = visible_mask(name, targets)
+        mask = visible_mask(name, targets, visible_when)
         if mask is not None:
             if not mask.any():
                 continue
@@ -192,13 +204,111 @@ def learning_rate(step: int, lr: float, steps: int, warmup: int) -> float:
 
 
 # -- training ---------------------------------------------------------------------------------------------
-def _save_resume(path: Path, model: AttributeClassifier, opt: torch.optim.Optimizer, args: dict[str, Any],
-                 step: int, losses: list[float]) -> None:
-    state = {"format": RESUME_FORMAT, "args": args, "step": step, "model": model.state_dict(),
-             "optimizer": opt.state_dict(), "losses": torch.tensor(losses, dtype=torch.float64)}
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never leave a half-written resume file behind
+def read_resume(path: str | Path) -> dict[str, Any]:
+    """A classifier run's ``resume.pt`` (loaded safely on the CPU), in the current format. Files of format 1
+    (written before the shared training loop) load; anything else raises ``ValueError`` naming the problem."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, not a torch file, or objects that need unpickling
+        raise ValueError(f"{path} cannot be read as a classifier resume file ({type(exc).__name__}: {exc}); delete "
+                         "it, use another out_dir or pass resume=False to start over") from None
+    fmt = state.get("format") if isinstance(state, dict) else None
+    if fmt not in READABLE_FORMATS:
+        what = (f"format {fmt!r}" if fmt is not None else
+                "no classifier format (a GAN or encoder run's resume.pt?)" if isinstance(state, dict) and
+                "version" in state else "no format")
+        raise ValueError(f"{path} is not a classifier resume file this version reads ({what}; it reads formats "
+                         f"{', '.join(map(str, READABLE_FORMATS))}): use another out_dir, or pass resume=False "
+                         "(--out a new folder) to start over")
+    if fmt == 1:  # before the shared loop: no image count, no training time, no network config
+        state = {**state, "nimg": int(state["step"]) * int(state["args"]["batch"]), "wall_s": 0.0, "world_size": 1}
+    return state
+
+
+class ClassifierTrainer:
+    """The classifier, its optimiser, its data and one step; :func:`run` (the shared loop) drives it.
+
+    ``step`` / ``nimg``: steps done and images shown (all ranks together). ``total``: the run's length in steps
+    (None until a budgeted run has timed its first steps; the learning-rate schedule ends there). Under DDP each
+    rank takes its slice of the global batch of the step.
+    """
+
+    def __init__(self, model: AttributeClassifier, data: RenderedSplit | FolderSplit, args: dict[str, Any],
+                 domain: Domain, info: DistInfo, max_minutes: float | None = None) -> None:
+        if args["batch"] % info.world_size:
+            raise ValueError(f"batch {args['batch']} is not divisible by the world size {info.world_size}")
+        self.model, self.data, self.args, self.domain, self.info = model, data, args, domain, info
+        self.opt = torch.optim.Adam(model.parameters(), lr=args["lr"])
+        self.step, self.nimg, self.losses = 0, 0, []
+        self.total: int | None = args["steps"]
+        self.schedule: Schedule | None = None  # set by train_classifier; a budgeted run lengthens it once timed
+        self.max_minutes = max_minutes
+        self._timing: tuple[float, int] | None = None  # (start time, step) of this call's timing
+
+    def batch(self) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        """This rank's images and labels of the current step (augmented when the run says so)."""
+        a, info = self.args, self.info
+        positions = batch_indices(a["seed"], self.step, a["batch"], len(self.data))
+        local = a["batch"] // info.world_size
+        images, targets = self.data.get(positions[info.rank * local:(info.rank + 1) * local])
+        x = to_input(images, info.device)
+        if a["augment"]:
+            x = augment(x, torch.Generator().manual_seed(rank_seed(a["seed"], info.rank, self.step)))
+        return x, targets
+
+    def train_step(self, batch: tuple[torch.Tensor, dict[str, np.ndarray]]) -> dict[str, float]:
+        x, targets = batch
+        a = self.args
+        if self._timing is None:
+            self._timing = (time.monotonic(), self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(self.step, a["lr"], self.total if self.total is not None else 10**9,
+                                        a["warmup"])
+        self.model.train()
+        loss, _ = attribute_loss(self.model, self.model(x), targets, self.domain.visible_when)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        tdist.all_reduce_grads(self.model.parameters(), self.info)
+        self.opt.step()
+        tdist.average_buffers(self.model, self.info)
+        value = float(tdist.all_reduce_mean(loss.detach(), self.info))
+        self.step += 1
+        self.nimg += a["batch"]
+        self.losses.append(value)
+        if self.total is None:
+            self._size_run()
+        return {"loss": value}
+
+    def _size_run(self) -> None:
+        """Fix the run length from the measured speed once the first steps of this call are timed (they are
+        warm-up steps, whose learning rate does not depend on the length; see :func:`learning_rate`)."""
+        t0, step0 = self._timing
+        if self.max_minutes is None or self.step - step0 < max(1, min(self.args["warmup"], 30)):
+            return
+        per_step = (time.monotonic() - t0) / (self.step - step0)
+        left = self.max_minutes * 60 - (time.monotonic() - t0)
+        total = float(self.step + max(int(left / per_step), 0))
+        total = int(tdist.all_reduce_mean(torch.tensor(total, dtype=torch.float64), self.info))  # ranks agree
+        self.total = self.args["steps"] = total
+        if self.schedule is not None:
+            self.schedule.total_nimg = total * self.args["batch"]
+
+    def state_dict(self, wall_s: float) -> dict[str, Any] | None:
+        """What :meth:`load_state_dict` needs (rank 0; None on the others)."""
+        if not self.info.is_main:
+            return None
+        return {"format": RESUME_FORMAT, "args": dict(self.args), "step": self.step, "nimg": self.nimg,
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "model_config": json.dumps(self.model.config), "optimizer": self.opt.state_dict(),
+                "losses": torch.tensor(self.losses, dtype=torch.float64), "wall_s": float(wall_s),
+                "world_size": self.info.world_size, "hardware": describe_hardware(self.info)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step, self.nimg = int(state["step"]), int(state["nimg"])
+        self.losses = state["losses"].tolist()
 
 
 def train_classifier(
@@ -216,48 +326,58 @@ def train_classifier(
     hidden: int = 256,
     norm: str = "batch",
     data_dir: str | Path | None = None,
+    domain: str | None = None,
     max_minutes: float | None = None,
     stop_at: int | None = None,
     save_every: int = 500,
+    log_every: int = 50,
     device: str | torch.device | None = None,
     resume: bool = True,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train an :class:`AttributeClassifier` on the train split of the toy faces; resumable.
+    """Train an :class:`AttributeClassifier` on the train split of a domain's dataset; resumable.
 
     Args:
-        out_dir: where ``resume.pt`` is written (every ``save_every`` steps and when stopping). If it holds
-            one and ``resume`` is true, training continues from it; the run arguments must then match.
-        seed, n: the toy-face dataset (``n`` images with ``seed``; its train split is used).
+        out_dir: where ``resume.pt`` (every ``save_every`` steps and when stopping) and ``log.jsonl`` (the mean
+            loss every ``log_every`` steps) are written. If it holds a ``resume.pt`` and ``resume`` is true,
+            training continues from it; the run arguments must then match.
+        seed, n: the dataset (``n`` images with ``seed``; its train split is used).
         steps: length of the run (the learning-rate schedule ends there). None needs ``max_minutes``: the
             run then times its first steps and fixes ``steps`` to fill the budget.
-        batch, lr, warmup: Adam batch size, peak learning rate, linear warm-up steps (then cosine to 0).
+        batch, lr, warmup: Adam batch size (all ranks together), peak learning rate, linear warm-up steps (then
+            cosine to 0).
         augment_images: light blur and noise (see :func:`augment`).
         channels, hidden, norm: the network (see :class:`AttributeClassifier`).
-        data_dir: read a folder from ``toyfaces.render_dataset`` instead of rendering on the fly.
+        data_dir: read a dataset folder (``attributes.csv``, as ``idinvert data render`` writes) instead of
+            rendering on the fly.
+        domain: the registered domain whose schema and images are learned (None: the default domain).
         max_minutes: stop (and save ``resume.pt``) when this much wall time has passed.
         stop_at: stop (and save) at this step even if the run is longer (to be resumed later).
-        device: None means CUDA when available, else the CPU.
+        device: None means CUDA when available, else the CPU (under torchrun: this rank's GPU).
 
+    Under torchrun every rank calls this (the process group is created here when needed); only rank 0 writes.
     Returns a dict: ``model`` (in eval mode), ``step`` (steps done), ``steps`` (planned), ``finished``,
     ``losses`` (the loss of every step, from step 0), ``seconds`` (this call), ``out_dir``, ``args``.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if steps is None and max_minutes is None:
         raise ValueError("give steps, or max_minutes to size the run to the time budget")
+    created_group = not torch.distributed.is_initialized()
+    info = tdist.init_from_env(device)
+    out_dir = Path(out_dir)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    dom = get_domain(domain)
     args: dict[str, Any] = dict(
         seed=int(seed), n=int(n), resolution=int(resolution), steps=None if steps is None else int(steps),
         batch=int(batch), lr=float(lr), warmup=int(warmup), augment=bool(augment_images),
         channels=None if channels is None else [int(c) for c in channels], hidden=int(hidden), norm=norm,
-        data_dir=None if data_dir is None else str(data_dir),
+        data_dir=None if data_dir is None else str(data_dir), domain=domain,
     )  # fmt: skip
 
     resume_path = out_dir / RESUME_NAME
     state = None
     if resume and resume_path.is_file():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
+        state = read_resume(resume_path)
         saved = state["args"]
         if args["steps"] is None:
             args["steps"] = saved["steps"]  # a budgeted run resumes with the length it fixed
@@ -266,74 +386,50 @@ def train_classifier(
         if diff:
             raise ValueError(f"{resume_path} belongs to another run ({'; '.join(diff)}). Use another out_dir, "
                              "repeat the original arguments, or pass resume=False to start over.")
+    elif info.is_main:
+        (out_dir / LOG_NAME).unlink(missing_ok=True)  # a fresh run starts a fresh log
 
-    n_train = toyfaces.split_sizes(n)["train"]
+    n_train = dom.split_sizes(n)["train"]
     data = (FolderSplit(data_dir, resolution) if data_dir is not None
-            else RenderedSplit(seed, range(n_train), resolution))
-    torch.manual_seed(seed)  # the initial weights
-    heads = toyfaces_heads()
-    model = AttributeClassifier(heads, resolution=resolution, channels=channels, hidden=hidden,
-                                norm=norm).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    step, losses = 0, []
+            else RenderedSplit(seed, range(n_train), resolution, domain=dom))
+    torch.manual_seed(seed)  # the initial weights (the same on every rank)
+    model = AttributeClassifier(heads_from_specs(dom.attributes), resolution=resolution, channels=channels,
+                                hidden=hidden, norm=norm).to(info.device)
+    trainer = ClassifierTrainer(model, data, args, dom, info, max_minutes=max_minutes)
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, losses = int(state["step"]), state["losses"].tolist()
+        trainer.load_state_dict(state)
+    tdist.broadcast_module(model, info)
 
-    from tqdm import tqdm
-
-    start = time.monotonic()
-    deadline = None if max_minutes is None else start + 60.0 * max_minutes
-    timing_steps = max(1, min(warmup, 30))
-    plan_from = step
-    total = args["steps"]
-    bar = tqdm(total=total, initial=step, disable=not progress, desc="classifier", unit="step")
-    model.train()
-    while total is None or step < total:
-        if stop_at is not None and step >= stop_at:
-            break
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        positions = batch_indices(seed, step, batch, len(data))
-        images, targets = data.get(positions)
-        x = to_input(images, device)
-        if args["augment"]:
-            g = torch.Generator().manual_seed(int(seed) * 1_000_003 + step)
-            x = augment(x, g)
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, lr, total if total is not None else 10**9, warmup)
-        loss, _ = attribute_loss(model, model(x), targets)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        losses.append(float(loss.detach()))
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-        if total is None and step - plan_from >= timing_steps:
-            # fix the run length from the measured speed (no-op for the warm-up, see learning_rate)
-            per_step = (time.monotonic() - start) / (step - plan_from)
-            total = args["steps"] = step + max(int((deadline - time.monotonic()) / per_step), 0)
-            bar.total = total
-            bar.refresh()
-        if step % save_every == 0 and (total is None or step < total):
-            _save_resume(resume_path, model, opt, args, step, losses)
-    bar.close()
-    if total is None:  # the budget ran out before the run length could be measured
-        total = args["steps"] = step
-    _save_resume(resume_path, model, opt, args, step, losses)
+    steps_kimg = batch / 1000  # one step, in thousands of images (the loop's unit)
+    schedule = Schedule(batch=batch, total_nimg=(args["steps"] if args["steps"] is not None else 10**12) * batch,
+                        max_steps=stop_at, max_minutes=max_minutes, log_kimg=log_every * steps_kimg,
+                        snapshot_kimg=save_every * steps_kimg, checkpoint_kimg=save_every * steps_kimg)
+    trainer.schedule = schedule
+    result = run(trainer, schedule, info, out_dir=out_dir, checkpoint_name=RESUME_NAME, log_name=LOG_NAME,
+                 batches=trainer.batch, wall_before=float(state["wall_s"]) if state is not None else 0.0,
+                 progress=progress, desc="classifier", postfix=lambda stats: {"loss": f"{stats['loss']:.3f}"})
+    if trainer.total is None:  # the budget ran out before the run length could be measured
+        trainer.total = args["steps"] = trainer.step
+        final = trainer.state_dict((float(state["wall_s"]) if state is not None else 0.0) + result.elapsed)
+        if final is not None:
+            save_atomic(final, resume_path)
+    if created_group:
+        tdist.cleanup()
     model.eval()
-    return {"model": model, "step": step, "steps": total, "finished": step >= total, "losses": losses,
-            "seconds": time.monotonic() - start, "out_dir": str(out_dir), "args": args}
+    return {"model": model, "step": trainer.step, "steps": trainer.total, "finished": trainer.step >= trainer.total,
+            "losses": trainer.losses, "seconds": result.elapsed, "out_dir": str(out_dir), "args": args}
 
 
 def load_resume(out_dir: str | Path, device: str | torch.device = "cpu") -> AttributeClassifier:
     """The model stored in ``out_dir/resume.pt`` (eval mode), e.g. to evaluate or export a stopped run."""
-    state = torch.load(Path(out_dir) / RESUME_NAME, map_location="cpu", weights_only=True)
-    a = state["args"]
-    model = AttributeClassifier(toyfaces_heads(), resolution=a["resolution"], channels=a["channels"],
-                                hidden=a["hidden"], norm=a["norm"])
+    state = read_resume(Path(out_dir) / RESUME_NAME)
+    if "model_config" in state:
+        model = AttributeClassifier(**json.loads(state["model_config"]))
+    else:  # format 1: the schema of the run's domain
+        a = state["args"]
+        model = AttributeClassifier(heads_from_specs(get_domain(a.get("domain")).attributes),
+                                    resolution=a["resolution"], channels=a["channels"], hidden=a["hidden"],
+                                    norm=a["norm"])
     model.load_state_dict(state["model"])
     return model.to(device).eval()
 
@@ -348,24 +444,28 @@ def _r2(pred: np.ndarray, true: np.ndarray, period: float | None = None) -> floa
 
 
 def attribute_metrics(predictions: dict[str, np.ndarray], targets: dict[str, np.ndarray],
-                      heads: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+                      heads: Sequence[dict[str, Any]], domain: str | Domain | None = None
+                      ) -> dict[str, dict[str, Any]]:
     """Per-attribute scores of :meth:`AttributeClassifier.predict` outputs against the ground truth.
 
     * binary: ``accuracy`` of ``probability > 0.5``, and ``majority`` (accuracy of always guessing the
       commoner label, for scale);
     * categorical: ``accuracy`` of the class index, and ``majority``;
     * continuous: ``r2`` = 1 - sum((pred - true)^2) / sum((true - mean)^2) and ``mae``; for a cyclic
-      attribute the error goes the shorter way round. Where the toy-face spec defines a threshold (smile > 0,
+      attribute the error goes the shorter way round. Where the domain's schema defines a threshold (smile > 0,
       age > 0.5, ...), ``binary_accuracy`` of the thresholded prediction against the thresholded truth.
 
-    Attributes in :data:`VISIBLE_WHEN` are scored only where visible; ``n`` is the number scored.
+    Attributes in the domain's ``visible_when`` are scored only where visible; ``n`` is the number scored.
+    ``domain``: the schema's domain (None: the default domain).
     """
+    dom = get_domain(domain)
+    specs = dom.attribute_specs
     out: dict[str, dict[str, Any]] = {}
     for spec in heads:
         name = spec["name"]
         pred = np.asarray(predictions[name], np.float64)
         true = np.asarray(targets[name], np.float64)
-        mask = visible_mask(name, targets)
+        mask = visible_mask(name, targets, dom.visible_when)
         if mask is not None:
             pred, true = pred[mask], true[mask]
         entry: dict[str, Any] = {"kind": spec["kind"], "n": len(true)}
@@ -384,7 +484,7 @@ def attribute_metrics(predictions: dict[str, np.ndarray], targets: dict[str, np.
             error = pred - true if period is None else (pred - true + period / 2) % period - period / 2
             entry["r2"] = _r2(pred, true, period)
             entry["mae"] = float(np.abs(error).mean())
-            t = getattr(toyfaces.ATTRIBUTE_SPECS.get(name), "threshold", None)
+            t = getattr(specs.get(name), "threshold", None)
             if t is not None:
                 entry["threshold"] = t
                 entry["binary_accuracy"] = float(((pred > t) == (true > t)).mean())
@@ -392,11 +492,13 @@ def attribute_metrics(predictions: dict[str, np.ndarray], targets: dict[str, np.
     return out
 
 
-def summarise(metrics: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Means of the accuracies and R^2 over the semantic and the nuisance attributes."""
+def summarise(metrics: dict[str, dict[str, Any]], domain: str | Domain | None = None) -> dict[str, float]:
+    """Means of the accuracies and R^2 over the semantic and the nuisance attributes (of ``domain``'s schema;
+    None: the default domain)."""
+    specs = get_domain(domain).attribute_specs
     groups: dict[str, list[float]] = {}
     for name, m in metrics.items():
-        spec = toyfaces.ATTRIBUTE_SPECS.get(name)
+        spec = specs.get(name)
         group = "nuisance" if spec is not None and spec.nuisance else "semantic"
         for key in ("accuracy", "r2", "binary_accuracy"):
             if key in m:
@@ -407,14 +509,16 @@ def summarise(metrics: dict[str, dict[str, Any]]) -> dict[str, float]:
 @torch.no_grad()
 def evaluate_classifier(model: torch.nn.Module, seed: int = 0, indices: Sequence[int] | None = None,
                         resolution: int | None = None, *, n: int = 70000, batch: int = 250,
-                        progress: bool = False) -> dict[str, Any]:
-    """Score ``model`` on toy faces ``indices`` of the dataset with ``seed`` (default: the whole test split
-    of ``n`` images, 65,000 .. 69,999 for n = 70,000). See :func:`attribute_metrics` for the scores.
+                        progress: bool = False, domain: str | Domain | None = None) -> dict[str, Any]:
+    """Score ``model`` on images ``indices`` of the domain's dataset with ``seed`` (default: the whole test
+    split of ``n`` images, 65,000 .. 69,999 for n = 70,000). See :func:`attribute_metrics` for the scores.
 
-    ``model`` needs ``attributes`` (head specs) and ``predict(x)``; it is run in eval mode.
+    ``model`` needs ``attributes`` (head specs) and ``predict(x)``; it is run in eval mode. ``domain``: None
+    for the default domain.
     """
+    dom = get_domain(domain)
     if indices is None:
-        sizes = toyfaces.split_sizes(n)
+        sizes = dom.split_sizes(n)
         indices = range(sizes["train"], n)
     indices = [int(i) for i in indices]
     resolution = resolution or model.resolution
@@ -426,7 +530,7 @@ def evaluate_classifier(model: torch.nn.Module, seed: int = 0, indices: Sequence
     from tqdm import tqdm
 
     for start in tqdm(range(0, len(indices), batch), disable=not progress, desc="evaluate", unit="batch"):
-        images, attrs = toyfaces.render_batch(seed, indices[start:start + batch], resolution)
+        images, attrs = dom.images(seed, indices[start:start + batch], resolution)
         for k, v in model.predict(to_input(images, device)).items():
             preds.setdefault(k, []).append(v.float().cpu().numpy())
         for k, v in attrs.items():
@@ -434,28 +538,29 @@ def evaluate_classifier(model: torch.nn.Module, seed: int = 0, indices: Sequence
     model.train(was_training)
     p = {k: np.concatenate(v) for k, v in preds.items()}
     t = {k: np.concatenate(v) for k, v in targets.items()}
-    metrics = attribute_metrics(p, t, model.attributes)
+    metrics = attribute_metrics(p, t, model.attributes, dom)
     span = f"{indices[0]}..{indices[-1]}" if indices == list(range(indices[0], indices[-1] + 1)) else "custom"
     return {"seed": seed, "resolution": resolution, "num_images": len(indices), "indices": span,
-            "attributes": metrics, "summary": summarise(metrics)}
+            "attributes": metrics, "summary": summarise(metrics, dom)}
 
 
 # -- export -----------------------------------------------------------------------------------------------
 def _card_body(name: str, model: AttributeClassifier, metrics: dict[str, Any] | None,
-               training: dict[str, Any] | None) -> str:
+               training: dict[str, Any] | None, domain: Domain) -> str:
     lines = [
         f"# {name}", "",
-        "Attribute classifier of the procedural toy-face domain bundled with idinvert-plugins: one head per "
-        "ground-truth attribute of `idinvert_plugins.data.toyfaces` (binary, categorical, or continuous "
-        "regressed on the attribute's range). It also serves as the bundled feature network "
+        f"Attribute classifier of the `{domain.name}` domain ({domain.title or domain.name}: {domain.description}): "
+        "one head per ground-truth attribute of the domain's schema (binary, categorical, or continuous "
+        "regressed on the attribute's range). It also serves as an offline feature network "
         "(`features(x, 'stage2')` for perceptual losses, `features(x, 'pool')` for Fréchet distances), "
         "since no VGG / Inception weights are shipped.", "",
         "## Usage", "", "```python", "import idinvert_plugins as ip", "",
         f'clf = ip.load_model("{name}", kind="classifier")  # or the folder path',
         "scores = clf.predict(images)  # images [N, 3, 64, 64] in [-1, 1]", "```", "",
         "## Training data", "",
-        "Only the train split of the toy faces (`render_batch(seed, 0..64999)` for n = 70,000), rendered on "
-        "the fly; light blur and noise augmentation. Trained by `idinvert_plugins.training.classifier`.",
+        f"Only the train split of the {domain.title or domain.name} (images 0..64999 of the domain's dataset for "
+        "n = 70,000), rendered on the fly; light blur and noise augmentation. Trained by "
+        "`idinvert_plugins.training.classifier`.",
     ]
     if training:
         lines += ["", "Run: " + ", ".join(f"{k}={v}" for k, v in training.items())]
@@ -473,27 +578,33 @@ def _card_body(name: str, model: AttributeClassifier, metrics: dict[str, Any] | 
                 score = "-"
             lines.append(f"| {attr} | {m['kind']} | {m['n']} | {score} |")
         lines += ["", "Full numbers: `metrics.json`."]
-    lines += ["", "## Limitations", "",
-              "Valid only for the toy-face domain at its resolution; on other images its outputs mean nothing. "
-              "Glasses frame/tint heads are only meaningful on faces with eyeglasses, hair length not on "
-              "bald heads."]
+    limits = (f"Valid only for the {domain.label} domain at its resolution; on other images its outputs mean "
+              "nothing.")
+    if domain.visible_when:
+        limits += (" The heads of " + ", ".join(f"{child} (only where {parent} is one of classes "
+                                                   f"{list(classes)})"
+                                                   for child, (parent, classes) in domain.visible_when.items())
+                   + " are only meaningful where the attribute is visible.")
+    lines += ["", "## Limitations", "", limits]
     return "\n".join(lines)
 
 
 def export_classifier(model: AttributeClassifier, folder: str | Path, metrics: dict[str, Any] | None = None,
                       *, name: str | None = None, training: dict[str, Any] | None = None,
-                      dtype: torch.dtype = torch.float16) -> Path:
+                      dtype: torch.dtype = torch.float16, domain: str | Domain | None = None) -> Path:
     """Write the model folder (``config.json``, ``model.safetensors`` in ``dtype``, ``README.md`` card) with
-    ``idinvert_plugins.hub.save_pretrained``, plus ``metrics.json`` when ``metrics`` is given."""
+    ``idinvert_plugins.hub.save_pretrained``, plus ``metrics.json`` when ``metrics`` is given. ``domain``: the
+    one it was trained on (None: the default domain), named in the card."""
     from ..cards import card_stub
     from ..hub import save_pretrained
 
     folder = Path(folder)
     name = name or folder.name
     card = card_stub(name, "classifier", model.architecture, model.config, license="mit")
-    card.data["tags"] = [*card.data["tags"], "toyfaces"]
+    dom = get_domain(domain)
+    card.data["tags"] = [*card.data["tags"], dom.name]
     card.data["files"] = ["config.json", "model.safetensors", *(["metrics.json"] if metrics else [])]
-    card.body = _card_body(name, model, metrics, training)
+    card.body = _card_body(name, model, metrics, training, dom)
     save_pretrained(model, folder, kind="classifier", card=card, dtype=dtype)
     if metrics is not None:
         (folder / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -504,7 +615,8 @@ def export_classifier(model: AttributeClassifier, folder: str | Path, metrics: d
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m idinvert_plugins.training.classifier",
-        description="Train the toy-face attribute classifier, evaluate it on the test split and export it.")
+        description="Train a domain's attribute classifier (by default the default domain's), evaluate it on the "
+                    "test split and export it.")
     parser.add_argument("--out", required=True, help="run folder (resume.pt); resumed when it has one")
     parser.add_argument("--minutes", type=float, default=None,
                         help="training time budget; without --steps the run length is sized to fill it")
@@ -514,10 +626,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=70000, help="dataset size (train split = all but the last 7.1 %%)")
     parser.add_argument("--resolution", type=int, default=64)
-    parser.add_argument("--data-dir", default=None, help="a folder from toyfaces.render_dataset instead of "
-                                                         "rendering on the fly")
+    parser.add_argument("--data-dir", default=None, help="a dataset folder (attributes.csv, as `idinvert data "
+                                                         "render` writes) instead of rendering on the fly")
+    parser.add_argument("--domain", default=None, help="the registered domain to learn (default: the default "
+                                                       "domain; `idinvert plugins` lists them)")
     parser.add_argument("--eval-n", type=int, default=None, help="score only the first N test images")
-    parser.add_argument("--export", default=None, help="model folder to write (default OUT/toyfaces-classifier-RES)")
+    parser.add_argument("--export", default=None, help="model folder to write (default OUT/DOMAIN-classifier-RES)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--device", default=None)
     parser.add_argument("--no-progress", action="store_true")
@@ -526,18 +640,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give --minutes or --steps")
     torch.set_num_threads(a.threads)
     progress = not a.no_progress
-    run = train_classifier(a.out, seed=a.seed, n=a.n, resolution=a.resolution, steps=a.steps, batch=a.batch,
-                           lr=a.lr, data_dir=a.data_dir, max_minutes=a.minutes, device=a.device,
+    dom = get_domain(a.domain)
+    trained = train_classifier(a.out, seed=a.seed, n=a.n, resolution=a.resolution, steps=a.steps, batch=a.batch,
+                           lr=a.lr, data_dir=a.data_dir, domain=a.domain, max_minutes=a.minutes, device=a.device,
                            progress=progress)
-    model = run["model"]
-    sizes = toyfaces.split_sizes(a.n)
+    model = trained["model"]
+    sizes = dom.split_sizes(a.n)
     test = range(sizes["train"], a.n if a.eval_n is None else min(a.n, sizes["train"] + a.eval_n))
-    metrics = evaluate_classifier(model, a.seed, test, a.resolution, n=a.n, progress=progress)
-    metrics["training"] = {"step": run["step"], "steps": run["steps"], "finished": run["finished"],
-                           "batch": a.batch, "lr": a.lr, "final_loss": float(np.mean(run["losses"][-50:]))}
-    folder = Path(a.export or Path(a.out) / f"toyfaces-classifier-{a.resolution}")
-    export_classifier(model, folder, metrics, training={"steps": run["step"], "batch": a.batch, "lr": a.lr,
-                                                         "seed": a.seed, "n": a.n})
+    metrics = evaluate_classifier(model, a.seed, test, a.resolution, n=a.n, progress=progress, domain=dom)
+    metrics["training"] = {"step": trained["step"], "steps": trained["steps"], "finished": trained["finished"],
+                           "batch": a.batch, "lr": a.lr, "final_loss": float(np.mean(trained["losses"][-50:]))}
+    folder = Path(a.export or Path(a.out) / f"{dom.name}-classifier-{a.resolution}")
+    export_classifier(model, folder, metrics, training={"steps": trained["step"], "batch": a.batch, "lr": a.lr,
+                                                         "seed": a.seed, "n": a.n}, domain=dom)
     (Path(a.out) / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(metrics["summary"], indent=2))
     print(f"exported to {folder}")

@@ -106,6 +106,17 @@ def broadcast_module(module: torch.nn.Module, info: DistInfo) -> None:
         dist.broadcast(t.data, src=0)
 
 
+@torch.no_grad()
+def average_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over ranks, so every rank holds the same
+    network. (Each rank normalises with its own batch's statistics: not synchronised BatchNorm.)"""
+    if not info.enabled:
+        return
+    for b in module.buffers():
+        if b.is_floating_point():
+            b.copy_(all_reduce_mean(b, info))
+
+
 def any_rank(flag: bool, info: DistInfo) -> bool:
     """True on every rank if ``flag`` is True on any rank (so all ranks stop at the same step)."""
     if not info.enabled:

@@ -1,7 +1,7 @@
-"""The training loop the GAN and encoder trainers share (:func:`run`: step, log, snapshot, checkpoint, stop,
-DDP), and the pieces around it: interval checks, running loss means for the log, the per-step decision
-whether to stop, seeds, atomic checkpoints, image grids, hardware descriptions and ``--set`` overrides.
-Each trainer (:mod:`.gan`, :mod:`.encoder`) supplies its networks, its step and its state."""
+"""The training loop the GAN, encoder and classifier trainers share (:func:`run`: step, log, snapshot,
+checkpoint, stop, DDP), and the pieces around it: interval checks, running loss means for the log, the per-step
+decision whether to stop, seeds, atomic checkpoints, image grids, hardware descriptions and ``--set`` overrides.
+Each trainer (:mod:`.gan`, :mod:`.encoder`, :mod:`.classifier`) supplies its networks, its step and its state."""
 
 from __future__ import annotations
 
@@ -153,7 +153,8 @@ class Schedule:
     """How long a call of :func:`run` trains and how often it writes (intervals in thousands of images)."""
 
     batch: int  # the global batch (images per step, all ranks together)
-    total_nimg: int  # stop when this many images have been shown ...
+    total_nimg: int  # stop when this many images have been shown (read before every step: a trainer may
+    # fix it during the run, as the classifier does once it has timed its first steps) ...
     max_steps: int | None = None  # ... or at this many steps ...
     max_minutes: float | None = None  # ... or after this many minutes of this call
     log_kimg: float = 4.0
@@ -240,6 +241,9 @@ def run(
                 schedule.max_steps is not None and trainer.step >= schedule.max_steps)
             if should_stop(done=done, stop=stop, t_start=t_start, max_minutes=schedule.max_minutes, info=info):
                 break
+            if bar is not None and bar.total != schedule.total_nimg / 1000:
+                bar.total = schedule.total_nimg / 1000
+                bar.refresh()
             batch = batches()
             before = trainer.nimg
             stats = trainer.train_step(batch)
