@@ -6,7 +6,7 @@ statistics). Perceptual losses compare two images by ``mean((F(x) - F(y))^2)`` w
 of ``F(images).flatten(1)`` over two image sets and name the metric after ``name``
 (:mod:`idinvert_plugins.metrics.frechet`). Both use :class:`FeatureNetwork` and its subclasses:
 
-* :class:`ClassifierFeatures` - a layer of any classifier with ``features(x, layer)`` (e.g. the toy-face
+* :class:`ClassifierFeatures` - a layer of any classifier with ``features(x, layer)`` (e.g. a domain's
   attribute classifier), with the resizing and flattening each use needs;
 * ``VGG16Perceptual`` (in :mod:`idinvert_plugins.losses.perceptual`) - IDInvert's VGG16 ``conv4_3``.
 """
@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Weight for the toy-face classifier's ``stage2`` features, chosen so that the perceptual term is of the
-#: order of the pixel term (the balance IDInvert's 5e-5 aims at for VGG16): between toy faces, and between a
-#: toy face and a blurred, noisy copy, ``mean((F(x) - F(y))^2)`` is about 2.5-3x ``mean((x - y)^2)``.
+#: Weight for an attribute classifier's ``stage2`` features, chosen on the bundled domain's classifier so that
+#: the perceptual term is of the order of the pixel term (the balance IDInvert's 5e-5 aims at for VGG16):
+#: between two of its images, and between an image and a blurred, noisy copy, ``mean((F(x) - F(y))^2)`` is
+#: about 2.5-3x ``mean((x - y)^2)``.
 CLASSIFIER_LOSS_WEIGHT = 0.3
 DEFAULT_CLASSIFIER_LAYER = "stage2"
 
@@ -46,7 +47,7 @@ class FeatureNetwork(nn.Module):
 
 
 class ClassifierFeatures(FeatureNetwork):
-    """Intermediate features of a classifier that has ``features(x, layer)`` (e.g. the toy-face
+    """Intermediate features of a classifier that has ``features(x, layer)`` (e.g. a domain's
     :class:`~idinvert_plugins.models.classifier.AttributeClassifier`).
 
     Images of another size than the classifier's ``resolution`` are resized first: by default area
@@ -97,10 +98,10 @@ class ClassifierFeatures(FeatureNetwork):
         return features.flatten(1) if self.flatten else features
 
 
-def frechet_features(classifier: nn.Module, layer: str = "pool", name: str = "FD-toyfaces-classifier"
+def frechet_features(classifier: nn.Module, layer: str = "pool", name: str = "FD-classifier"
                      ) -> ClassifierFeatures:  # fmt: skip
     """A classifier layer as the feature space of a Fréchet distance: frozen, anti-aliased resizing,
-    ``[N, D]`` features (the FD-toyfaces-classifier numbers in the docs were measured this way)."""
+    ``[N, D]`` features (the FD-<domain>-classifier numbers in the docs were measured this way)."""
     return ClassifierFeatures(classifier, layer, name=name, antialias=True, flatten=True, freeze=True)
 
 

@@ -88,7 +88,8 @@ class ReconstructionObjective:
     ) -> None:
         if l_feat and feature_net is None:
             raise ValueError(f"l_feat={l_feat} needs a feature network: pass feature_net= (e.g. "
-                             "idinvert_plugins.losses.load_feature_network('toyfaces-classifier-64')) or l_feat=0")
+                             "idinvert_plugins.losses.load_feature_network(get_domain().feature_net), the "
+                             "domain's from idinvert_plugins.domains) or l_feat=0")
         if l_dom and encoder is None:
             raise ValueError(f"l_dom={l_dom} (domain regulariser) needs an encoder: pass encoder= or l_dom=0")
         self.generator = generator

@@ -9,9 +9,9 @@ network F: ``mean((F(x) - F(y))^2)``. IDInvert uses VGG16 ``conv4_3`` (after ReL
   work; inverters freeze it and switch it to eval mode while they run.
 * :class:`VGG16Perceptual` - the IDInvert choice (:mod:`idinvert_plugins.models.vgg`). **VGG16 weights are
   not shipped** (ImageNet-trained, 59 MB, and nothing can be downloaded here): load your own file.
-* :class:`~idinvert_plugins.features.ClassifierFeatures` - any classifier with ``features(x, layer)``; the
-  bundled toy-face attribute classifier (``toyfaces-classifier-64``, layer ``stage2``) is the offline default
-  for the toy-face domain.
+* :class:`~idinvert_plugins.features.ClassifierFeatures` - any classifier with ``features(x, layer)``; a
+  domain's attribute classifier (layer ``stage2``; the bundled domain ships one) is the offline default for
+  that domain's generators (its ``feature_net``, :mod:`idinvert_plugins.domains`).
 
 :func:`load_feature_network` builds one from a short spec string (see there).
 """
@@ -32,8 +32,6 @@ from ..models.vgg import VGG16Features
 VGG16_LOSS_WEIGHT = 5e-5
 VGG_PREFIX = "vgg16-conv43:"
 CLASSIFIER_PREFIX = "classifier:"
-#: the perceptual network of the bundled toy-face generators (a classifier of the same domain)
-TOYFACES_FEATURE_NET = CLASSIFIER_PREFIX + "toyfaces-classifier-64"
 
 
 class VGG16Perceptual(FeatureNetwork):
@@ -50,11 +48,14 @@ class VGG16Perceptual(FeatureNetwork):
 
 
 def default_feature_network(generator: str | Path, resolution: int) -> str | None:
-    """The perceptual network to use with ``generator`` (a name or folder) when none is named
-    (``--feature-net auto`` in the CLI and the app): :data:`TOYFACES_FEATURE_NET` for the toy-face generators
-    (``toyfaces-*`` at 64 px), else None, i.e. pixel loss only (VGG16 weights do not ship with the library)."""
-    name = Path(str(generator).split("@")[0].rstrip("/\\")).name
-    return TOYFACES_FEATURE_NET if name.startswith("toyfaces-") and int(resolution) == 64 else None
+    """The perceptual network to use with ``generator`` (a name, Hub id or folder) when none is named
+    (``--feature-net auto`` in the CLI and the app, a folder without ``pipeline.json``): the ``feature_net`` of
+    the domain whose naming rule claims the generator (:func:`~idinvert_plugins.domains.domain_for_model`), else
+    None, i.e. pixel loss only (VGG16 weights do not ship with the library)."""
+    from ..domains import domain_for_model
+
+    domain = domain_for_model(str(generator), int(resolution))
+    return domain.feature_net if domain is not None else None
 
 
 def load_feature_network(spec: str | Path | nn.Module | None, *, device: str | torch.device | None = None,
@@ -69,8 +70,8 @@ def load_feature_network(spec: str | Path | nn.Module | None, *, device: str | t
       ``.pth`` state dict (read with the restricted unpickler) or a saved model folder. ``layer`` picks
       another VGG16 layer (e.g. ``"relu3_3"``). VGG16 weights do not ship with this library;
     * a path to such a VGG16 weights file (``.safetensors`` / ``.pth`` / ``.pt``) on its own;
-    * ``"classifier:NAME_OR_PATH"`` or just ``NAME_OR_PATH`` of a classifier model (e.g.
-      ``"toyfaces-classifier-64"``, bundled): its ``features(x, layer)``, ``layer`` default ``"stage2"``;
+    * ``"classifier:NAME_OR_PATH"`` or just ``NAME_OR_PATH`` of a classifier model (e.g. a domain's
+      ``classifier``, :mod:`idinvert_plugins.domains`): its ``features(x, layer)``, ``layer`` default ``"stage2"``;
     * a model folder / name of kind ``feature`` (a saved :class:`VGG16Features`);
     * an existing ``nn.Module``: a :class:`FeatureNetwork` is returned as is, a bare
       :class:`VGG16Features` is wrapped.

@@ -3,7 +3,7 @@
 * :mod:`.pixel`: reconstruction metrics (:func:`mse`, :func:`psnr`, :func:`ssim`);
 * :mod:`.swd`: multi-scale sliced Wasserstein distance (:func:`swd`), network-free;
 * :mod:`.frechet`: Fréchet distances in a feature network's space (:func:`frechet_distance`,
-  :func:`feature_statistics`, :func:`bundled_feature_network` = FD-toyfaces-classifier; not FID);
+  :func:`feature_statistics`, :func:`bundled_feature_network` = FD-<domain>-classifier; not FID);
 * :mod:`.attributes`: attribute marginals via a classifier or a ground-truth table, and timing helpers.
 """
 

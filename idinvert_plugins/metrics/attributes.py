@@ -2,7 +2,7 @@
 
 A generator that covers its domain reproduces the attribute marginals of the real data: as many glasses,
 the same mix of hair colours, the same mean age. :func:`attribute_marginals` measures them on images with
-an attribute classifier, :func:`table_marginals` on a ground-truth table (the toy faces' attribute arrays),
+an attribute classifier, :func:`table_marginals` on a ground-truth table (a domain's attribute arrays),
 both in the same format, and :func:`compare_marginals` reports the largest gap in percentage points.
 
 Marginal format, per attribute:
@@ -12,7 +12,8 @@ Marginal format, per attribute:
 * continuous: ``{"kind": "continuous", "mean": mean value, "threshold": t, "fraction_positive": share > t}``
   (threshold and share are None for attributes without a binary reading, such as a hue).
 
-Class names and thresholds come from ``specs`` (default: the toy-face :data:`ATTRIBUTE_SPECS`).
+Class names and thresholds come from ``specs`` (default: the default domain's schema,
+:attr:`Domain.attribute_specs <idinvert_plugins.domain_spec.Domain.attribute_specs>`).
 """
 
 from __future__ import annotations
@@ -32,16 +33,16 @@ Marginals = dict[str, dict[str, Any]]
 
 
 def _default_specs() -> Mapping[str, Any]:
-    from ..data.toyfaces import ATTRIBUTE_SPECS
+    from ..domains import get_domain
 
-    return ATTRIBUTE_SPECS
+    return get_domain().attribute_specs
 
 
-def semantic_attributes() -> list[str]:
-    """The toy faces' editing targets (the attributes that are not nuisance factors)."""
-    from ..data.toyfaces import ATTRIBUTES
+def semantic_attributes(domain: str | None = None) -> list[str]:
+    """A domain's editing targets (the attributes that are not nuisance factors; None: the default domain)."""
+    from ..domains import get_domain
 
-    return [s.name for s in ATTRIBUTES if not s.nuisance]
+    return get_domain(domain).semantic_attributes
 
 
 def _class_names(name: str, num_classes: int, specs: Mapping[str, Any]) -> list[str]:

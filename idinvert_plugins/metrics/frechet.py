@@ -3,10 +3,10 @@
 The Fréchet distance between two Gaussians ``N(mu1, S1)`` and ``N(mu2, S2)`` is
 ``|mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``. FID (Heusel et al. 2017) is this distance between
 the Inception-v3 pool features of real and generated images. No Inception weights can be shipped or
-downloaded here, so the bundled feature network is the toy-face attribute classifier's ``"pool"`` layer
-(128 values): its distance is reported as **FD-toyfaces-classifier**, never as FID, and its numbers are
-not comparable with published FIDs. :class:`InceptionFeatures` is the place where real Inception features
-would plug in; it is not implemented.
+downloaded here, so the bundled feature network is a domain's attribute classifier's ``"pool"`` layer (128
+values for the bundled domain's): its distance is reported as **FD-<domain>-classifier**, never as FID, and
+its numbers are not comparable with published FIDs. :class:`InceptionFeatures` is the place where real
+Inception features would plug in; it is not implemented.
 
 The feature networks are :class:`idinvert_plugins.features.FeatureNetwork` (the type perceptual losses use
 too; :func:`~idinvert_plugins.features.frechet_features` makes a classifier layer one); any callable
@@ -24,7 +24,6 @@ import torch
 from ..features import ClassifierFeatures, FeatureNetwork, frechet_features  # noqa: F401  (re-exported)
 from ..images import from_uint8
 
-BUNDLED_CLASSIFIER = "toyfaces-classifier-64"
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -108,13 +107,19 @@ def frechet_distance_between(images_a, images_b, feature_fn: FeatureFn, batch: i
                             *feature_statistics(images_b, feature_fn, batch))
 
 
-def bundled_feature_network(device: str | torch.device = "cpu") -> FeatureNetwork:
-    """The toy-face attribute classifier's ``"pool"`` features (128-d); its Fréchet distance is called
-    ``FD-toyfaces-classifier``. Only meaningful for images of the toy-face domain."""
+def bundled_feature_network(device: str | torch.device = "cpu", domain: str | None = None) -> FeatureNetwork:
+    """The ``"pool"`` features of a domain's attribute classifier (its ``classifier``; None: the default
+    domain's); its Fréchet distance is called ``FD-<domain>-classifier``. Only meaningful for images of that
+    domain."""
+    from ..domains import get_domain
     from ..hub import load_model
 
-    classifier = load_model(BUNDLED_CLASSIFIER, kind="classifier", device=device)
-    return frechet_features(classifier, "pool", name="FD-toyfaces-classifier")
+    dom = get_domain(domain)
+    if not dom.classifier:
+        raise ValueError(f"domain {dom.name!r} declares no attribute classifier, so it has no bundled feature "
+                         "network; pass a feature network of your own to feature_statistics")
+    classifier = load_model(dom.classifier, kind="classifier", device=device)
+    return frechet_features(classifier, "pool", name=f"FD-{dom.name}-classifier")
 
 
 class InceptionFeatures(FeatureNetwork):
@@ -131,24 +136,28 @@ class InceptionFeatures(FeatureNetwork):
     def __init__(self, weights_path: str | Path | None = None) -> None:
         if weights_path is None:
             raise ValueError("InceptionFeatures needs weights_path=, a local file of Inception-v3 FID weights "
-                             "(nothing is downloaded); for the bundled toy faces use bundled_feature_network() "
-                             "(FD-toyfaces-classifier) instead")
+                             "(nothing is downloaded); for images of a registered domain use "
+                             "bundled_feature_network() (FD-<domain>-classifier) instead")
         path = Path(weights_path)
         if not path.is_file():
             raise FileNotFoundError(f"Inception weights not found at {path}")
         raise NotImplementedError(f"Inception-v3 features are not implemented in idinvert-plugins, so {path} "
                                   "cannot be used; compute FID with a dedicated tool (pytorch-fid, clean-fid) or "
-                                  "use bundled_feature_network() for toy-face images")
+                                  "use bundled_feature_network() for images of a registered domain")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:  # pragma: no cover - never constructed
         raise NotImplementedError
 
 
 def feature_network(name: str, **kwargs) -> FeatureNetwork:
-    """A feature network by name: ``"toyfaces-classifier"`` (bundled) or ``"inception"`` (needs
-    ``weights_path=``; not implemented)."""
-    if name == "toyfaces-classifier":
-        return bundled_feature_network(**kwargs)
+    """A feature network by name: ``"<domain>-classifier"`` (a registered domain's classifier, see
+    :func:`bundled_feature_network`) or ``"inception"`` (needs ``weights_path=``; not implemented)."""
+    from ..domains import domain_names
+
+    names = domain_names()
+    if name.endswith("-classifier") and name.removesuffix("-classifier") in names:
+        return bundled_feature_network(domain=name.removesuffix("-classifier"), **kwargs)
     if name == "inception":
         return InceptionFeatures(**kwargs)
-    raise ValueError(f"unknown feature network {name!r}; available: 'toyfaces-classifier', 'inception'")
+    known = ", ".join([*(repr(f"{d}-classifier") for d in names), "'inception'"])
+    raise ValueError(f"unknown feature network {name!r}; available: {known}")
