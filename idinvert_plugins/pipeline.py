@@ -9,10 +9,11 @@ components from it.
 ``pipeline.json`` (diffusers' ``model_index.json`` is the precedent) sits in the generator's model folder::
 
     {"generator": ".",
-     "encoder": "toyfaces-stylegan2-64-encoder",
-     "encoders": {"conventional": "toyfaces-stylegan2-64-encoder-conventional"},
-     "feature_net": "classifier:toyfaces-classifier-64",
-     "classifier": "toyfaces-classifier-64",
+     "domain": "street-scenes",
+     "encoder": "street-stylegan2-64-encoder",
+     "encoders": {"conventional": "street-stylegan2-64-encoder-conventional"},
+     "feature_net": "classifier:street-classifier-64",
+     "classifier": "street-classifier-64",
      "directions": "directions/",
      "default_method": "idinvert"}
 
@@ -20,12 +21,15 @@ Each reference is a named model (``model_cards/``), a folder relative to the pip
 ``"../my-encoder"``, ``"encoder/"``) or a Hub id (``org/name[@revision]``); ``feature_net`` also takes the
 forms of :func:`~idinvert_plugins.losses.load_feature_network` (``classifier:REF``, ``vgg16-conv43:PATH``
 with ``PATH`` relative to the folder). ``directions`` is a folder (or a list of folders) relative to the
-pipeline folder. ``null`` means "none"; a key left out falls back to the naming rules below.
+pipeline folder. ``domain`` names the registered image domain the generator belongs to (its attribute schema,
+test images, default classifier and perceptual network; :mod:`idinvert_plugins.domains`). ``null`` means
+"none"; a key left out falls back to the naming rules below.
 
 A folder without ``pipeline.json`` (a converted checkpoint, a model trained before pipelines) falls back to
 the naming rules the library always used: the encoder ``<generator>-encoder`` (and
-``<generator>-encoder-conventional``) when it resolves locally, the toy-face classifier as perceptual
-network and classifier for ``toyfaces-*`` generators at 64 px, the folder's ``directions/``.
+``<generator>-encoder-conventional``) when it resolves locally, the domain whose naming rule claims the
+generator (:meth:`Domain.matches <idinvert_plugins.domain_spec.Domain.matches>`; the declared ``domain`` when
+there is one) with its classifier as perceptual network and classifier, the folder's ``directions/``.
 
 References are resolved (and checked) when the pipeline is made, so a bad reference fails at once with an
 error naming the ``pipeline.json`` key and its value; the weights of the optional components load on first
@@ -35,7 +39,7 @@ every network is frozen (eval mode, no parameter gradients).
 Example::
 
     from idinvert_plugins.pipeline import Pipeline
-    pipe = Pipeline.from_pretrained("toyfaces-stylegan2-64")
+    pipe = Pipeline.from_pretrained("street-stylegan2-64")   # a named model, a folder or a Hub id
     result = pipe.invert("face.png", steps=50)          # IDInvert, the pipeline's default method
     smiling = pipe.edit(result.codes, "manipulate", direction="smile", strength=2.0)
     pipe.save(smiling.codes, "smiling.safetensors")
@@ -68,6 +72,7 @@ from .hub import (
 )
 
 if TYPE_CHECKING:
+    from .domain_spec import Domain
     from .editors.base import EditContext, Editor, EditResult
     from .editors.directions import Direction
     from .inverters.base import InversionResult, Inverter
@@ -80,7 +85,7 @@ DEFAULT_METHOD = "idinvert"
 DEFAULT_DIRECTIONS = "directions/"
 #: the keys a ``pipeline.json`` may hold (keys starting with ``_`` are comments and ignored)
 PIPELINE_KEYS = ("generator", "encoder", "encoders", "feature_net", "classifier", "directions", "default_method",
-                 "description", "typical_mse", "alignment")
+                 "description", "typical_mse", "alignment", "domain")
 _COMPONENTS = ("encoder", "encoders", "feature_net", "classifier", "directions")
 _KIND = {"encoder": "encoder", "classifier": "classifier"}
 
@@ -166,6 +171,10 @@ def check_pipeline_config(config: Mapping[str, Any], where: str = PIPELINE_NAME)
                 raise PipelineError(f"{where}: key 'alignment' must be an object with an aligner name and a template "
                                     f"(a name or its numbers), e.g. {{\"aligner\": \"dlib\", \"template\": \"ffhq\"}}; "
                                     f"got {value!r}")
+        elif key == "domain":
+            if not isinstance(value, str) or not value.strip():
+                raise PipelineError(f"{where}: key 'domain' must name a registered image domain (`idinvert plugins` "
+                                    f"lists them), got {value!r}")
         elif key == "directions":
             if not (isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
                 raise PipelineError(f"{where}: key 'directions' must be a folder (or a list of folders) relative "
@@ -184,19 +193,24 @@ def write_pipeline_config(folder: str | Path, config: Mapping[str, Any]) -> Path
     return path
 
 
-def fallback_config(name: str | Path, resolution: int, keys: Iterable[str] | None = None) -> dict[str, Any]:
+def fallback_config(name: str | Path, resolution: int, keys: Iterable[str] | None = None,
+                    domain: str | None = None) -> dict[str, Any]:
     """What the naming rules give for generator ``name`` (a name, Hub id or folder) when it has no
     ``pipeline.json``: ``<name>-encoder`` / ``<name>-encoder-conventional`` where they resolve locally, the
-    toy-face classifier for ``toyfaces-*`` generators at 64 px, ``directions/``, IDInvert. ``keys``: only these
-    (the keys a ``pipeline.json`` leaves out; looking encoders up costs a little)."""
-    from .losses import default_feature_network
+    domain ``domain`` (a registered name; None: the one whose naming rule claims ``name`` at ``resolution``) with
+    its classifier and perceptual network, ``directions/``, IDInvert. ``keys``: only these (the keys a
+    ``pipeline.json`` leaves out; looking encoders up costs a little)."""
+    from .domains import UnknownNameError, domain_for_model, get_domain
 
-    keys = set(("generator", "encoder", "encoders", "feature_net", "classifier", "directions", "default_method")
-               if keys is None else keys)
-    feature_net = default_feature_network(str(name), resolution)
-    classifier = feature_net.removeprefix("classifier:") if feature_net and feature_net.startswith("classifier:") \
-        else None
-    config: dict[str, Any] = {"generator": ".", "feature_net": feature_net, "classifier": classifier,
+    keys = set(("generator", "domain", "encoder", "encoders", "feature_net", "classifier", "directions",
+                "default_method") if keys is None else keys)
+    try:
+        dom = get_domain(domain) if domain else domain_for_model(str(name), resolution)
+    except UnknownNameError as exc:
+        raise PipelineError(f"{name}: domain {domain!r} is not registered ({exc})") from None
+    config: dict[str, Any] = {"generator": ".", "domain": dom.name if dom is not None else None,
+                              "feature_net": dom.feature_net if dom is not None else None,
+                              "classifier": dom.classifier if dom is not None else None,
                               "directions": DEFAULT_DIRECTIONS, "default_method": DEFAULT_METHOD}
     if "encoder" in keys:
         config["encoder"] = default_encoder(name)
@@ -421,7 +435,8 @@ class Pipeline:
         where = str(pipeline_folder / PIPELINE_NAME)
         source = "pipeline.json" if config is not None else "fallback"
         fallback = fallback_config(given, G.resolution,
-                                   None if config is None else [k for k in PIPELINE_KEYS if k not in config])
+                                   None if config is None else [k for k in PIPELINE_KEYS if k not in config],
+                                   domain=None if config is None or _none(config.get("domain")) else config["domain"])
         declared = dict(config or {})
         effective = {**fallback, **{k: v for k, v in declared.items() if not k.startswith("_")}}
         resolver = _Resolver(pipeline_folder, resolved, where, cache_dir, local_files_only)
@@ -592,6 +607,17 @@ class Pipeline:
     def feature_net(self) -> nn.Module | None:
         """The perceptual network of the optimising inverters (None: pixel loss only)."""
         return self._get("feature_net")
+
+    @property
+    def domain(self) -> Domain | None:
+        """The registered image domain the generator belongs to (``pipeline.json``'s ``domain``, else the one
+        whose naming rule claims it), or None."""
+        from .domains import domain_for_model, get_domain
+
+        name = self.config.get("domain")
+        if not _none(name):
+            return get_domain(str(name))
+        return domain_for_model(self.name, self.generator.resolution) if "domain" not in self.config else None
 
     @property
     def classifier(self) -> nn.Module | None:

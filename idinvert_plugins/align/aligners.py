@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Aligner, Face, read_landmarks
-from .transform import TOYFACES, align_face, make_transform
+from .transform import TOYFACES, AlignTransform, align_face, make_transform
 
 ALIGN_EXTRA_HINT = "pip install 'idinvert-plugins[align]' (dlib-bin and face-recognition-models, no compiler needed)"
 
@@ -133,10 +133,10 @@ class ToyFacesAligner(Aligner):
         return net.decode(net(img), threshold=self.threshold)[0]
 
     def detect(self, photo: np.ndarray, *, source: str | Path | None = None) -> list[Face]:
-        x = torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        x = torch.from_numpy(np.array(photo, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1.0
         h, w = x.shape[-2:]
         found: list[tuple[float, np.ndarray]] = []
-        level = -1
+        level = -1 if max(h, w) <= 320 else 0  # small photos are also searched at 1.41x
         while True:
             f = 2.0 ** (-level / 2.0)
             lh, lw = round(h * f), round(w * f)
@@ -150,41 +150,75 @@ class ToyFacesAligner(Aligner):
                 lm = np.asarray(face["landmarks"], np.float64)
                 lm = np.stack([(lm[:, 0] + 0.5) * w / lw - 0.5, (lm[:, 1] + 0.5) * h / lh - 0.5], axis=1)
                 found.append((face["score"], lm))
-        faces = []
+        faces: list[Face] = []
         for score, lm in sorted(found, key=lambda t: -t[0]):  # non-maximum suppression across levels
-            eye_mid = lm[:2].mean(0)
-            if any(np.hypot(*(eye_mid - k.landmarks[:2].mean(0))) < 0.5 * np.hypot(*(k.landmarks[1] -
-                   k.landmarks[0])) for k in faces):
+            if _duplicate(lm, faces, 0.5):
                 continue
             refined = self._refine(photo, lm)
-            if refined is not None:
+            if refined is not None and not _duplicate(refined[1], faces, 0.8):  # refinement converges on the face
                 faces.append(Face(refined[1], min(score, refined[0])))
         return faces
 
+    #: the crops the refinement averages over: (scale, rotation in degrees, shift in crop pixels) of the quad,
+    #: each also mirrored
+    JITTER: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.9, 4.0, 1.0), (1.1, -4.0, -1.0),
+                                                      (1.0, 0.0, 1.5))
+
     def _refine(self, photo: np.ndarray, lm: np.ndarray) -> tuple[float, np.ndarray] | None:
-        """Run the network on the face's ``toyfaces``-template crop at its training resolution and map the
-        landmarks of the face nearest the crop's centre back; None if none is there (a false detection)."""
+        """Run the network on the face's ``toyfaces``-template crop at its training resolution, on slightly
+        scaled, turned and shifted copies and their mirror images, and average the landmarks of the face nearest
+        each crop's centre, mapped back to the photo; None if no face is there (a false detection)."""
         size = int(self.network().resolution)
         h, w = photo.shape[:2]
+        centre = np.array([size / 2.0 - 0.5] * 2)
         score = 1.0
         for _ in range(max(self.refine, 1)):
             try:
-                tf = make_transform(lm, size, (w, h), TOYFACES)
+                base = make_transform(lm, size, (w, h), TOYFACES)
             except ValueError:
                 return None
-            crop = align_face(photo, tf)
-            x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-            faces = self._run(x)
-            centre = np.array([size / 2.0 - 0.5] * 2)
-            near = [f for f in faces if np.hypot(*(np.asarray(f["centre"]) - centre)) < 0.2 * size]
-            if not near:
+            tfs = [_jittered(base, *j) for j in self.JITTER]
+            crops = torch.stack([torch.from_numpy(align_face(photo, tf)).permute(2, 0, 1).float() for tf in tfs])
+            crops = crops / 127.5 - 1.0
+            net = self.network()
+            with torch.no_grad():
+                out = net.decode(net(torch.cat([crops, crops.flip(-1)])), threshold=self.threshold)
+            points, scores = [], []
+            for i, faces in enumerate(out):
+                near = [f for f in faces if np.hypot(*(np.asarray(f["centre"]) - centre)) < 0.2 * size]
+                if not near:
+                    continue
+                best = max(near, key=lambda f: f["score"])
+                pts = np.asarray(best["landmarks"], np.float64)
+                if i >= len(tfs):  # mirror back: x -> size - 1 - x, and the image's left and right swap
+                    pts = pts[[1, 0, 3, 2]]
+                    pts[:, 0] = size - 1.0 - pts[:, 0]
+                points.append(tfs[i % len(tfs)].to_photo(pts))
+                scores.append(float(best["score"]))
+            if len(points) < len(out) // 2:  # most crops show no face at their centre: a false detection
                 return None
-            best = max(near, key=lambda f: f["score"])
-            score = float(best["score"])
-            lm = tf.to_photo(np.asarray(best["landmarks"], np.float64))
+            score = float(np.median(scores))
+            lm = np.median(points, axis=0) if len(points) > 2 else np.mean(points, axis=0)
             if not math.isfinite(float(lm.sum())):
                 return None
         return score, lm
+
+
+def _jittered(tf: AlignTransform, scale: float, degrees: float, shift: float) -> AlignTransform:
+    """``tf`` with its quad scaled and turned about its centre and moved by ``shift`` crop pixels (x and y)."""
+    q = tf.quad
+    c = q.mean(0)
+    a = math.radians(degrees)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) * scale
+    step = (q[3] - q[0]) / tf.size + (q[1] - q[0]) / tf.size
+    return AlignTransform((q - c) @ rot.T + c + shift * step, tf.size, tf.photo_size)
+
+
+def _duplicate(lm: np.ndarray, faces: list[Face], radius: float) -> bool:
+    """Whether ``lm``'s eye midpoint is within ``radius`` eye distances of a face already kept."""
+    mid = lm[:2].mean(0)
+    return any(np.hypot(*(mid - k.landmarks[:2].mean(0))) < radius * np.hypot(*(k.landmarks[1] - k.landmarks[0]))
+               for k in faces)
 
 
 __all__ = ["ALIGN_EXTRA_HINT", "DlibAligner", "SidecarAligner", "ToyFacesAligner", "sidecar_path"]

@@ -278,9 +278,12 @@ def evaluate(net: LandmarkNet, pool: Pool, n: int = 256, seed: int = 123) -> dic
 
 
 def train(out: str | Path, minutes: float = 8.0, pool_size: int = 1200, batch: int = 16, lr: float = 3e-3,
-          seed: int = 0, channels: Sequence[int] = (12, 24, 32, 48), log_every: int = 50) -> dict[str, Any]:
+          seed: int = 0, channels: Sequence[int] = (12, 24, 32, 48), log_every: int = 50, canonical: float = 0.55,
+          init: str | Path | None = None) -> dict[str, Any]:
     """Train for ``minutes`` of wall time (the learning rate follows a cosine over that time); writes
-    ``out/model.pt``, ``out/log.jsonl`` and returns the summary with held-out metrics."""
+    ``out/model.pt``, ``out/log.jsonl`` and returns the summary with held-out metrics. ``canonical``: the share
+    of canonical canvases; ``init``: continue from a run's ``model.pt`` (its steps and time count in the
+    summary)."""
     torch.manual_seed(seed)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -289,6 +292,15 @@ def train(out: str | Path, minutes: float = 8.0, pool_size: int = 1200, batch: i
     test_pool = build_pool(128, seed=seed + 1, split=TEST_SPLIT)
     t_pool = time.perf_counter() - t0
     net = LandmarkNet(channels, resolution=CANVAS)
+    before: dict[str, Any] = {"steps": 0, "train_seconds": 0.0, "runs": []}
+    if init is not None:
+        ckpt = torch.load(init, map_location="cpu", weights_only=True)
+        net = LandmarkNet(**ckpt["config"])
+        net.load_state_dict(ckpt["state"])
+        prev = ckpt["summary"]
+        before = {"steps": prev["steps"], "train_seconds": prev["train_seconds"],
+                  "runs": prev.get("runs", []) or [{k: prev[k] for k in ("steps", "train_seconds", "lr", "canonical")
+                                                    if k in prev}]}
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -301,7 +313,7 @@ def train(out: str | Path, minutes: float = 8.0, pool_size: int = 1200, batch: i
             break
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0))) * min(1.0, (step + 1) / 50)
-        x, lms = sample_batch(pool, g, batch)
+        x, lms = sample_batch(pool, g, batch, canonical=canonical)
         parts = loss_fn(net(x), make_targets(lms, CANVAS))
         opt.zero_grad(set_to_none=True)
         parts["total"].backward()
@@ -309,15 +321,18 @@ def train(out: str | Path, minutes: float = 8.0, pool_size: int = 1200, batch: i
         step += 1
         if step % log_every == 0:
             row = {"step": step, "seconds": round(time.perf_counter() - start, 1),
-                   **{k: round(float(v), 4) for k, v in parts.items()}}
+                   **{k: round(float(v.detach()), 4) for k, v in parts.items()}}
             log.write(json.dumps(row) + "\n")
             log.flush()
             print(row, flush=True)
     log.close()
     metrics = evaluate(net, test_pool)
-    summary = {"steps": step, "batch": batch, "images": step * batch, "train_seconds": round(time.perf_counter() -
-               start, 1), "pool_seconds": round(t_pool, 1), "pool_size": pool_size, "lr": lr, "seed": seed,
-               "channels": list(channels), "metrics": metrics}
+    seconds = round(time.perf_counter() - start, 1)
+    this = {"steps": step, "train_seconds": seconds, "lr": lr, "canonical": canonical}
+    summary = {"steps": before["steps"] + step, "batch": batch, "images": (before["steps"] + step) * batch,
+               "train_seconds": round(before["train_seconds"] + seconds, 1), "pool_seconds": round(t_pool, 1),
+               "pool_size": pool_size, "lr": lr, "canonical": canonical, "seed": seed,
+               "channels": list(net.config["channels"]), "runs": [*before["runs"], this], "metrics": metrics}
     torch.save({"state": net.state_dict(), "config": net.config, "summary": summary}, out / "model.pt")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
@@ -413,11 +428,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--canonical", type=float, default=0.55, help="share of canonical (refinement) canvases")
+    p.add_argument("--init", metavar="RUN/model.pt", help="continue from this checkpoint")
     p.add_argument("--export", metavar="FOLDER", help="write the model folder here when done")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     summary = train(args.out, minutes=args.minutes, pool_size=args.pool, batch=args.batch, lr=args.lr,
-                    seed=args.seed)
+                    seed=args.seed, canonical=args.canonical, init=args.init)
     print(json.dumps(summary["metrics"], indent=2))
     if args.export:
         print(f"exported {export(args.out, args.export)}")
