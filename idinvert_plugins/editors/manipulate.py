@@ -1,7 +1,9 @@
 """Semantic manipulation (InterFaceGAN, as used by IDInvert's ``manipulate.py``): move codes along a direction.
 
 ``w' = w + a * n`` on the direction's layers (per-layer directions add their own vector to each layer, as
-the released IDInvert boundaries do). With ``condition_on`` the direction is first made orthogonal to other
+the released IDInvert boundaries do). Principal components imported from GANSpace or e4e
+(:mod:`.imported`) keep their official semantics: ``a`` is the coordinate the codes are *set* to, in standard
+deviations from the PCA mean. With ``condition_on`` the direction is first made orthogonal to other
 attribute directions (conditional manipulation), so those attributes stay put.
 
 Directions may be given by name (``direction="smile"``) when the generator was loaded by name or folder
@@ -18,6 +20,7 @@ import torch
 from ..models.base import Generator
 from .base import Editor, Param
 from .directions import Direction, as_direction, orthogonalize
+from .imported import is_set_coordinate, set_coordinate
 
 
 def manipulate_codes(codes: torch.Tensor, offsets: torch.Tensor, strengths: torch.Tensor) -> torch.Tensor:
@@ -48,6 +51,13 @@ class Manipulate(Editor):
              layers: tuple[int, int] | None = None) -> torch.Tensor:
         model = generator if getattr(generator, "resolved", None) is not None else None
         n = as_direction(direction, model)
+        if is_set_coordinate(n):  # GANSpace / e4e PCA components: strength is the target coordinate (official)
+            if condition_on:
+                raise ValueError(f"direction {n.name!r} sets a principal-component coordinate (GANSpace / e4e); "
+                                 "condition_on applies to directions that shift codes")
+            targets = torch.tensor([strength]) if steps == 1 else torch.linspace(-strength, strength, steps)
+            out = set_coordinate(codes, n, targets, layers)
+            return out[:, 0] if steps == 1 else out
         if condition_on:
             conditions = [condition_on] if isinstance(condition_on, (Direction, str, Path)) else condition_on
             n = orthogonalize(n, [as_direction(c, model) for c in conditions])
