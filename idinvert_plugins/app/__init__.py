@@ -4,7 +4,7 @@
 * :mod:`.session` - one browser session's state and the actions on it (no Gradio, unit-testable);
 * :mod:`.controls` - Gradio controls drawn from the parameters editors declare;
 * :mod:`.ui` - the Blocks layout and its events;
-* :mod:`.examples` - example images (held-out and out-of-distribution toy faces);
+* :mod:`.examples` - example images (what the model's domain offers: held-out and out-of-distribution ones);
 * :mod:`.hf_space` - ``idinvert space export``: a Hugging Face Space folder;
 * :mod:`.launcher` - ``python gradio_app.py`` / ``idinvert app``.
 
@@ -16,10 +16,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .models import DEFAULT_MODEL, ModelBundle, ModelRegistry, ModelSpec
+from .models import ModelBundle, ModelRegistry, ModelSpec, default_model
 
 # No usage reporting from a library: set before gradio is first imported (a user's own setting wins).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def __getattr__(name: str) -> Any:  # DEFAULT_MODEL: the default domain's generator, looked up when first read
+    if name == "DEFAULT_MODEL":
+        return default_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_app(*args: Any, **kwargs: Any) -> Any:
@@ -36,4 +42,4 @@ def launch_options() -> dict[str, Any]:
     return _options()
 
 
-__all__ = ["DEFAULT_MODEL", "ModelBundle", "ModelRegistry", "ModelSpec", "build_app", "launch_options"]
+__all__ = ["ModelBundle", "ModelRegistry", "ModelSpec", "build_app", "default_model", "launch_options"]

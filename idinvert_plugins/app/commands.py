@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from .launcher import add_app_arguments
-from .models import AUTO, DEFAULT_MODEL
+from .models import AUTO, default_model
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -46,7 +46,8 @@ def add_parsers(sub: Any) -> None:
     e = space_sub.add_parser("export", help="write a Hugging Face Space folder (app.py, requirements.txt, "
                                             "README.md with the Spaces header, the model files)")
     e.add_argument("dir", help="the folder to write (must be new or empty unless --force)")
-    e.add_argument("--model", default=DEFAULT_MODEL, help=f"generator name, Hub id or folder (default {DEFAULT_MODEL})")
+    e.add_argument("--model", default=default_model(), help=f"generator name, Hub id or folder (default "
+                                                          f"{default_model()})")
     e.add_argument("--encoder", default=AUTO, help="encoder name or folder, 'none', or 'auto' (MODEL-encoder if "
                                                    "it exists)")
     e.add_argument("--directions", action="append", default=[], metavar="DIR",

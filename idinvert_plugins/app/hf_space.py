@@ -21,7 +21,7 @@ import yaml
 from .. import __version__
 from ..hub import CONFIG_NAME, ModelNotFoundError, ResolvedModel, read_config, resolve_model
 from ..pipeline import PIPELINE_NAME, Pipeline, _none, write_pipeline_config
-from .models import AUTO, DEFAULT_MODEL
+from .models import AUTO, default_model
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 #: used when the installed distribution's metadata cannot be read (e.g. a vendored copy)
@@ -137,10 +137,11 @@ Run it locally with `pip install -r requirements.txt gradio=={header["sdk_versio
 """
 
 
-def export_space(out_dir: str | Path, model: str = DEFAULT_MODEL, *, encoder: str | None = AUTO,
+def export_space(out_dir: str | Path, model: str | None = None, *, encoder: str | None = AUTO,
                  directions: tuple[str, ...] | list[str] = (), feature_net: str | None = AUTO,
                  title: str | None = None, vendor: bool = True, force: bool = False) -> Path:
-    """Write a Space folder serving the app on ``model`` (a name, Hub id or folder) and return it.
+    """Write a Space folder serving the app on ``model`` (a name, Hub id or folder; None: the default model) and
+    return it.
 
     ``encoder`` / ``feature_net`` follow :class:`~idinvert_plugins.app.models.ModelSpec` (``"auto"``: the
     generator's :class:`~idinvert_plugins.pipeline.Pipeline`; a name or folder; or None); ``directions`` are
@@ -149,6 +150,7 @@ def export_space(out_dir: str | Path, model: str = DEFAULT_MODEL, *, encoder: st
     folder. ``vendor=False`` makes ``requirements.txt`` install idinvert-plugins from PyPI instead of
     copying the library. An existing non-empty ``out_dir`` is refused unless ``force``.
     """
+    model = model or default_model()
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise FileExistsError(f"{out} exists and is not empty: choose a new folder or pass --force")

@@ -10,13 +10,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .models import AUTO, DEFAULT_MODEL, ModelSpec
+from .models import AUTO, ModelSpec, default_model
 
 
 def add_app_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The app's options (shared by ``gradio_app.py`` and ``idinvert app``)."""
     parser.add_argument("--model", action="append", metavar="NAME_OR_FOLDER",
-                        help=f"generator to serve (repeatable; the first is the default). Default: {DEFAULT_MODEL} "
+                        help=f"generator to serve (repeatable; the first is the default). Default: {default_model()} "
                              "if bundled; bundled generators are always offered too")
     parser.add_argument("--encoder", default=AUTO,
                         help="encoder of the (first) model: a name or folder, 'none', or 'auto' (default: "
@@ -25,7 +25,7 @@ def add_app_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                         help="extra folder of direction .safetensors for the (first) model (repeatable)")
     parser.add_argument("--feature-net", default=AUTO,
                         help="perceptual network for the optimisers: a spec of load_feature_network, 'none', or "
-                             "'auto' (the toy-face classifier for toyfaces-* models)")
+                             "'auto' (the model's pipeline's, else its domain's classifier)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 to serve the network)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--concurrency", type=int, default=1,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,8 +21,22 @@ from ..hub import ModelNotFoundError
 from ..models.base import Generator
 from ..pipeline import AUTO, Pipeline, check_encoder
 
-#: the model ``python gradio_app.py`` serves when none is named
-DEFAULT_MODEL = "toyfaces-stylegan2-64"
+
+def default_model() -> str:
+    """The model ``python gradio_app.py`` serves when none is named: the default domain's
+    ``default_generator`` (also ``DEFAULT_MODEL``, looked up on first use)."""
+    from ..domains import default_domain
+
+    domain = default_domain()
+    if not domain.default_generator:
+        raise ModelNotFoundError(f"the default domain {domain.name!r} names no default generator: pass --model")
+    return domain.default_generator
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: DEFAULT_MODEL asks the domain registry when first read
+    if name == "DEFAULT_MODEL":
+        return default_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -29,7 +44,7 @@ class ModelSpec:
     """What to load for one entry of the app's model menu.
 
     ``encoder`` and ``feature_net``: ``"auto"`` takes the generator's pipeline (its ``pipeline.json``, or
-    without one ``<model>-encoder`` when it resolves and the toy-face classifier for ``toyfaces-*`` generators;
+    without one ``<model>-encoder`` when it resolves and the classifier of the domain its name belongs to;
     a missing one is a note, not an error); ``None`` / ``"none"`` means without; anything else replaces it.
     ``directions``: extra folders of ``*.safetensors`` directions, on top of the pipeline's own. ``label`` is
     the name shown in the menu (default: ``model``).
@@ -135,7 +150,7 @@ class ModelRegistry:
                 self.specs.setdefault(name, ModelSpec(name))
         if not self.specs:
             raise ModelNotFoundError(
-                f"no model to serve: the default {DEFAULT_MODEL!r} is not bundled here yet and no --model was "
+                f"no model to serve: the default {default_model()!r} is not bundled here yet and no --model was "
                 "given. Pass a generator name or folder, e.g. `--model out/rosinality-sg2-64` after the "
                 "README's convert command.")
         self._bundles: dict[str, ModelBundle] = {}
@@ -164,11 +179,12 @@ class ModelRegistry:
 
 
 def default_specs() -> list[ModelSpec]:
-    """The menu when no model is named: the default toy-face generator if bundled (else every bundled one)."""
+    """The menu when no model is named: the default domain's generator if bundled (else every bundled one)."""
     names = bundled_generators()
-    return [ModelSpec(DEFAULT_MODEL)] if DEFAULT_MODEL in names else []
+    default = default_model()
+    return [ModelSpec(default)] if default in names else []
 
 
-__all__ = ["AUTO", "DEFAULT_MODEL", "ModelBundle", "ModelRegistry", "ModelSpec", "bundled_generators",
+__all__ = ["AUTO", "ModelBundle", "default_model", "ModelRegistry", "ModelSpec", "bundled_generators",
            "check_encoder", "default_specs", "load_bundle", "warm_up"]
 

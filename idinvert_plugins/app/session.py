@@ -37,7 +37,7 @@ from ..metrics import mse
 from ..plugins import get_plugins
 from .models import ModelBundle
 
-#: side of the images shown in the page (the model's own size is usually smaller: 64 px for the toy faces)
+#: side of the images shown in the page (the model's own size is usually smaller: 64 px for the bundled models)
 DISPLAY_SIZE = 256
 #: labels of the built-in inverters in the menu (plugin inverters appear under their own names)
 INVERTER_LABELS = {"encoder": "Encoder only", "idinvert": "IDInvert (encoder + optimisation)",
@@ -149,7 +149,7 @@ def read_image(source: Any, resolution: int, what: str = "image") -> tuple[torch
 
 def display(image: torch.Tensor | None, size: int = DISPLAY_SIZE) -> np.ndarray | None:
     """``[3, R, R]`` in [-1, 1] -> uint8 ``size x size`` for the page: nearest-neighbour upscaling by an integer
-    factor, so every model pixel is shown as a sharp block (the toy-face models are 64 px)."""
+    factor, so every model pixel is shown as a sharp block (the bundled models are 64 px)."""
     if image is None:
         return None
     arr = to_uint8(image)

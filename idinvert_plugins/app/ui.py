@@ -168,7 +168,7 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
         list(models) if models is not None else default_specs(), include_bundled=include_bundled)
     bundle0 = registry.get(registry.default)
     G0 = bundle0.generator
-    examples = example_images(G0.resolution)
+    examples = example_images(G0.resolution, domain=bundle0.pipeline.domain)
     example_paths = [p for p, _ in examples]
     plugins = get_plugins()
     editors = {name: plugins.get("editor", name) for name in plugins.names("editor")}
