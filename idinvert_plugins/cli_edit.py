@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli_common import FEATURE_NET_HELP
+from .cli_common import FEATURE_NET_HELP, parse_seeds
 from .codes import is_code_file, load_code
 from .editors.interfacegan import STEERINGS
 
@@ -565,6 +565,26 @@ def cmd_directions_list(args: argparse.Namespace) -> int:
               f"({sum(bool(c.get('clean')) for c in measured)} of {len(measured)} clean)")
     return 0
 
+def cmd_directions_import(args: argparse.Namespace) -> int:
+    """Import direction files of other projects (InterFaceGAN .npy, GANSpace .npz, e4e .pt) for a generator
+    (:func:`~idinvert_plugins.editors.imported.import_directions`)."""
+    from .editors.imported import import_directions
+    from .hub import load_generator
+
+    G = load_generator(args.model)
+    folder, paths = import_directions(args.file, G, out=args.out, force=args.force, name=args.name,
+                                      space=args.space, components=args.components)
+    for path in paths:
+        from .editors.directions import Direction
+
+        d = Direction.load(path)
+        how = ("sets the coordinate (strength: target in standard deviations)" if d.extra.get("edit") ==
+               "set-coordinate" else "shifts codes (w + strength * n)")
+        print(f"{d.name}: {'per-layer ' if d.per_layer else ''}direction from {Path(args.file).name}; {how}")
+    _print_saved(paths, folder, G)
+    return 0
+
+
 
 # -- parsers ----------------------------------------------------------------------------------------------
 def _inversion_args(p: argparse.ArgumentParser, steps_flag: str = "--steps") -> None:
@@ -700,3 +720,18 @@ def add_parsers(sub: Any) -> None:
         d.add_argument("--device", default="cpu")
         d.add_argument("--out", help=OUT_HELP)
         d.add_argument("--force", action="store_true", help="overwrite direction files of the same names")
+
+    d = dsub.add_parser("import", help="import editing directions people have: InterFaceGAN boundaries (.npy), "
+                                       "GANSpace components (.npz), e4e's interfacegan_directions / ganspace_pca "
+                                       "files (.pt); official edit semantics kept (docs/encoders.md)")
+    d.add_argument("file", help="the direction file")
+    d.add_argument("--model", required=True, help="the generator the directions are for (name, Hub id or folder)")
+    d.add_argument("--name", help="name of the direction (a single one) or prefix of numbered components")
+    d.add_argument("--components", type=parse_seeds, default=None, metavar="LIST",
+                   help="principal components to import from GANSpace / e4e PCA files, e.g. 0-19 or 46,54 "
+                        "(default: all)")
+    d.add_argument("--space", choices=("w",), default=None,
+                   help="w: read an InterFaceGAN boundary whose name does not say _w_ as a W-space direction")
+    d.add_argument("--out", help=OUT_HELP)
+    d.add_argument("--force", action="store_true", help="overwrite direction files of the same names")
+    d.set_defaults(func=cmd_directions_import)

@@ -180,3 +180,30 @@ def test_bundled_models_get_a_user_folder(tmp_path):
     assert weights_dir().resolve() not in folder.resolve().parents
     assert sorted(p.name for p in (weights_dir() / "toyfaces-stylegan2-64" / "directions").iterdir()) == before
     assert find_directions("toyfaces-stylegan2-64")["imported_smile"] == paths[0]
+
+
+def test_cli_import_then_edit_sets_the_coordinate(fixtures, ffhq_like, tmp_path, capsys):
+    from idinvert_plugins.cli import main
+    from idinvert_plugins.codes import load_latent, save_latent
+
+    pca = fixtures / "e4e_ganspace_pca_ffhq_pca.pt"
+    out = tmp_path / "dirs"
+    assert main(["directions", "import", str(pca), "--model", str(ffhq_like), "--components", "3,6",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "pca_03: direction from e4e_ganspace_pca_ffhq_pca.pt; sets the coordinate" in printed
+    assert f"wrote 2 direction(s) to {out}" in printed
+    assert main(["directions", "import", str(pca), "--model", str(ffhq_like), "--components", "3",
+                 "--out", str(out)]) == 2
+    assert "already holds pca_03: pass --force" in capsys.readouterr().err
+
+    latents = torch.from_numpy(np.load(fixtures / "e4e_edit_io.npz")["latents"])
+    code = save_latent(latents[:1], tmp_path / "face.safetensors", generator=str(ffhq_like))
+    edited = tmp_path / "edited.safetensors"
+    assert main(["edit", "--code", str(code), "--model", str(ffhq_like), "--directions", str(out), "--edit",
+                 "pca_03=4", "--layers", "7:8", "--save-code", str(edited), "-o", str(tmp_path / "e.png")]) == 0
+    capsys.readouterr()
+    got = load_latent(edited, _generator(ffhq_like)).wp
+    expected = e4e_ganspace_edit(latents[:1], [(Direction.load(out / "pca_03.safetensors"), 7, 8, 4.0)])
+    assert _max(got, expected) < ATOL
+    assert torch.equal(got[0, :7], latents[0, :7]) and torch.equal(got[0, 8:], latents[0, 8:])

@@ -1,10 +1,11 @@
-"""Training images for the trainers: the toy faces rendered on demand, an image folder, and the per-step
+"""Training images for the trainers: a domain's dataset rendered on demand, an image folder, and the per-step
 batches of every rank (a pure function of (seed, step), so resumed runs see exactly the images they would
 have seen)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -13,14 +14,16 @@ from .distributed import DistInfo
 
 
 # -- data ----------------------------------------------------------------------------------------------
-class ToyFaceImages:
-    """The toy-face training set: the first ``n_train`` train-split images of a ``n_total``-image dataset,
-    rendered on demand. ``images(positions)`` -> uint8 ``[B, R, R, 3]``."""
+class DomainImages:
+    """A domain's training set (:meth:`Domain.images <idinvert_plugins.domain_spec.Domain.images>`): the first
+    ``n_train`` train-split images of a ``n_total``-image dataset, rendered on demand. ``images(positions)`` ->
+    uint8 ``[B, R, R, 3]``. ``domain``: a registered domain or its name (None: the default domain)."""
 
-    def __init__(self, seed: int, resolution: int, n_train: int, n_total: int) -> None:
-        from ..data.toyfaces import split_of
+    def __init__(self, seed: int, resolution: int, n_train: int, n_total: int, domain: Any = None) -> None:
+        from ..domains import get_domain
 
-        train = [i for i in range(n_total) if split_of(i, n_total) == "train"]
+        self.domain = get_domain(domain)
+        train = [i for i in range(n_total) if self.domain.split_of(i, n_total) == "train"]
         if n_train > len(train):
             raise ValueError(f"n_train={n_train} but the train split of {n_total} images has only {len(train)}")
         self.indices = train[:n_train]
@@ -30,15 +33,13 @@ class ToyFaceImages:
         return len(self.indices)
 
     def images(self, positions: list[int]) -> np.ndarray:
-        from ..data.toyfaces import render_batch
-
-        images, _ = render_batch(self.seed, [self.indices[p] for p in positions], self.resolution)
+        images, _ = self.domain.images(self.seed, [self.indices[p] for p in positions], self.resolution)
         return np.asarray(images)
 
 
 class FolderImages:
-    """An image folder as a training set (only its train split when it is a rendered toy-face folder with
-    an ``attributes.csv``). ``images(positions)`` -> uint8 ``[B, R, R, 3]``."""
+    """An image folder as a training set (only its train split when it is a rendered dataset folder with an
+    ``attributes.csv`` and a ``split`` column). ``images(positions)`` -> uint8 ``[B, R, R, 3]``."""
 
     def __init__(self, root: str, resolution: int) -> None:
         from ..data.folders import ImageFolderDataset
@@ -61,7 +62,7 @@ class StepBatches(torch.utils.data.Dataset):
     images it would have seen, whatever the number of DataLoader workers.
     """
 
-    def __init__(self, source: ToyFaceImages | FolderImages, batch: int, info: DistInfo, seed: int) -> None:
+    def __init__(self, source: DomainImages | FolderImages, batch: int, info: DistInfo, seed: int) -> None:
         self.source, self.n, self.seed = source, len(source), seed
         self.local = batch // info.world_size
         self.batch, self.rank = batch, info.rank

@@ -1,4 +1,4 @@
-"""Train a StyleGAN2 or StyleGAN (v1) generator with its discriminator, on the toy faces or an image folder.
+"""Train a StyleGAN2 or StyleGAN (v1) generator with its discriminator, on a domain's images or an image folder.
 
 The recipe is StyleGAN2's (Karras et al. 2020, NVlabs config F), for both backends:
 
@@ -44,9 +44,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed as tdist
-from .data import FolderImages, StepBatches, ToyFaceImages
+from .data import DomainImages, FolderImages, StepBatches
 from .distributed import DistInfo
 from .loop import (
+    PresetTable,
     Schedule,
     describe_hardware,
     image_grid,
@@ -65,38 +66,10 @@ CHECKPOINT_VERSION = 1
 # Fields that only steer a run (how long, how often to write); they may change between resumptions.
 RUN_CONTROL_FIELDS = ("total_kimg", "checkpoint_kimg", "snapshot_kimg", "log_kimg", "workers")
 
-_TOY_CHANNELS_64 = {"4": 128, "8": 128, "16": 64, "32": 32, "64": 16}
-
 #: Named presets: overrides of the :class:`TrainConfig` defaults. One table, so every hyperparameter of a
-#: shipped model has exactly one home.
-PRESETS: dict[str, dict[str, Any]] = {
-    # Half-width 64x64 StyleGAN2, sized for CPU training (batch 32, bf16, channels_last).
-    "toyfaces-stylegan2-64": dict(
-        backend="stylegan2",
-        resolution=64,
-        generator=dict(z_dim=256, w_dim=256, mapping_layers=8, channels=_TOY_CHANNELS_64),
-        discriminator=dict(channels=_TOY_CHANNELS_64),
-        batch=32,
-        lr=0.0025,
-        r1_gamma=0.1,
-        total_kimg=3000,
-    ),
-    # StyleGAN v1 as released by IDInvert (repeat_w=False: one w per layer, final tanh), same widths:
-    # min(1024 // res, 128) = 128, 128, 64, 32, 16 for 4..64. The paper's loss (non-saturating logistic +
-    # R1), but no progressive growing and lazy R1 (see the module docstring).
-    "toyfaces-stylegan-64": dict(
-        backend="stylegan",
-        resolution=64,
-        generator=dict(
-            z_dim=256, w_dim=256, mapping_layers=8, channel_base=1024, channel_max=128,
-            repeat_w=False, final_tanh=True, fused_scale="auto",
-        ),  # fmt: skip
-        discriminator=dict(channel_base=1024, channel_max=128),
-        batch=32,
-        lr=0.002,
-        r1_gamma=0.1,
-        total_kimg=3000,
-    ),
+#: shipped model has exactly one home: the tiny ones here, those of a domain's models in its ``gan_presets``
+#: (the table reads both; see :class:`~idinvert_plugins.training.loop.PresetTable`).
+_PRESETS: dict[str, dict[str, Any]] = {
     # Tiny networks for tests and smoke runs.
     "tiny-stylegan2": dict(
         backend="stylegan2",
@@ -135,6 +108,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+#: every preset by name: the table above and the registered domains' ``gan_presets``
+PRESETS = PresetTable("gan", _PRESETS)
+
 
 @dataclass
 class TrainConfig:
@@ -160,8 +136,9 @@ class TrainConfig:
     w_avg_beta: float = 0.995
     bf16: bool = True  # bf16 autocast for the networks' forward passes
     channels_last: bool = True
-    data_seed: int = 0  # toy-face dataset seed
-    n_train: int = 65000  # train on the first n_train train-split images of the toy-face dataset ...
+    domain: str | None = None  # the registered domain whose dataset trains it (None: the default domain) ...
+    data_seed: int = 0  # ... its dataset seed
+    n_train: int = 65000  # train on the first n_train train-split images of the domain's dataset ...
     n_total: int = 70000  # ... of this many images (the train/test split is defined over these)
     data_dir: str | None = None  # or train on this folder of images instead
     workers: int = 0  # DataLoader worker processes rendering / reading images
@@ -224,11 +201,11 @@ def build_networks(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
     return G, D
 
 
-def training_images(cfg: TrainConfig) -> ToyFaceImages | FolderImages:
-    """The training set ``cfg`` names: ``data_dir`` if set, else the toy faces."""
+def training_images(cfg: TrainConfig) -> DomainImages | FolderImages:
+    """The training set ``cfg`` names: ``data_dir`` if set, else the domain's dataset."""
     if cfg.data_dir is not None:
         return FolderImages(cfg.data_dir, cfg.resolution)
-    return ToyFaceImages(cfg.data_seed, cfg.resolution, cfg.n_train, cfg.n_total)
+    return DomainImages(cfg.data_seed, cfg.resolution, cfg.n_train, cfg.n_total, domain=cfg.domain)
 
 
 # -- the training loop ---------------------------------------------------------------------------------
@@ -554,7 +531,7 @@ def export(
 ) -> list[Path]:
     """Write a run's G_ema and D as model folders ``dest_root/<name>`` via :func:`hub.save_pretrained`.
 
-    ``names``: ``{"generator": "toyfaces-stylegan2-64", "discriminator": "toyfaces-stylegan2-64-d"}``
+    ``names``: ``{"generator": "my-stylegan2-64", "discriminator": "my-stylegan2-64-d"}``
     (either key may be left out). ``dtype`` is the storage type (fp16 by default). With
     ``recompute_w_avg`` G_ema's ``w_avg`` is re-measured over 10k z of G_ema itself (the tracked value
     follows G's mapping, not the averaged one). Each folder's card records images seen, training time,

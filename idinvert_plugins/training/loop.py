@@ -10,7 +10,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -133,6 +133,39 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[key.strip()] = value
     return out
+
+
+class PresetTable(Mapping[str, dict[str, Any]]):
+    """Named training presets: a trainer's own table plus the ``gan_presets`` / ``encoder_presets`` of every
+    registered domain (:mod:`idinvert_plugins.domains`; a name of the trainer's own table wins), read from the
+    registry on each access, so the presets of a domain plugin appear once it is installed."""
+
+    def __init__(self, kind: str, own: dict[str, dict[str, Any]]) -> None:
+        self.kind, self.own = kind, own
+
+    def _table(self) -> dict[str, dict[str, Any]]:
+        from ..domains import domains
+
+        merged: dict[str, dict[str, Any]] = {}
+        for domain in domains():
+            merged.update({k: dict(v) for k, v in domain.presets(self.kind).items()})
+        return {**merged, **self.own}
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def default(self) -> str:
+        """The default domain's default preset of this kind (else the first preset)."""
+        from ..domains import default_domain
+
+        name = getattr(default_domain(), f"default_{self.kind}_preset", None)
+        return name if name in self else next(iter(self))
 
 
 # -- the loop ------------------------------------------------------------------------------------------------
