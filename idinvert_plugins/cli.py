@@ -204,8 +204,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_train_gan(args: argparse.Namespace) -> int:
-    from .training.gan import TrainConfig, export, parse_overrides, train_gan
+    from .training.gan import PRESETS, TrainConfig, export, parse_overrides, train_gan
 
+    args.preset = args.preset or PRESETS.default()
     cfg = TrainConfig.preset(args.preset, **parse_overrides(args.set))
     summary = train_gan(cfg, args.out, max_kimg=args.kimg, max_minutes=args.minutes, resume=not args.restart)
     print(f"stopped at {summary['kimg']:.1f} kimg after {summary['wall_s'] / 60:.1f} min of training "
@@ -224,6 +225,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     from .training.gan import parse_overrides
 
     overrides = parse_overrides(args.set)
+    args.preset = args.preset or enc.PRESETS.default()
     if args.data:
         overrides["data_dir"] = args.data
     cfg = enc.EncoderTrainConfig.preset(args.preset, generator=args.generator, objective=args.objective, **overrides)
@@ -326,9 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="model name written into the card (default: the folder name)")
     p.set_defaults(func=cmd_convert)
 
-    p = sub.add_parser("train-gan", help="train (or resume) a GAN on the toy-face domain or an image folder; "
+    p = sub.add_parser("train-gan", help="train (or resume) a GAN on a domain's dataset or an image folder; "
                                          "runs under torchrun for several processes")
-    p.add_argument("--preset", default="toyfaces-stylegan2-64", help="a preset of idinvert_plugins.training.gan")
+    p.add_argument("--preset", default=None, help="a preset of idinvert_plugins.training.gan (default: the default "
+                                                  "domain's; its domains' presets are listed there)")
     p.add_argument("--out", required=True, help="run folder (resume.pt, log.jsonl, sample grids)")
     p.add_argument("--kimg", type=float, default=None, help="stop after this many thousand images in all")
     p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes in this call")
@@ -345,9 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", default="domain-guided",
                    help="domain-guided (real images, pixel + perceptual + adversarial) or conventional "
                         "(regress w from the generator's samples)")
-    p.add_argument("--data", metavar="DIR", help="train on this image folder instead of the toy faces")
+    p.add_argument("--data", metavar="DIR", help="train on this image folder instead of the domain's dataset")
     p.add_argument("--out", required=True, help="run folder (resume.pt, log.jsonl, previews)")
-    p.add_argument("--preset", default="toyfaces-64", help="a preset of idinvert_plugins.training.encoder")
+    p.add_argument("--preset", default=None, help="a preset of idinvert_plugins.training.encoder (default: the "
+                                                  "default domain's)")
     p.add_argument("--kimg", type=float, default=None, help="stop after this many thousand images in all")
     p.add_argument("--minutes", type=float, default=None, help="stop after this many minutes in this call")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -27,8 +27,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 FEATURE_NET_HELP = ("perceptual network of the optimisers: auto (default: the model's pipeline.json feature_net; "
-                    "without one, the toy-face classifier for toyfaces-* models, else none), none, a classifier "
-                    "(toyfaces-classifier-64) or vgg16-conv43:PATH")
+                    "without one, that of the domain its name belongs to, else none), none, a classifier "
+                    "(classifier:NAME_OR_FOLDER) or vgg16-conv43:PATH")
 
 
 def pipeline_from_args(name: str | Path, args: argparse.Namespace, generator=None):

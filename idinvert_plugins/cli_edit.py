@@ -453,6 +453,13 @@ def cmd_directions_learn(args: argparse.Namespace) -> int:
     from .hub import load_generator, load_model
 
     G = load_generator(args.generator, device=args.device)
+    if args.classifier is None:  # the classifier of the domain the generator's name belongs to (else the default)
+        from .domains import default_domain, domain_for_model
+
+        domain = domain_for_model(str(args.generator), G.resolution) or default_domain()
+        if not domain.classifier:
+            raise SystemExit(f"domain {domain.name!r} has no attribute classifier: pass --classifier")
+        args.classifier = domain.classifier
     classifier = load_model(args.classifier, kind="classifier", device=args.device)
     attributes = None if not args.attributes else "all" if args.attributes == "all" else args.attributes.split(",")
     scorer = ClassifierScorer(classifier, attributes)
@@ -675,7 +682,9 @@ def add_parsers(sub: Any) -> None:
     d = dsub.add_parser("learn", help="InterFaceGAN: score sampled images with an attribute classifier and fit "
                                       "one linear boundary per attribute in W")
     d.add_argument("generator")
-    d.add_argument("--classifier", default="toyfaces-classifier-64")
+    d.add_argument("--classifier", default=None,
+                   help="attribute classifier (default: that of the generator's domain, by its name, else of the "
+                        "default domain)")
     d.add_argument("--n", type=int, default=20_000, help="number of sampled codes")
     d.add_argument("--attributes", default=None,
                    help="comma-separated classifier heads, or 'all' (default: the semantic attributes)")

@@ -348,7 +348,8 @@ def load_model(name_or_path: str | Path, *, kind: str | None = None, revision: s
 
 
 def load_generator(name_or_path: str | Path, **kwargs: Any):
-    """Load a generator by name (``toyfaces-stylegan2-64``), Hub id (``org/repo@rev``) or folder path."""
+    """Load a generator by name (a bundled or cached model, e.g. the default domain's ``default_generator``), Hub
+    id (``org/repo@rev``) or folder path."""
     return load_model(name_or_path, kind="generator", **kwargs)
 
 

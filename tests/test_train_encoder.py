@@ -18,7 +18,7 @@ from conftest import tiny_stylegan2
 
 from idinvert_plugins.hub import ModelLoadError, load_encoder, load_generator, load_model, save_pretrained
 from idinvert_plugins.models.discriminator import StyleGAN2Discriminator
-from idinvert_plugins.training.data import ToyFaceImages
+from idinvert_plugins.training.data import DomainImages
 from idinvert_plugins.training.encoder import (
     PRESETS,
     EncoderTrainConfig,
@@ -57,7 +57,7 @@ def _max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 
 
 def _reals(n: int = 8) -> torch.Tensor:
-    source = ToyFaceImages(0, 16, 256, 70000)
+    source = DomainImages(0, 16, 256, 70000)
     return to_float(torch.from_numpy(source.images(list(range(n)))), torch.device("cpu"), False)
 
 

@@ -196,12 +196,12 @@ def test_ranks_see_disjoint_images_and_order_depends_only_on_step():
 # -- training ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", BACKENDS)
 def test_discriminator_steps_lower_its_loss(name):
-    from idinvert_plugins.training.data import ToyFaceImages
+    from idinvert_plugins.training.data import DomainImages
     from idinvert_plugins.training.loop import to_float
 
     cfg = TrainConfig.preset(name, r1_gamma=0.0, style_mixing_prob=0.0)
     trainer = GANTrainer(cfg)
-    source = ToyFaceImages(cfg.data_seed, cfg.resolution, cfg.n_train, cfg.n_total)
+    source = DomainImages(cfg.data_seed, cfg.resolution, cfg.n_train, cfg.n_total)
     real = to_float(torch.from_numpy(source.images([0, 1, 2, 3])), torch.device("cpu"), False)
     with torch.no_grad():
         fake = trainer.G(torch.randn(4, trainer.G.z_dim, generator=torch.Generator().manual_seed(1)))

@@ -1,7 +1,7 @@
 """Train an encoder E for a frozen generator G: IDInvert's domain-guided encoder, or the conventional baseline.
 
 **Domain-guided** (In-Domain GAN Inversion, Zhu et al. 2020, Sec. III-A): E learns from *real* images x (the
-toy faces' train split, or an image folder) to reconstruct them through G, while a discriminator D keeps
+domain's train split, or an image folder) to reconstruct them through G, while a discriminator D keeps
 the reconstructions on G's image manifold::
 
     L_E = l_pix * mean((x - G(E(x)))^2) + l_feat * mean((F(x) - F(G(E(x))))^2) + l_adv * mean(softplus(-D(G(E(x)))))
@@ -10,7 +10,7 @@ the reconstructions on G's image manifold::
 The paper writes the adversarial term as ``-l_adv * E[D(G(E(x)))]``; the official code (TF ``loss_encoder.py``
 and genforce's ``EncoderLoss``) uses the non-saturating form ``softplus(-D(.))`` above, and so do we. F is a
 perceptual feature network (:mod:`idinvert_plugins.losses.perceptual`; VGG16 conv4_3 with the paper's 5e-5 when
-given one, by default the bundled toy-face classifier with its own recommended weight), D starts from G's own
+given one, by default the domain's classifier with its own recommended weight), D starts from G's own
 discriminator (``<generator>-d``) and trains alongside. G runs frozen with its stored noise (``noise_mode="const"``),
 as the official code runs it with ``randomize_noise=False``. Optimiser: Adam (0.9, 0.99) with lr 1e-4 for both
 networks and an exponential learning-rate decay (0.8 per quarter of the run in the official recipe).
@@ -57,9 +57,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import distributed as tdist
-from .data import FolderImages, StepBatches, ToyFaceImages
+from .data import DomainImages, FolderImages, StepBatches
 from .distributed import DistInfo
 from .loop import (
+    PresetTable,
     Schedule,
     describe_hardware,
     image_grid,
@@ -78,20 +79,10 @@ OBJECTIVES = ("domain-guided", "conventional")
 # Fields that only steer a run (how long, how often to write); they may change between resumptions.
 RUN_CONTROL_FIELDS = ("total_kimg", "checkpoint_kimg", "snapshot_kimg", "log_kimg", "workers")
 
-#: Named presets: overrides of the :class:`EncoderTrainConfig` defaults (one home per hyperparameter). The
-#: generator and the objective are not part of a preset; they are given with it.
-PRESETS: dict[str, dict[str, Any]] = {
-    # 64x64 toy faces (the bundled generators, w_dim 256, 10 or 12 W+ layers). Encoder widths 32 .. 192:
-    # 9.1 M parameters for StyleGAN2's 10 layers (18 MB in fp16; 10.6 M / 21 MB for v1's 12), 7.9 M of them in
-    # the dense head; about as much compute per image as the half-width G.
-    "toyfaces-64": dict(
-        encoder=dict(channel_base=32, channel_max=192),
-        batch=32,
-        lr_decay=0.8,
-        lr_decay_kimg=250.0,
-        total_kimg=1000.0,
-        n_eval=64,
-    ),
+#: Named presets: overrides of the :class:`EncoderTrainConfig` defaults (one home per hyperparameter): the tiny
+#: one here, those of a domain's models in its ``encoder_presets`` (:data:`PRESETS` reads both). The generator
+#: and the objective are not part of a preset; they are given with it.
+_PRESETS: dict[str, dict[str, Any]] = {
     # Tiny runs for tests and smoke runs (16-32 px generators).
     "tiny": dict(
         encoder=dict(channel_base=8, channel_max=16),
@@ -110,6 +101,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+#: every preset by name: the table above and the registered domains' ``encoder_presets``
+PRESETS = PresetTable("encoder", _PRESETS)
+
 
 @dataclass
 class EncoderTrainConfig:
@@ -118,7 +112,9 @@ class EncoderTrainConfig:
     generator: str = ""  # the frozen generator: a named model, Hub id or model folder
     objective: str = "domain-guided"  # "domain-guided" (IDInvert) | "conventional" (regress w from G's samples)
     discriminator: str | None = None  # D's initial weights (domain-guided); None = "<generator>-d"
-    feature_net: str | None = "classifier:toyfaces-classifier-64"  # F (domain-guided); see load_feature_network
+    # F (domain-guided; see load_feature_network); "auto": the feature_net of the generator's domain (by its naming
+    # rule), else of ``domain`` / the default domain, resolved when the config is made
+    feature_net: str | None = "auto"
     encoder: dict[str, Any] = field(default_factory=dict)  # IDInvertEncoder kwargs besides G's shape
     init_from_codes: bool = True  # output BatchNorm starts at G's code mean (shift) and spread (scale)
     init_encoder: str | None = None  # warm start: E starts as this encoder (named model, Hub id or folder)
@@ -137,8 +133,9 @@ class EncoderTrainConfig:
     r1_interval: int = 1  # R1 every this many steps, scaled up to match (1 = every step, as the paper)
     bf16: bool = True  # bf16 autocast for the networks' forward passes
     channels_last: bool = True
-    data_seed: int = 0  # toy-face dataset seed
-    n_train: int = 65000  # train on the first n_train train-split images of the toy-face dataset ...
+    domain: str | None = None  # the registered domain whose dataset trains it (None: the default domain) ...
+    data_seed: int = 0  # ... its dataset seed
+    n_train: int = 65000  # train on the first n_train train-split images of the domain's dataset ...
     n_total: int = 70000  # ... of this many images (the train/test split is defined over these)
     data_dir: str | None = None  # or train on this folder of images instead
     n_eval: int = 64  # held-out images for the logged reconstruction MSE and the preview
@@ -173,7 +170,9 @@ class EncoderTrainConfig:
                              "trained on real images) or 'conventional' (regresses w from the generator's samples)")
         if not self.generator:
             raise ValueError("no generator given: name the frozen generator the encoder is for "
-                             "(e.g. generator='toyfaces-stylegan2-64' or a model folder)")
+                             "(e.g. generator='my-stylegan2-64' or a model folder)")
+        if self.feature_net == "auto":
+            self.feature_net = self.data_domain(by_generator=True).feature_net
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         if self.r1_interval < 1:
             raise ValueError(f"r1_interval must be >= 1, got {self.r1_interval}")
@@ -182,6 +181,17 @@ class EncoderTrainConfig:
         bad = sorted(set(self.encoder) & {"resolution", "num_layers", "w_dim", "img_channels"})
         if bad:
             raise ValueError(f"encoder settings {bad} come from the generator; leave them out")
+
+    def data_domain(self, by_generator: bool = False) -> Any:
+        """The registered domain of the run: ``domain``, else (``by_generator``) the one whose naming rule claims
+        the generator, else the default domain."""
+        from ..domains import domain_for_model, get_domain
+
+        if self.domain is None and by_generator:
+            found = domain_for_model(self.generator)
+            if found is not None:
+                return found
+        return get_domain(self.domain)
 
     @property
     def discriminator_name(self) -> str:
@@ -323,10 +333,11 @@ def load_discriminator(cfg: EncoderTrainConfig, G: nn.Module, device: torch.devi
     return D
 
 
-def real_images(cfg: EncoderTrainConfig, resolution: int) -> ToyFaceImages | FolderImages:
-    """The training set: ``cfg.data_dir`` (its train split if it is a rendered toy-face folder) or the toy faces."""
+def real_images(cfg: EncoderTrainConfig, resolution: int) -> DomainImages | FolderImages:
+    """The training set: ``cfg.data_dir`` (its train split if it is a rendered dataset folder) or the domain's
+    dataset."""
     if cfg.data_dir is None:
-        return ToyFaceImages(cfg.data_seed, resolution, cfg.n_train, cfg.n_total)
+        return DomainImages(cfg.data_seed, resolution, cfg.n_train, cfg.n_total, domain=cfg.data_domain())
     try:
         return FolderImages(cfg.data_dir, resolution)
     except (FileNotFoundError, ValueError) as exc:
@@ -335,21 +346,20 @@ def real_images(cfg: EncoderTrainConfig, resolution: int) -> ToyFaceImages | Fol
 
 def _data_error(cfg: EncoderTrainConfig, exc: Exception) -> ValueError:
     return ValueError(f"data_dir {cfg.data_dir!r} cannot be used: {exc}. Point --data at a folder of images "
-                      "(.png, .jpg, ...), or leave it out to train on the toy faces.")
+                      "(.png, .jpg, ...), or leave it out to train on the domain's dataset.")
 
 
 def heldout_images(cfg: EncoderTrainConfig, resolution: int) -> tuple[np.ndarray, str]:
     """A fixed evaluation batch, uint8 ``[n_eval, R, R, 3]``, and what it is.
 
-    The first ``n_eval`` test-split toy faces; for ``data_dir`` its test split when it has one, else its
-    first ``n_eval`` images (then not held out, and said so).
+    The first ``n_eval`` test-split images of the domain's dataset; for ``data_dir`` its test split when it has
+    one, else its first ``n_eval`` images (then not held out, and said so).
     """
     if cfg.data_dir is None:
-        from ..data.toyfaces import render_batch, split_sizes
-
-        test = list(range(split_sizes(cfg.n_total)["train"], cfg.n_total))[: cfg.n_eval]
-        images, _ = render_batch(cfg.data_seed, test, resolution)
-        return np.asarray(images), f"{len(test)} held-out test-split toy faces (seed {cfg.data_seed})"
+        dom = cfg.data_domain()
+        test = list(range(dom.split_sizes(cfg.n_total)["train"], cfg.n_total))[: cfg.n_eval]
+        images, _ = dom.images(cfg.data_seed, test, resolution)
+        return np.asarray(images), f"{len(test)} held-out test-split {dom.title or dom.name} (seed {cfg.data_seed})"
     from ..data.folders import ImageFolderDataset
 
     root = Path(cfg.data_dir)
@@ -373,16 +383,6 @@ def generator_digest(G: nn.Module) -> str:
         h.update(k.encode())
         h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def _average_buffers(module: nn.Module, info: DistInfo) -> None:
-    """Average floating-point buffers (BatchNorm running statistics) over ranks, so every rank holds the same
-    encoder. (Each rank normalises with its own batch's statistics: not synchronised BatchNorm.)"""
-    if not info.enabled:
-        return
-    for b in module.buffers():
-        if b.is_floating_point():
-            b.copy_(tdist.all_reduce_mean(b, info))
 
 
 # -- the trainer ---------------------------------------------------------------------------------------
@@ -521,7 +521,7 @@ class EncoderTrainer:
         else:
             stats = self.conventional_step()
         with torch.no_grad():
-            _average_buffers(self.E, self.info)
+            tdist.average_buffers(self.E, self.info)
         self.step += 1
         self.nimg += self.cfg.batch
         return stats
