@@ -521,6 +521,84 @@ def cmd_directions_ganspace(args: argparse.Namespace) -> int:
                               "ganspace")
 
 
+def cmd_directions_optimize(args: argparse.Namespace) -> int:
+    """Optimise a model's attribute directions through the generator, the classifier and the discriminator
+    (:func:`~idinvert_plugins.evaluation.steering.optimize_directions`) and save them under the same names."""
+    import torch
+
+    from .editors.crosstalk import measure_crosstalk
+    from .editors.directions import save_directions
+    from .editors.interfacegan import sample_w
+    from .editors.optimized_steering import SteeringOptions
+    from .evaluation.editability import classifier_scorer, resolve_targets
+    from .evaluation.steering import optimize_directions
+    from .hub import load_model
+    from .pipeline import Pipeline
+
+    pipe = Pipeline.from_pretrained(args.model, device=args.device)
+    G = pipe.generator
+    classifier = load_model(args.classifier, kind="classifier", device=args.device) if args.classifier \
+        else pipe.classifier
+    if classifier is None:  # a folder without pipeline.json: the classifier of the domain its naming rule claims
+        from .domains import default_domain, domain_for_model
+
+        domain = domain_for_model(args.model, G.resolution) or default_domain()
+        if domain.classifier is None:
+            raise ValueError(f"{args.model} has no attribute classifier: pass --classifier NAME")
+        classifier = load_model(domain.classifier, kind="classifier", device=args.device)
+    if args.discriminator in ("none", ""):
+        D = None
+    elif args.discriminator:
+        D = load_model(args.discriminator, kind="discriminator", device=args.device)
+    else:
+        D = pipe.discriminator()
+    every = pipe.directions
+    names = args.names.split(",") if args.names else None
+    targets, skipped = resolve_targets(every, classifier.attributes)
+    chosen = names or list(targets)
+    folder = _writable_directions(G, args.out, chosen, args.force)
+    if D is None:
+        print("no discriminator (pipeline.json key 'discriminator' or --discriminator): optimising without the "
+              "realism term; edits may leave the images the generator makes")
+    w = sample_w(G, args.n + args.measure, seed=args.seed, progress=False)[0]
+    fit, held_out = G.to_wplus(w[: args.n]), G.to_wplus(w[args.n :])
+    opts = SteeringOptions(step=args.step, iterations=args.iterations, batch=args.batch, seed=args.seed)
+    optimised, _ = optimize_directions(G, classifier, every, names=chosen, discriminator=D, codes=fit,
+                                       seed=args.seed, options=opts)
+    for d in optimised.values():
+        d.extra.update(generator=str(args.model), classifier=str(getattr(getattr(classifier, "resolved", None),
+                                                                             "name", args.classifier)))
+    run = {"command": "optimize", "generator": str(args.model), "n": args.n, "iterations": args.iterations,
+           "batch": args.batch, "step": args.step, "seed": args.seed, "realism": D is not None}
+    info = {}
+    if args.measure:
+        torch.set_grad_enabled(False)
+        score = classifier_scorer(classifier, {k: targets[k] for k in targets})
+        families = {k: t.attribute for k, t in targets.items()}
+        thresholds = {k: t.threshold for k, t in targets.items()}
+        readings = score(G.synthesis(held_out, noise_mode="const").clamp(-1, 1))
+        scales = {k: float(v.double().std()) or 1.0 for k, v in readings.items()}
+
+        def render(c: torch.Tensor) -> torch.Tensor:
+            return G.synthesis(c, noise_mode="const").clamp(-1, 1)
+
+        kw = dict(thresholds=thresholds, families=families, scales=scales, step=args.step, statistic="absolute")
+        before = measure_crosstalk(held_out, {k: every[k] for k in optimised}, render, score, **kw)
+        after = measure_crosstalk(held_out, optimised, render, score, **kw)
+        print(f"cross-talk on {args.measure} other samples (absolute, step {args.step:g}): before -> after")
+        print(f"{'direction':<24} {'success':>15} {'worst (moved most)':>34}  clean")
+        for k in optimised:
+            (wb, ab), (wa, aa) = before.worst(k), after.worst(k)
+            print(f"{k:<24} {before.success[k]:>6.0%} -> {after.success[k]:<6.0%} {wb:>6.2f} ({ab}) -> "
+                  f"{wa:.2f} ({aa})  {'clean' if before.clean(k) else 'weak'} -> "
+                  f"{'clean' if after.clean(k) else 'weak'}")
+            info[k] = {"crosstalk": after.entry(k)}
+        print(f"clean: {before.clean_count()} -> {after.clean_count()} of {len(optimised)}")
+    paths = save_directions(list(optimised.values()), folder, info, run)
+    _print_saved(paths, folder, G)
+    return 0
+
+
 def cmd_directions_list(args: argparse.Namespace) -> int:
     """Print a model's saved directions: steering, held-out accuracy against the majority share (flagged when it
     is no better), and the measured cross-talk (success, worst other attribute, clean or weak) where recorded."""
@@ -677,7 +755,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_diffuse)
 
-    p = sub.add_parser("directions", help="editing directions of a generator: learn, list, sefa, ganspace")
+    p = sub.add_parser("directions", help="editing directions of a generator: learn, optimize, list, sefa, ganspace")
     dsub = p.add_subparsers(dest="directions_command", required=True)
     d = dsub.add_parser("learn", help="InterFaceGAN: score sampled images with an attribute classifier and fit "
                                       "one linear boundary per attribute in W")
@@ -706,6 +784,25 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--out", help=OUT_HELP)
     d.add_argument("--force", action="store_true", help="overwrite direction files of the same names")
     d.set_defaults(func=cmd_directions_learn)
+
+    d = dsub.add_parser("optimize", help="optimise attribute directions through the generator, the classifier "
+                                         "and the discriminator so each moves its attribute and leaves the others "
+                                         "(docs/directions.md); saved under the same names")
+    d.add_argument("model", help="a generator or pipeline (its classifier, discriminator and directions are used)")
+    d.add_argument("--names", help="comma-separated directions (default: every one the classifier can read)")
+    d.add_argument("--classifier", help="attribute classifier (default: the pipeline's)")
+    d.add_argument("--discriminator", help="realism term (default: the pipeline's; 'none' for none)")
+    d.add_argument("--iterations", type=int, default=40, help="optimisation steps per direction")
+    d.add_argument("--batch", type=int, default=16, help="faces per step")
+    d.add_argument("--n", type=int, default=1024, help="generator samples to fit on")
+    d.add_argument("--step", type=float, default=3.0, help="the edit step the directions are optimised for")
+    d.add_argument("--measure", type=int, default=96,
+                   help="other samples on which cross-talk is measured before and after (0: skip)")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default="cpu")
+    d.add_argument("--out", help=OUT_HELP)
+    d.add_argument("--force", action="store_true", help="overwrite direction files of the same names")
+    d.set_defaults(func=cmd_directions_optimize)
 
     d = dsub.add_parser("list", help="the saved directions of a model, with their accuracies")
     d.add_argument("model")

@@ -85,7 +85,7 @@ DEFAULT_METHOD = "idinvert"
 DEFAULT_DIRECTIONS = "directions/"
 #: the keys a ``pipeline.json`` may hold (keys starting with ``_`` are comments and ignored)
 PIPELINE_KEYS = ("generator", "encoder", "encoders", "feature_net", "classifier", "directions", "default_method",
-                 "description", "typical_mse", "alignment", "domain")
+                 "description", "typical_mse", "alignment", "domain", "discriminator")
 _COMPONENTS = ("encoder", "encoders", "feature_net", "classifier", "directions")
 _KIND = {"encoder": "encoder", "classifier": "classifier"}
 
@@ -623,6 +623,23 @@ class Pipeline:
     def classifier(self) -> nn.Module | None:
         """The attribute classifier (None if the pipeline has none)."""
         return self._get("classifier")
+
+    def discriminator(self) -> nn.Module | None:
+        """The generator's discriminator, named by ``pipeline.json``'s optional ``discriminator`` key (a named
+        model, a folder relative to the pipeline folder, or a Hub id); None without the key. Loaded on each call
+        (it is only needed by jobs such as ``idinvert directions optimize``, not by inversion or editing)."""
+        from .hub import load_model
+
+        value = self.config.get("discriminator")
+        if _none(value):
+            return None
+        local = self.folder / str(value) if self.folder is not None else None
+        target = local if local is not None and local.is_dir() else str(value)
+        try:
+            return load_model(target, kind="discriminator", device=self.device)
+        except (ModelNotFoundError, ModelLoadError, OSError, ValueError) as exc:
+            raise PipelineError(f"{self.folder or self.name}/{PIPELINE_NAME}: key 'discriminator' = {value!r}: "
+                                f"{exc}") from None
 
     @property
     def directions(self) -> dict[str, Direction]:
