@@ -52,9 +52,10 @@ from idinvert_plugins.editors.crosstalk import (
 )
 from idinvert_plugins.editors.directions import Direction, directions_folder, find_directions, read_summary
 from idinvert_plugins.editors.interfacegan import compensated_steering, conditional_steering, sample_w
-from idinvert_plugins.editors.optimized_steering import SteeringOptions, optimize_steering
+from idinvert_plugins.editors.optimized_steering import SteeringOptions
 from idinvert_plugins.evaluation.editability import SPREAD_IMAGES, classifier_scorer, real_spreads, resolve_targets
 from idinvert_plugins.evaluation.inversions import invert_cached, load_test_images, render_codes
+from idinvert_plugins.evaluation.steering import optimize_directions
 from idinvert_plugins.hub import default_encoder, load_encoder, load_generator, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,46 +277,21 @@ def _spreads(resolution: int, score) -> dict[str, float]:
     return _SPREADS[resolution]
 
 
-def optimized_set(gen: str, G, classifier, targets, start: dict[str, Direction], fit_w: torch.Tensor,
-                  thresholds: dict[str, float], families: dict[str, str], scales: dict[str, float],
-                  args: argparse.Namespace, skip: set[str] | None = None) -> dict[str, Direction]:
-    """Every direction's vector optimised through G and the classifier (``optimize_steering``, with the
-    generator's discriminator as the realism term) from its best closed-form steering, on the first
+def optimized_set(gen: str, G, classifier, start: dict[str, Direction], fit_w: torch.Tensor,
+                  scales: dict[str, float], args: argparse.Namespace, skip: set[str]) -> dict[str, Direction]:
+    """Every direction's vector optimised through G and the classifier (``optimize_directions``, with the
+    generator's discriminator as the realism term) from its best closed-form steering ``start``, on the first
     ``--optimize-n`` fit samples; ``skip``: directions kept as they are (clean in closed form). Each result is
     kept in ``--cache`` so an interrupted run resumes where it stopped."""
-    grad_score = classifier_scorer(classifier, targets, differentiable=True)
     D = load_model(args.discriminator or f"{gen}-d", kind="discriminator").eval()
-    for p in list(G.parameters()) + list(classifier.parameters()) + list(D.parameters()):
-        p.requires_grad_(False)
-    codes = G.to_wplus(fit_w[: args.optimize_n])
+    names = [n for n in start if n not in skip]
+    cache = Path(args.cache) / f"{gen}-optimized-{args.optimize_iterations}-{args.seed}" if args.cache else None
     opts = SteeringOptions(step=args.step, iterations=args.optimize_iterations, batch=args.optimize_batch,
                            seed=args.seed)
-    out = {}
-    for i, (name, d) in enumerate(start.items()):
-        if skip is not None and name in skip:  # already clean in closed form: nothing to optimise
-            out[name] = d
-            continue
-        cache = (Path(args.cache) / f"{gen}-optimized-{args.optimize_iterations}-{args.seed}" / f"{name}.safetensors"
-                 if args.cache else None)
-        if cache is not None and cache.is_file():
-            out[name] = Direction.load(cache)
-            continue
-        t0 = time.perf_counter()
-
-        def progress(it: int, m: dict[str, float], name: str = name) -> None:
-            if (it + 1) % 10 == 0:
-                log(f"  optimise {name} {it + 1}/{args.optimize_iterations}: target {m['target']:.3f}, "
-                    f"worst {m['worst']:.2f}, success {m['success']:.0%}")
-
-        out[name] = optimize_steering(d, codes, lambda c: G.synthesis(c, noise_mode="const").clamp(-1, 1),
-                                      grad_score, thresholds=thresholds, families=families, scales=scales,
-                                      options=opts, progress=progress, realism=lambda x: D(x).reshape(-1))
-        out[name].extra["optimized_from"] = steer_of(d.source)
-        log(f"optimised {name} ({i + 1}/{len(start)}) from {steer_of(d.source)} in {time.perf_counter() - t0:.0f} s")
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            out[name].save(cache)
-    return out
+    optimised, _ = optimize_directions(G, classifier, start, names=names, discriminator=D,
+                                       codes=G.to_wplus(fit_w[: args.optimize_n]), scales=scales, options=opts,
+                                       cache_dir=cache, log=log) if names else ({}, {})
+    return {n: optimised.get(n, d) for n, d in start.items()}
 
 
 def run_generator(gen: str, args: argparse.Namespace) -> None:
@@ -410,8 +386,8 @@ def run_generator(gen: str, args: argparse.Namespace) -> None:
         closed = {name: choose(name, screened) for name in shipped}
         done = {n for n in shipped if screened[closed[n]].clean(n)}
         log(f"clean in closed form: {len(done)} of {len(shipped)}; optimising the others")
-        cands["optimized"] = optimized_set(gen, G, classifier, targets, {n: cands[closed[n]][n] for n in shipped},
-                                           codes, thresholds, families, scales, args, skip=done)
+        cands["optimized"] = optimized_set(gen, G, classifier, {n: cands[closed[n]][n] for n in shipped}, codes,
+                                           scales, args, skip=done)
         screen("optimized", cands["optimized"])
     picked = {name: choose(name, screened) for name in shipped}
     after = {name: cands[picked[name]][name] for name in shipped}
