@@ -1,7 +1,9 @@
-"""Launch the idinvert-plugins web app: ``python gradio_app.py [--model NAME] [--port 7860] [--host 127.0.0.1]``.
+"""Launch the idinvert-plugins web app: ``python gradio_app.py [--model NAME] [--port N] [--host H]``.
 
 Serves the bundled ``toyfaces-stylegan2-64`` by default, offline (no share link, analytics off), and prints
-the local URL. ``python gradio_app.py --help`` lists the options; ``idinvert app`` is the same command.
+the local URL. Without ``--host`` / ``--port`` it listens where ``GRADIO_SERVER_NAME`` / ``GRADIO_SERVER_PORT``
+say (Hugging Face Spaces set them), else on 127.0.0.1 at the first free port from 7860.
+``python gradio_app.py --help`` lists the options; ``idinvert app`` is the same command.
 """
 
 import os
