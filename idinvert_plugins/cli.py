@@ -71,6 +71,7 @@ PLUGIN_KINDS: tuple[tuple[str, str], ...] = (
     ("latent_space", "Latent spaces"),
     ("converter", "Checkpoint converters"),
     ("domain", "Image domains (attributes, test images, default networks)"),
+    ("metric", "Metrics (idinvert bench)"),
 )
 
 

@@ -2,9 +2,9 @@
 
 Every capability of the library (generator backends, encoders and other networks, latent spaces, latent
 parts, embedders and refiners (the two stages of inversion) and the named methods composed of them, editors,
-checkpoint converters, image domains, face aligners, commands) is registered through one of the hooks below, by the built-in
-plugins exactly as by third-party ones. A plugin is any module or object with functions decorated by
-``idinvert_plugins.hookimpl`` whose names match the hooks here.
+checkpoint converters, image domains, face aligners, benchmark metrics, commands) is registered through one of
+the hooks below, by the built-in plugins exactly as by third-party ones. A plugin is any module or object with
+functions decorated by ``idinvert_plugins.hookimpl`` whose names match the hooks here.
 
 Each hook receives a ``register`` callback (the `llm` style): call it once per item you provide. The
 item's ``name`` must be unique across all plugins; a clash is reported naming both plugins and the
@@ -258,6 +258,36 @@ class IdinvertHookSpecs:
             @idinvert_plugins.hookimpl
             def register_aligners(register):
                 register(Centre())
+        """
+
+    @hookspec
+    def register_metrics(self, register: Register) -> None:
+        """Register metrics of ``idinvert bench`` (the leaderboard of every inversion method).
+
+        Call ``register(metric)`` with an instance of a :class:`idinvert_plugins.metrics.registry.Metric` subclass:
+        ``name`` (the JSON key), ``group`` (``"fidelity"``, ``"realism"``, ``"attributes"``, ``"editability"`` or
+        ``"cost"``), ``description``, ``higher_is_better`` (None: neither), ``needs`` (the
+        :class:`~idinvert_plugins.metrics.registry.MetricData` fields it reads beyond ``inputs`` and
+        ``reconstructions``: ``feature_net``, ``fd_features``, ``classifier``, ``edited``, ``crosstalk``, ``curve``,
+        ``mse_target``) and ``compute(data)`` returning a float, or a dict of floats whose ``"value"`` is the
+        table's number. Every method of the benchmark is measured with every registered metric; one whose needs
+        are missing is listed as not measured. Built in: ``mse``, ``psnr``, ``ssim``, ``perceptual``, ``fd``,
+        ``swd``, ``attributes``, ``edit_success``, ``crosstalk``, ``fd_edited``, ``seconds_per_image``,
+        ``time_to_quality``. Example (the mean absolute error)::
+
+            from idinvert_plugins.metrics.registry import Metric
+
+            class MAE(Metric):
+                name = "mae"
+                group = "fidelity"
+                description = "mean absolute error per pixel (images in [-1, 1])"
+
+                def compute(self, data):
+                    return float((data.reconstructions - data.inputs).abs().mean())
+
+            @idinvert_plugins.hookimpl
+            def register_metrics(register):
+                register(MAE())
         """
 
     @hookspec

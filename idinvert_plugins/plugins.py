@@ -36,6 +36,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "idinvert_plugins.builtins.inversion",
     "idinvert_plugins.builtins.align",
     "idinvert_plugins.builtins.encoders",
+    "idinvert_plugins.builtins.metrics",
 )
 
 #: hook name -> the kind of item it registers
@@ -51,6 +52,7 @@ HOOK_KINDS: dict[str, str] = {
     "register_converters": "converter",
     "register_domains": "domain",
     "register_aligners": "aligner",
+    "register_metrics": "metric",
 }
 #: hooks that receive something other than a ``register`` callback (see :meth:`Plugins.add_commands`)
 SPECIAL_HOOKS: tuple[str, ...] = ("register_commands",)
@@ -349,6 +351,7 @@ _CONTRACTS: dict[str, tuple[str, str]] = {
     "register_converters": ("idinvert_plugins.convert.base", "CheckpointFormat"),
     "register_domains": ("idinvert_plugins.domain_spec", "Domain"),
     "register_aligners": ("idinvert_plugins.align.base", "Aligner"),
+    "register_metrics": ("idinvert_plugins.metrics.registry", "Metric"),
 }
 
 
@@ -376,6 +379,8 @@ def _describe_item(hook_name: str, default_kind: str, obj: Any, name: str | None
         contract = getattr(importlib.import_module(module), cls_name)
         if not isinstance(obj, contract):
             raise TypeError(f"{hook_name} expects an instance of {module}.{cls_name}, got {obj!r}")
+    if hook_name == "register_metrics":  # group and needs too (bound by name, as the contracts are)
+        importlib.import_module("idinvert_plugins.metrics.registry").check_metric(obj)
     if hook_name == "register_domains":
         from .domain_spec import check_domain
 
