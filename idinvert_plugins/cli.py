@@ -222,6 +222,10 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     import os
     import shlex
 
+    from .training.style_encoder import STYLE_OBJECTIVES, cmd_train_style_encoder
+
+    if args.objective in STYLE_OBJECTIVES:  # pSp, e4e, ReStyle: their own trainer on the same loop
+        return cmd_train_style_encoder(args)
     from .training import encoder as enc
     from .training.gan import parse_overrides
 
@@ -348,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", required=True, help="the frozen generator (named model, Hub id or folder)")
     p.add_argument("--objective", default="domain-guided",
                    help="domain-guided (real images, pixel + perceptual + adversarial) or conventional "
-                        "(regress w from the generator's samples)")
+                        "(regress w from the generator's samples); psp, e4e or restyle: those encoders and their "
+                        "official objectives (docs/encoders.md; presets toyfaces-64, tiny)")
     p.add_argument("--data", metavar="DIR", help="train on this image folder instead of the domain's dataset")
     p.add_argument("--out", required=True, help="run folder (resume.pt, log.jsonl, previews)")
     p.add_argument("--preset", default=None, help="a preset of idinvert_plugins.training.encoder (default: the "

@@ -136,6 +136,24 @@ def resnet_body(stages: Sequence[int] = RESNET34_STAGES, widths: Sequence[int] =
     return nn.Sequential(*blocks)
 
 
+class ArcFaceIRSE50(nn.Module):
+    """ArcFace IR-SE50 (TreB1eN/InsightFace_Pytorch ``Backbone(50, 0.6, 'ir_se')``, the identity network of the
+    pSp family's ID loss): 112 x 112 faces -> unit embeddings ``[N, 512]``. Keys ``input_layer.*``, ``body.*``,
+    ``output_layer.{0,3,4}`` (BatchNorm2d, Linear(512 * 7 * 7, 512), BatchNorm1d), so ``model_ir_se50.pth`` loads
+    strictly."""
+
+    def __init__(self, drop_ratio: float = 0.6) -> None:
+        super().__init__()
+        self.input_layer = irse_input_layer(3)
+        self.body = irse_body(IRSE_STAGES[50])
+        self.output_layer = nn.Sequential(nn.BatchNorm2d(512), nn.Dropout(drop_ratio), nn.Flatten(),
+                                          nn.Linear(512 * 7 * 7, 512), nn.BatchNorm1d(512))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.output_layer(self.body(self.input_layer(x)))
+        return F.normalize(x, dim=1)
+
+
 def stage_ends(stages: Sequence[int]) -> tuple[int, ...]:
     """Index in ``body`` of the last unit of each stage: (2, 6, 20, 23) for IR-SE50 (the official code taps
     c1, c2, c3 after units 6, 20 and 23)."""
@@ -146,5 +164,5 @@ def stage_ends(stages: Sequence[int]) -> tuple[int, ...]:
     return tuple(ends)
 
 
-__all__ = ["BasicBlock", "BottleneckIRSE", "DEFAULT_WIDTHS", "IRSE_STAGES", "RESNET34_STAGES", "SEModule",
-           "irse_body", "irse_input_layer", "resnet_body", "stage_ends"]
+__all__ = ["ArcFaceIRSE50", "BasicBlock", "BottleneckIRSE", "DEFAULT_WIDTHS", "IRSE_STAGES", "RESNET34_STAGES",
+           "SEModule", "irse_body", "irse_input_layer", "resnet_body", "stage_ends"]
