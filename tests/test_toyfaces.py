@@ -13,7 +13,8 @@ from PIL import Image
 
 from idinvert_plugins.data import folders
 from idinvert_plugins.data import toyfaces as tf
-from idinvert_plugins.data.folders import ImageFolderDataset, ToyFacesStream, image_to_tensor
+from idinvert_plugins.data.folders import ImageFolderDataset, image_to_tensor
+from idinvert_plugins.toyfaces.stream import ToyFacesStream
 
 SEED = 11
 

@@ -1,18 +1,20 @@
-"""PyTorch datasets over toy faces: a rendered folder on disk, or faces rendered on the fly.
+"""PyTorch datasets: a folder on disk (a rendered dataset or any images), or a domain's images rendered on the fly.
 
 Both yield ``(image, index)`` with ``image`` a float32 ``[3, H, W]`` tensor in [-1, 1] (the range the
 generators and encoders use; ``uint8 / 127.5 - 1``).
 
-* :class:`ImageFolderDataset` reads a folder written by :func:`~idinvert_plugins.data.toyfaces.render_dataset`
-  (``images/*.png`` + ``attributes.csv``), optionally one split of it, or any folder of images.
-* :class:`ToyFacesStream` renders ``(seed, index)`` faces as it goes, split across data-loader workers and
+* :class:`ImageFolderDataset` reads a dataset folder (``images/*.png`` + ``attributes.csv`` + ``dataset.json``,
+  as ``idinvert data render`` writes), optionally one split of it, or any folder of images.
+* :class:`DomainStream` renders a domain's images ``(seed, index)`` as it goes
+  (:meth:`Domain.images <idinvert_plugins.domain_spec.Domain.images>`), split across data-loader workers and
   distributed ranks, so training needs no dataset on disk.
 """
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from idinvert_plugins.data import toyfaces
+from ..domain_spec import Domain
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -34,11 +36,12 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 class ImageFolderDataset(Dataset):
     """Images of a folder, as ``(image [3, H, W] in [-1, 1], position)``.
 
-    With an ``attributes.csv`` (a rendered toy-faces folder) the images are the rows of the CSV, in its
+    With an ``attributes.csv`` (a rendered dataset folder) the images are the rows of the CSV, in its
     order, optionally only those of ``split`` (``"train"``, ``"test"``, or ``"ood"`` for an OOD set), and
-    :attr:`attributes` maps every column to a numpy array aligned with the dataset: continuous attributes
-    float64, binary int64, categorical int64 class indices (see ``toyfaces.ATTRIBUTES``), ``index`` the
-    image's index in the whole rendered set, ``file`` and ``split`` strings. The second item returned
+    :attr:`attributes` maps every column to a numpy array aligned with the dataset: by the attribute schema in
+    ``dataset.json`` (``"attributes"``: continuous float64, binary int64, categorical int64 class indices),
+    other columns as integers, numbers or strings (``index`` the image's index in the whole rendered set,
+    ``file`` and ``split`` strings). The second item returned
     is the position in this dataset, so ``ds.attributes["smile"][position]`` is the image's label.
 
     Without a CSV every image file under ``root`` (recursively, sorted by path) is used, and
@@ -55,7 +58,8 @@ class ImageFolderDataset(Dataset):
         self.meta: dict[str, Any] = json.loads(meta.read_text()) if meta.exists() else {}
         self.attributes: dict[str, np.ndarray] = {}
         if table.exists():
-            rows = toyfaces.read_attributes_csv(table)
+            with open(table, newline="") as f:
+                rows = list(csv.DictReader(f))
             if split is not None:
                 present = sorted({r.get("split", "") for r in rows})
                 rows = [r for r in rows if r.get("split") == split]
@@ -63,7 +67,7 @@ class ImageFolderDataset(Dataset):
                     raise ValueError(f"no images with split={split!r} in {table}; splits present: "
                                      f"{', '.join(present)}")
             self.files = [self.root / r["file"] for r in rows]
-            self.attributes = toyfaces.attributes_to_arrays(rows)
+            self.attributes = table_arrays(rows, self.meta.get("attributes", ()))
         else:
             if split is not None:
                 raise ValueError(f"split={split!r} needs an attributes.csv with a split column, and "
@@ -91,48 +95,75 @@ class ImageFolderDataset(Dataset):
         return image_to_tensor(self.load(i)), i
 
 
+def _column(values: Sequence[str], spec: Mapping[str, object] | None) -> np.ndarray:
+    if spec is not None and spec.get("kind") == "categorical":
+        classes = [str(c) for c in spec.get("values", ())]
+        return np.array([classes.index(v) if v in classes else int(v) for v in values], np.int64)
+    if spec is not None and spec.get("kind") == "continuous":
+        return np.array([float(v) for v in values], np.float64)
+    if spec is not None:  # binary
+        return np.array([int(float(v)) for v in values], np.int64)
+    for kind in (int, float):
+        try:
+            return np.array([kind(v) for v in values], np.int64 if kind is int else np.float64)
+        except ValueError:
+            continue
+    return np.array(values)
+
+
+def table_arrays(rows: Sequence[Mapping[str, str]], specs: Sequence[Mapping[str, object]] = ()
+                 ) -> dict[str, np.ndarray]:
+    """CSV rows (strings) as one array per column present in every row: the columns named in ``specs`` (attribute
+    specs as ``dataset.json`` stores them: ``name``, ``kind``, ``values``) by their kind (categorical values,
+    names or indices, become class indices), the others as int64, float64 or strings, whichever parses."""
+    if not rows:
+        return {}
+    by_name = {str(s["name"]): s for s in specs}
+    keys = [k for k in rows[0] if all(k in r for r in rows)]
+    return {k: _column([r[k] for r in rows], by_name.get(k)) for k in keys}
+
+
 def _distributed_rank() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
 
 
-class ToyFacesStream(IterableDataset):
-    """Toy faces ``start .. stop-1`` of the dataset with ``seed``, rendered on the fly.
+class DomainStream(IterableDataset):
+    """Images ``start .. stop-1`` of a domain's dataset with ``seed`` (:meth:`Domain.images
+    <idinvert_plugins.domain_spec.Domain.images>`), rendered on the fly.
 
-    Yields ``(image [3, H, W] in [-1, 1], index)`` where ``index`` is the face's index in the dataset
-    (``toyfaces.sample_attributes(seed, index)`` gives its attributes), or ``(image, index, attributes)``
-    with ``with_attributes=True`` (attributes as numbers: floats, 0/1 ints, categorical class indices;
-    the default collate function turns them into tensors).
+    Yields ``(image [3, H, W] in [-1, 1], index)`` where ``index`` is the image's index in the dataset, or
+    ``(image, index, attributes)`` with ``with_attributes=True`` (attributes as numbers: floats, 0/1 ints,
+    categorical class indices; the default collate function turns them into tensors).
 
-    ``stop=None`` streams forever (every face is new: the natural choice for GAN training). A finite
+    ``stop=None`` streams forever (every image is new: the natural choice for GAN training). A finite
     range is visited once per iteration, in order or, with ``shuffle=True``, in a permutation drawn from
     ``(seed, epoch)``; call :meth:`set_epoch` each epoch for a new order.
 
     Sharding: the indices are dealt round-robin over ``world_size x num_workers`` shards. Each
     distributed rank (``rank`` / ``world_size``, by default taken from ``torch.distributed`` when it is
     initialised) and each ``DataLoader`` worker of that rank (``torch.utils.data.get_worker_info``) takes
-    its own shard, so no face is produced twice and none is missed; just wrap it in a
+    its own shard, so no image is produced twice and none is missed; just wrap it in a
     ``DataLoader(stream, batch_size=..., num_workers=...)`` on every rank. Shards of a finite range differ
-    in size by at most one face: give DDP ranks an infinite stream, or a range divisible by the number of
+    in size by at most one image: give DDP ranks an infinite stream, or a range divisible by the number of
     shards, if they must run the same number of steps.
     """
 
-    def __init__(self, seed: int = 0, start: int = 0, stop: int | None = None,
-                 resolution: int = toyfaces.DEFAULT_RESOLUTION, shuffle: bool = False,
-                 rank: int | None = None, world_size: int | None = None,
-                 with_attributes: bool = False) -> None:
+    def __init__(self, domain: Domain, seed: int = 0, start: int = 0, stop: int | None = None,
+                 resolution: int = 64, shuffle: bool = False, rank: int | None = None,
+                 world_size: int | None = None, with_attributes: bool = False) -> None:
         super().__init__()
         if start < 0 or (stop is not None and stop < start):
             raise ValueError(f"need 0 <= start <= stop, got start={start}, stop={stop}")
         if shuffle and stop is None:
             raise ValueError("shuffle=True needs a finite range (stop=...); an infinite stream is already "
-                             "an endless sequence of new random faces")
+                             "an endless sequence of new random images")
         if (rank is None) != (world_size is None):
             raise ValueError("give both rank and world_size, or neither")
         if world_size is not None and not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world_size {world_size}")
-        toyfaces._check_resolution(resolution)
+        self.domain = domain
         self.seed, self.start, self.stop = int(seed), int(start), stop
         self.resolution = resolution
         self.shuffle = shuffle
@@ -141,13 +172,13 @@ class ToyFacesStream(IterableDataset):
         self.epoch = 0
 
     @classmethod
-    def from_split(cls, n: int, split: str = "train", seed: int = 0, **kwargs: Any) -> ToyFacesStream:
-        """The ``"train"`` or ``"test"`` part of an ``n``-image dataset (:func:`toyfaces.split_of` rule)."""
-        sizes = toyfaces.split_sizes(n)
+    def split_range(cls, domain: Domain, n: int, split: str) -> tuple[int, int]:
+        """``(start, stop)`` of the ``"train"`` or ``"test"`` part of an ``n``-image dataset of ``domain``."""
+        sizes = domain.split_sizes(n)
         if split == "train":
-            return cls(seed, 0, sizes["train"], **kwargs)
+            return 0, sizes["train"]
         if split == "test":
-            return cls(seed, sizes["train"], n, **kwargs)
+            return sizes["train"], n
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
 
     def set_epoch(self, epoch: int) -> None:
@@ -179,23 +210,22 @@ class ToyFacesStream(IterableDataset):
         yield from (int(i) for i in order[shard::shards])
 
     def __len__(self) -> int:
-        """Faces this rank yields per iteration (over all its workers)."""
+        """Images this rank yields per iteration (over all its workers)."""
         if self.stop is None:
-            raise TypeError("an infinite ToyFacesStream (stop=None) has no length")
+            raise TypeError(f"an infinite {type(self).__name__} (stop=None) has no length")
         rank, world = self._ranks()
         return len(range(rank, self.stop - self.start, world))
 
     def __iter__(self) -> Iterator[tuple]:
         for index in self.indices():
-            attrs = toyfaces.sample_attributes(self.seed, index)
-            image = image_to_tensor(toyfaces.render(attrs, self.resolution))
+            images, attrs = self.domain.images(self.seed, [index], self.resolution)
+            image = image_to_tensor(images[0])
             if self.with_attributes:
-                numbers = {k: v[0].item() for k, v in toyfaces.attributes_to_arrays([attrs]).items()}
-                yield image, index, numbers
+                yield image, index, {k: v[0].item() for k, v in attrs.items()}
             else:
                 yield image, index
 
     def __repr__(self) -> str:
         stop = "inf" if self.stop is None else self.stop
-        return (f"ToyFacesStream(seed={self.seed}, range={self.start}..{stop}, resolution={self.resolution}, "
-                f"shuffle={self.shuffle})")
+        return (f"{type(self).__name__}({self.domain.name!r}, seed={self.seed}, range={self.start}..{stop}, "
+                f"resolution={self.resolution}, shuffle={self.shuffle})")
