@@ -11,6 +11,7 @@ from conftest import tiny_stylegan2
 from PIL import Image
 
 from idinvert_plugins.cli import main
+from idinvert_plugins.domains import get_domain
 from idinvert_plugins.editors.directions import Direction
 from idinvert_plugins.evaluation import (
     EvalConfig,
@@ -28,7 +29,6 @@ from idinvert_plugins.evaluation.plots import labelled_grid, line_plot
 from idinvert_plugins.evaluation.report import INTERPRETATION_MARKER
 from idinvert_plugins.hub import load_model, save_pretrained
 from idinvert_plugins.inverters.base import Inverter
-from idinvert_plugins.domains import get_domain
 from idinvert_plugins.models.classifier import heads_from_specs
 from idinvert_plugins.models.idinvert_encoder import IDInvertEncoder
 

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: 0 foundation - declarations with no dependencies on the rest: the hook specs (the plugin author's manual),
 #:   declared parameters, cards, image I/O, the version, the domain contract (domain_spec), and the data
 #:   sources: image folders and the toy-face domain (attributes, painter, dataset tables, OOD set, the domain
-#:   object and their commands; numpy/PIL only, but for the torch stream of faces rendered on the fly); the geometry of face alignment (align.transform:
-#:   the FFHQ quad, its transform, warping and paste-back).
+#:   object and their commands; numpy/PIL only, but for the torch stream of faces rendered on the fly); the
+#:   geometry of face alignment (align.transform: the FFHQ quad, its transform, warping and paste-back).
 #: 1 models - networks only: no file reading, no registry.
 #: 2 registry - the plugin registry and finding/loading registered models by name (hub), and finding the
 #:   registered domains (domains). Low, so that any layer above can look a registered kind up or load a named
