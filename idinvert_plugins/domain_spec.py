@@ -107,6 +107,8 @@ class Domain:
     * ``model_prefix`` - a generator folder or model name starting with it belongs to the domain when it has
       no ``pipeline.json`` naming one (:meth:`matches`);
     * ``default_generator`` - the model ``idinvert app`` serves when none is named;
+    * ``alignment`` - ``{"aligner": NAME, "template": NAME}`` for photos of its models when their
+      ``pipeline.json`` names none (:mod:`idinvert_plugins.align`);
     * ``gan_presets`` / ``encoder_presets`` - named training presets of its models (``idinvert train-gan
       --preset NAME``), with ``default_gan_preset`` / ``default_encoder_preset``.
     """
@@ -122,6 +124,7 @@ class Domain:
     resolution: ClassVar[int | None] = None
     model_prefix: ClassVar[str | None] = None
     default_generator: ClassVar[str | None] = None
+    alignment: ClassVar[Mapping[str, str]] = {}
     gan_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     encoder_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     default_gan_preset: ClassVar[str | None] = None

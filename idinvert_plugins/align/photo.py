@@ -1,7 +1,7 @@
 """Real photos in, real photos out: find the faces of a photo, align them for a generator, and paste results back.
 
 :func:`alignment_for` says which aligner and template go with a generator (its ``pipeline.json``'s
-``"alignment"``, else ``toyfaces`` for the bundled toy-face models and ``dlib`` + ``ffhq`` for others);
+``"alignment"``, else the ``alignment`` of the domain its name belongs to, else ``dlib`` + ``ffhq``);
 :func:`align_photo` returns an :class:`AlignedFace` (crop, transform, landmarks) per chosen face;
 :func:`paste_faces` blends results back into the full-resolution photo.
 """
@@ -46,11 +46,15 @@ def get_aligner(name: str) -> Aligner:
 
 def alignment_for(model: str | Path | None, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``{"aligner": NAME, "template": Template}`` for a generator: its ``pipeline.json`` ``"alignment"`` object
-    (``config``), else ``toyfaces`` (aligner and template) for a ``toyfaces-*`` model, else ``dlib`` and ``ffhq``."""
+    (``config``), else the ``alignment`` of the domain whose naming rule claims the model
+    (:func:`~idinvert_plugins.domains.domain_for_model`), else ``dlib`` and ``ffhq``."""
+    from ..domains import domain_for_model
+
     spec = dict((config or {}).get("alignment") or {})
-    toy = model is not None and Path(str(model).rstrip("/\\")).name.startswith("toyfaces-")
-    aligner = spec.get("aligner") or ("toyfaces" if toy else DEFAULT_ALIGNER)
-    template = get_template(spec.get("template") or ("toyfaces" if toy else "ffhq"))
+    domain = domain_for_model(str(model)) if model is not None else None
+    default = dict(domain.alignment) if domain is not None else {}
+    aligner = spec.get("aligner") or default.get("aligner") or DEFAULT_ALIGNER
+    template = get_template(spec.get("template") or default.get("template") or "ffhq")
     return {"aligner": aligner, "template": template}
 
 
@@ -93,8 +97,9 @@ def align_photo(photo: np.ndarray, *, aligner: str | Aligner | None = None, temp
         faces = al.detect(photo, source=source)
         used = al.name
     if not faces:
-        hint = ("the toyfaces aligner only finds bundled-domain toy faces" if used == "toyfaces" else
-                "try another --aligner (`idinvert plugins` lists them)")
+        hint = "try another --aligner (`idinvert plugins` lists them)"
+        if landmarks is None and getattr(al, "description", ""):
+            hint = f"it is {al.description}; {hint}"
         raise NoFaceError(f"{name}: no face found (aligner {used}); {hint}, or give the eye centres and mouth "
                           "corners with --landmarks FILE.json")
     out = []

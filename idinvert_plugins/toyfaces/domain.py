@@ -89,6 +89,7 @@ class ToyFacesDomain(Domain):
     resolution = 64
     model_prefix = "toyfaces-"
     default_generator = "toyfaces-stylegan2-64"
+    alignment = {"aligner": "toyfaces", "template": "toyfaces"}
     gan_presets = GAN_PRESETS
     encoder_presets = ENCODER_PRESETS
     default_gan_preset = "toyfaces-stylegan2-64"

@@ -355,6 +355,8 @@ def export(run: str | Path, folder: str | Path, name: str = "toyfaces-landmarks-
 
 def card_text(name: str, summary: dict[str, Any]) -> str:
     m = summary["metrics"]
+    runs = "; ".join(f"{r['steps']} steps, lr {r['lr']}, {r.get('canonical', 0.55):.0%} canonical canvases, "
+                     f"{r['train_seconds'] / 60:.1f} min" for r in summary.get("runs", [])) or "one"
     return f"""---
 name: {name}
 kind: landmarks
@@ -397,9 +399,10 @@ Only renders of the toy-face train split (dataset seed 0, {summary['pool_size']}
 face framed as the `toyfaces` alignment template frames it, scale x0.82-1.2, rotation +-10 degrees, shift +-4
 px) and *scene* canvases (one to three faces of 18-64 px, rotated up to +-35 degrees, on random backdrops).
 Labels are exact: the painter's own eye centres and mouth corners (`idinvert_plugins.toyfaces.landmarks`).
-Trained by `python -m idinvert_plugins.training.landmarks` on one CPU thread: {summary['steps']} steps of batch
-{summary['batch']} ({summary['images']:,} canvases) in {summary['train_seconds'] / 60:.1f} min, Adam lr
-{summary['lr']} with a cosine decay, seed {summary['seed']}. Weights stored in float16.
+Trained by `python -m idinvert_plugins.training.landmarks` on one CPU thread (shared with other jobs):
+{summary['steps']} steps of batch {summary['batch']} ({summary['images']:,} canvases) in
+{summary['train_seconds'] / 60:.1f} min of wall time, Adam with a cosine decay in each run; runs: {runs}.
+Weights stored in float16.
 
 ## Held-out metrics (faces of the test split, indices 65,000-69,999)
 
