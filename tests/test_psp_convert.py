@@ -265,3 +265,31 @@ def test_a_method_that_does_not_fit_the_encoder(G, tmp_path, capsys):
                   str(tmp_path / "o")], capsys)
     assert "--method psp needs a psp-encoder (the pipeline's encoder is e4e-encoder); this e4e-encoder encoder " \
            "fits --method e4e" in err
+
+
+def test_the_app_inverts_and_edits_with_a_converted_checkpoint(G, tmp_path):
+    """The web app's actions on a converted folder: its default method (e4e) inverts an upload, and a direction
+    imported into the folder moves the code from the Edit tab."""
+    from idinvert_plugins.app.models import ModelSpec, load_bundle
+    from idinvert_plugins.app.session import Session, apply_inversion, edit_directions, invert_image
+    from idinvert_plugins.editors.imported import import_directions
+
+    enc = small_encoder("e4e", G)
+    src = save_from_cuda(official_checkpoint("e4e", G, enc), tmp_path / "e4e.pt")
+    out = tmp_path / "converted"
+    assert main(["convert", str(src), "-o", str(out)]) == 0
+    boundary = tmp_path / "toy_faces_smile_w_boundary.npy"
+    np.save(boundary, np.random.default_rng(0).standard_normal((1, G.w_dim)))
+    folder, _ = import_directions(boundary, out)
+    assert folder == out / "directions"  # the user's own model folder
+
+    bundle = load_bundle(ModelSpec(model=str(out)))
+    assert bundle.pipeline.default_method == "e4e" and "smile" in bundle.directions
+    inversion = invert_image(bundle, Image.open(face(tmp_path / "face.png")), "e4e")
+    with torch.no_grad():
+        assert torch.allclose(inversion.code, enc(inversion.target[None])[0], atol=1e-4)
+    session = Session()
+    apply_inversion(session, inversion, str(out))
+    edit_directions(bundle, session, {"smile": 2.0})
+    n = bundle.directions["smile"].vector
+    assert torch.allclose(session.result_code - inversion.code, 2.0 * n.expand_as(inversion.code), atol=1e-5)
