@@ -107,10 +107,15 @@ class ToyFacesAligner(Aligner):
                    "toyfaces-landmarks-64 network (trained on renders; offline, no extra). Not for real photos")
     model = "toyfaces-landmarks-64"
 
-    def __init__(self, threshold: float = 0.35, refine: int = 2, min_side: int = 32) -> None:
+    def __init__(self, threshold: float = 0.35, refine: int = 2, min_side: int = 32, max_side: int = 640) -> None:
+        """``threshold``: the least detection score; ``refine``: refinement passes; the photo pyramid runs from
+        a long side of ``max_side`` pixels (or the photo's own, if smaller; 1.41x for photos up to 320 px) down to
+        a short side of ``min_side``. Faces are found from about 20 px wide at the top of the pyramid: 20 px x
+        (photo side / ``max_side``) in large photos."""
         self.threshold = threshold
         self.refine = refine
         self.min_side = min_side
+        self.max_side = max_side
         self._lock = threading.Lock()
         self._net: Any = None
 
@@ -143,7 +148,7 @@ class ToyFacesAligner(Aligner):
             if min(lh, lw) < self.min_side:
                 break
             level += 1
-            if max(lh, lw) > 2048:
+            if max(lh, lw) > max(self.max_side, 1):
                 continue
             img = F.interpolate(x, size=(lh, lw), mode="bilinear", align_corners=False, antialias=f < 1.0)
             for face in self._run(img):
