@@ -77,6 +77,12 @@ class Generator(nn.Module):
         support explicit noise set :attr:`accepts_noise` and accept ``synthesis(ws, noise={name: map})``)."""
         raise NotImplementedError
 
+    def stored_noise(self) -> dict[str, torch.Tensor]:
+        """The noise maps ``noise_mode="const"`` renders with, ``{name: [1, 1, r, r]}`` (names as
+        :meth:`noise_shapes`): passing them as ``synthesis(ws, noise=...)`` renders exactly as ``"const"``. Where
+        noise-map optimisation starts (Image2StyleGAN++ refiners, :mod:`idinvert_plugins.inverters.noise`)."""
+        raise NotImplementedError
+
     def style_module_paths(self) -> dict[str, str]:
         """Style name (the keys of :meth:`styles`) -> path of the submodule whose output is that style (the
         affine map ``A``), so S-space offsets can be added to it."""

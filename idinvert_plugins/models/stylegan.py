@@ -358,6 +358,10 @@ class StyleGANGenerator(Generator):
         return {f"layer{i}": (1, 1, layer.resolution, layer.resolution)
                 for i, layer in enumerate(self.synthesis_network.layers)}
 
+    def stored_noise(self) -> dict[str, torch.Tensor]:
+        """The stored ``noise`` buffer of every AdaIN layer, ``[1, 1, r, r]`` (what ``noise_mode="const"`` uses)."""
+        return {f"layer{i}": layer.noise for i, layer in enumerate(self.synthesis_network.layers)}
+
     def style_module_paths(self) -> dict[str, str]:
         """``{"layer0": "synthesis_network.layers.0.style", ...}``: each AdaIN layer's style map ``A``."""
         return {f"layer{i}": f"synthesis_network.layers.{i}.style" for i in range(len(self.synthesis_network.layers))}

@@ -354,6 +354,10 @@ class StyleGAN2Generator(Generator):
         layers = self.synthesis_network.noise_layers()
         return {name: (1, 1, layer.resolution, layer.resolution) for name, layer in layers}
 
+    def stored_noise(self) -> dict[str, torch.Tensor]:
+        """The ``noise_const`` map of every noise layer as ``[1, 1, r, r]`` (what ``noise_mode="const"`` uses)."""
+        return {name: layer.noise_const[None, None] for name, layer in self.synthesis_network.noise_layers()}
+
     def style_module_paths(self) -> dict[str, str]:
         """``{"b4.conv1": "synthesis_network.b4.conv1.affine", ...}``: the affine map of every modulated layer."""
         return {name: f"synthesis_network.{name}.affine" for name, _, _ in self.synthesis_network.layers()}
