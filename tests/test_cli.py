@@ -56,7 +56,8 @@ def test_convert_errors(tmp_path, capsys):
     assert "no such checkpoint file" in capsys.readouterr().err
     ref = reference_dir("rosinality") / "rosinality_stylegan2_64.pt"
     assert main(["convert", str(ref), "-o", str(tmp_path / "o"), "--format", "nosuch"]) == 2
-    assert "unknown converter 'nosuch'. Known: e4e, genforce, nvlabs, psp, restyle, rosinality" in capsys.readouterr().err
+    assert ("unknown converter 'nosuch'. Known: e4e, genforce, nvlabs, psp, restyle, rosinality"
+            in capsys.readouterr().err)
 
 
 def test_info_and_models(tmp_path, capsys):
