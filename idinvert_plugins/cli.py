@@ -158,6 +158,10 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from .params import parse_assignments
 
     pipe = pipeline_from_args(args.name, args)
+    from .cli_folders import invert_folder, is_folder_run
+
+    if is_folder_run(args.images):  # a folder: batched, resumable, results.csv; torchrun shards it
+        return invert_folder(pipe, args)
     if args.align:  # photos: align the faces, invert the crops, paste the reconstructions back
         from .align.commands import invert_photos
 
@@ -300,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("invert", help="invert images into a generator's W+ space")
     p.add_argument("name", help="generator: a named model, Hub id or folder")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="image files, or folders: every image in them, in batches, resumable "
+                                              "(OUT/results.csv records each file; under torchrun each process "
+                                              "takes a share)")
+    p.add_argument("--batch", type=int, default=8, help="folders: images inverted together (default 8)")
+    p.add_argument("--progress", action="store_true", help="folders: show the progress bar even when not a terminal")
     p.add_argument("--method", default=None, help="idinvert, encoder, image2stylegan or a plugin's inverter "
                                                  "(default: the model's pipeline.json default_method, else idinvert)")
     p.add_argument("--encoder", help="domain-guided encoder (name or folder) for idinvert / encoder (default: the "

@@ -1,0 +1,194 @@
+"""``idinvert invert GENERATOR DIR -o OUT``: a whole folder of images (or photos, with ``--align``).
+
+Batched (``--batch N`` images per inversion), with a progress bar, resumable (a file whose outputs exist and
+whose row in ``OUT/results.csv`` says ``ok`` is skipped), and robust: a file that cannot be read, has no face,
+or fails is recorded with its error and skipped, and the run goes on. ``OUT/results.csv`` has one row per
+file: ``file, status (ok | error), faces, method, mse, seconds, outputs, error``.
+
+Under ``torchrun --nproc-per-node N`` each process takes every N-th file (rank ``r``: files ``r, r+N, ...``),
+writes its rows to ``OUT/results.rank<r>.csv`` as it goes, and process 0 merges them into ``results.csv`` at
+the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RESULTS_NAME = "results.csv"
+COLUMNS = ("file", "status", "faces", "method", "mse", "seconds", "outputs", "error")
+
+
+def is_folder_run(sources: Sequence[str | Path]) -> bool:
+    """Whether the command was given a folder (then every image in it is processed)."""
+    return any(Path(s).is_dir() for s in sources)
+
+
+def read_results(folder: Path) -> dict[str, dict[str, str]]:
+    """The latest row per file of ``results.csv`` and of any per-rank files left by an interrupted run."""
+    rows: dict[str, dict[str, str]] = {}
+    for path in [folder / RESULTS_NAME, *sorted(folder.glob("results.rank*.csv"))]:
+        if path.is_file():
+            with path.open(newline="", encoding="utf-8") as f:
+                for row in csv.DictReader(f):
+                    if row.get("file"):
+                        rows[row["file"]] = row
+    return rows
+
+
+def _append(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in COLUMNS})
+
+
+def _done(row: dict[str, str] | None, folder: Path) -> bool:
+    return bool(row) and row.get("status") == "ok" and all(
+        (folder / name).is_file() for name in (row.get("outputs") or "").split(";") if name)
+
+
+def invert_folder(pipe: Any, args: argparse.Namespace) -> int:
+    """Invert every image of the folders (and files) in ``args.images`` into ``args.output``; returns 0 when every
+    file is done, 1 when some failed (they are listed, and recorded in ``results.csv``)."""
+    from tqdm import tqdm
+
+    from .align.commands import expand_photos
+    from .cli_common import composed_method
+    from .params import parse_assignments
+    from .training.distributed import cleanup, gather_objects, init_from_env
+
+    files = expand_photos(args.images)
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:
+            raise ValueError(f"{stems[f.stem]} and {f} would write the same outputs ({f.stem}.png): rename one")
+        stems[f.stem] = f
+    if args.landmarks:
+        raise ValueError("--landmarks FILE gives the faces of one photo; for a folder use --aligner json "
+                         "(PHOTO_STEM.landmarks.json beside each photo)")
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    info = init_from_env("cpu" if str(getattr(args, "device", "cpu")) == "cpu" else None)
+    mine = files[info.rank::info.world_size]
+    previous = read_results(out)
+    todo = [f for f in mine if not _done(previous.get(f.name), out)]
+    method, inverter = composed_method(pipe, args.method, args.embed, args.refine)
+    options = parse_assignments(args.set)
+    if args.steps is not None and "steps" in {p.name for p in inverter.params}:
+        options.setdefault("steps", args.steps)
+    if args.bf16:
+        options["autocast"] = True
+    partial = out / (f"results.rank{info.rank}.csv" if info.enabled else RESULTS_NAME)
+    rows: list[dict[str, Any]] = []
+    batch = max(1, int(args.batch))
+    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), unit="image", desc=f"invert (rank {info.rank})"
+               if info.enabled else "invert", disable=not (sys.stderr.isatty() or args.progress), file=sys.stderr)
+    t_run = time.perf_counter()
+    for start in range(0, len(todo), batch):
+        chunk = todo[start:start + batch]
+        new = _invert_batch(pipe, inverter, method, options, chunk, out, args)
+        _append(partial, new)
+        rows += new
+        for row in new:
+            if row["status"] != "ok":
+                print(f"{row['file']}: skipped: {row['error']}", file=sys.stderr)
+        bar.update(len(chunk))
+    bar.close()
+    seconds = time.perf_counter() - t_run
+    all_rows = [r for part in gather_objects(rows, info) for r in part]
+    if info.is_main:
+        merged = read_results(out)
+        for row in all_rows:
+            merged[row["file"]] = {k: str(row.get(k, "")) for k in COLUMNS}
+        order = {f.name: i for i, f in enumerate(files)}
+        tmp = out / (RESULTS_NAME + ".tmp")
+        tmp.unlink(missing_ok=True)
+        _append(tmp, sorted(merged.values(), key=lambda r: order.get(r["file"], len(order))))
+        tmp.replace(out / RESULTS_NAME)
+        for p in out.glob("results.rank*.csv"):
+            p.unlink()
+    if info.enabled:
+        gather_objects(None, info)  # every rank waits for the merge before leaving
+        cleanup()
+    failed = [r for r in all_rows if r["status"] != "ok"]
+    ok = len(all_rows) - len(failed)
+    if info.is_main:
+        skipped = len(files) - len(all_rows)
+        rate = ok / seconds if seconds > 0 else float("nan")
+        print(f"{ok} image(s) inverted with {method} in {seconds:.1f} s ({rate:.2f} images/s"
+              + (f" over {info.world_size} processes" if info.enabled else "") + f"), {skipped} already done, "
+              f"{len(failed)} failed" + (f": {', '.join(r['file'] for r in failed)}" if failed else "")
+              + f"; table: {out / RESULTS_NAME}")
+    return 1 if failed else 0
+
+
+def _invert_batch(pipe: Any, inverter: Any, method: str, options: dict, files: Sequence[Path], out: Path,
+                  args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Load what can be loaded of ``files``, invert it as one batch, write the outputs; one row per file."""
+    import torch
+
+    from .align.base import NoFaceError
+    from .align.commands import align_photos_for, crops_of, save_face_files
+    from .codes import save_latent
+    from .images import ImageError, save_image
+    from .metrics import mse
+
+    rows: list[dict[str, Any]] = []
+    items: list[tuple[Path, Any]] = []  # (file, image [3, R, R] or PhotoFaces)
+    for f in files:
+        try:
+            if args.align:
+                items.append((f, align_photos_for(pipe, [f], args)[0]))
+            else:
+                items.append((f, pipe.images([f], crop=args.crop)[0]))
+        except (ImageError, NoFaceError, ValueError, OSError) as exc:
+            rows.append({"file": f.name, "status": "error", "error": str(exc).replace("\n", " ")})
+    if not items:
+        return rows
+    if args.align:
+        x = crops_of([g for _, g in items])
+    else:
+        x = torch.stack([t for _, t in items])
+    t0 = time.perf_counter()
+    try:
+        result = pipe.invert(x, inverter, progress=False, **options)
+    except Exception as exc:  # noqa: BLE001 - the batch failed as a whole: record it, go on with the next
+        return rows + [{"file": f.name, "status": "error", "error": f"{type(exc).__name__}: {exc}"} for f, _ in items]
+    per_image = (time.perf_counter() - t0) / len(x)
+    images = result.images.detach().cpu()
+    errors = mse(images.to(x), x.cpu()).tolist()
+    i = 0
+    for f, item in items:
+        n = len(item.faces) if args.align else 1
+        outputs = [f"{f.stem}.png"]
+        if args.align:
+            item.write(images[i:i + n], out / f"{f.stem}.png")
+            for j, face in enumerate(item.faces):
+                save_latent(result.latent[i + j], out / f"{f.stem}_{face.face}.safetensors", generator=pipe.name,
+                            method=method)
+                outputs += [f"{f.stem}_{face.face}.safetensors", f"{f.stem}_{face.face}.json"]
+            save_face_files(item, out, x[i:i + n] if args.save_crops else None,
+                            images[i:i + n] if args.save_crops else None, "_inverted")
+        else:
+            save_image(images[i], out / f"{f.stem}.png")
+            save_latent(result.latent[i], out / f"{f.stem}.safetensors", generator=pipe.name, method=method)
+            outputs.append(f"{f.stem}.safetensors")
+        err = sum(errors[i:i + n]) / n
+        rows.append({"file": f.name, "status": "ok", "faces": n if args.align else "", "method": method,
+                     "mse": f"{err:.6f}" if math.isfinite(err) else "", "seconds": f"{per_image * n:.3f}",
+                     "outputs": ";".join(outputs), "error": ""})
+        i += n
+    return rows
+
+
+__all__ = ["COLUMNS", "RESULTS_NAME", "invert_folder", "is_folder_run", "read_results"]
