@@ -199,15 +199,16 @@ def fallback_config(name: str | Path, resolution: int, keys: Iterable[str] | Non
     ``pipeline.json``: ``<name>-encoder`` / ``<name>-encoder-conventional`` where they resolve locally, the
     domain ``domain`` (a registered name; None: the one whose naming rule claims ``name`` at ``resolution``) with
     its classifier and perceptual network, ``directions/``, IDInvert. ``keys``: only these (the keys a
-    ``pipeline.json`` leaves out; looking encoders up costs a little)."""
+    ``pipeline.json`` leaves out; looking encoders up costs a little). A ``domain`` no installed plugin registers
+    gives no classifier or perceptual network (:meth:`Pipeline.from_pretrained` notes it)."""
     from .domains import UnknownNameError, domain_for_model, get_domain
 
     keys = set(("generator", "domain", "encoder", "encoders", "feature_net", "classifier", "directions",
                 "default_method") if keys is None else keys)
     try:
         dom = get_domain(domain) if domain else domain_for_model(str(name), resolution)
-    except UnknownNameError as exc:
-        raise PipelineError(f"{name}: domain {domain!r} is not registered ({exc})") from None
+    except UnknownNameError:
+        dom = None
     config: dict[str, Any] = {"generator": ".", "domain": dom.name if dom is not None else None,
                               "feature_net": dom.feature_net if dom is not None else None,
                               "classifier": dom.classifier if dom is not None else None,
@@ -441,6 +442,13 @@ class Pipeline:
         effective = {**fallback, **{k: v for k, v in declared.items() if not k.startswith("_")}}
         resolver = _Resolver(pipeline_folder, resolved, where, cache_dir, local_files_only)
         notes: list[str] = []
+        if not _none(declared.get("domain")):
+            from .domains import domain_names
+
+            if declared["domain"] not in domain_names():
+                notes.append(f"{where} names the domain {declared['domain']!r}, which no installed plugin registers "
+                             f"(known: {', '.join(domain_names()) or 'none'}): its classifier, perceptual network "
+                             "and example images are unavailable unless pipeline.json names them.")
 
         def origin_of(key: str) -> str:
             return "pipeline.json" if key in declared else "fallback"
@@ -612,11 +620,11 @@ class Pipeline:
     def domain(self) -> Domain | None:
         """The registered image domain the generator belongs to (``pipeline.json``'s ``domain``, else the one
         whose naming rule claims it), or None."""
-        from .domains import domain_for_model, get_domain
+        from .domains import domain_for_model, domain_names, get_domain
 
         name = self.config.get("domain")
         if not _none(name):
-            return get_domain(str(name))
+            return get_domain(str(name)) if str(name) in domain_names() else None  # not installed: see notes
         return domain_for_model(self.name, self.generator.resolution) if "domain" not in self.config else None
 
     @property
