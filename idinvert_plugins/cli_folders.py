@@ -58,8 +58,9 @@ def _done(row: dict[str, str] | None, folder: Path) -> bool:
 
 
 def invert_folder(pipe: Any, args: argparse.Namespace) -> int:
-    """Invert every image of the folders (and files) in ``args.images`` into ``args.output``; returns 0 when every
-    file is done, 1 when some failed (they are listed, and recorded in ``results.csv``)."""
+    """Invert every image of the folders (and files) in ``args.images`` into ``args.output``; returns 0 when the run
+    went through, also when some files failed (they are listed, and recorded in ``results.csv``: a run under
+    torchrun must not look crashed because one photo was broken)."""
     from tqdm import tqdm
 
     from .align.commands import expand_photos
@@ -129,7 +130,7 @@ def invert_folder(pipe: Any, args: argparse.Namespace) -> int:
               + (f" over {info.world_size} processes" if info.enabled else "") + f"), {skipped} already done, "
               f"{len(failed)} failed" + (f": {', '.join(r['file'] for r in failed)}" if failed else "")
               + f"; table: {out / RESULTS_NAME}")
-    return 1 if failed else 0
+    return 0
 
 
 def _invert_batch(pipe: Any, inverter: Any, method: str, options: dict, files: Sequence[Path], out: Path,
