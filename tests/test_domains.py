@@ -229,3 +229,23 @@ def test_attribute_spec_labels():
     assert Domain().examples(16) == []  # a domain without an image source offers no examples
     with pytest.raises(NotImplementedError, match="no labelled image source: give an image folder"):
         Domain().images(0, [0], 16)
+
+
+def test_pipeline_domains_declared_unknown_or_by_name(tmp_path, stripes):
+    from app_fixtures import make_tiny_model
+
+    from idinvert_plugins.pipeline import Pipeline, PipelineError, write_pipeline_config
+
+    folder = make_tiny_model(tmp_path)  # "tiny": no pipeline.json, a name no domain claims
+    pipe = Pipeline.from_pretrained(folder)
+    assert pipe.domain is None and pipe.config["domain"] is None and pipe.classifier is None
+    write_pipeline_config(folder, {"generator": ".", "domain": "stripes"})
+    with pytest.raises(PipelineError, match="feature_net 'stripes-classifier-32': not a model folder"):
+        Pipeline.from_pretrained(folder)  # the keys left out come from the declared domain (not shipped here)
+    write_pipeline_config(folder, {"generator": ".", "domain": "stripes", "classifier": None, "feature_net": None})
+    assert Pipeline.from_pretrained(folder).domain is stripes
+    write_pipeline_config(folder, {"generator": ".", "domain": "nope"})
+    pipe = Pipeline.from_pretrained(folder)  # a domain whose plugin is not installed: a note, not a failure
+    assert pipe.domain is None and pipe.feature_net is None
+    assert any("names the domain 'nope', which no installed plugin registers (known: toyfaces, stripes)" in n
+               for n in pipe.notes), pipe.notes
