@@ -1,0 +1,686 @@
+"""``idinvert bench``: one leaderboard of every registered inversion method, on the same held-out images, with
+every registered metric.
+
+The methods are the registry's inverters (``register_inverters``: each named embed/refine composition,
+built-in or third-party), minus the restoration and editing tasks (:data:`TASK_METHODS`; an inverter can opt out
+with ``benchmark = False``). A method that needs an encoder gets the first of the pipeline's encoders it accepts
+(the domain-guided one first); a method without refiners (an encoder alone) runs once per encoder it accepts, so
+the conventional encoder of the IDInvert paper gets its row (``encoder@conventional``).
+
+Each method inverts the first ``n`` test images of the generator's domain (or the images of a folder), in
+batches; its latents (W+ codes and every part: noise maps, weight offsets, ...), seconds and per-step error
+curves are cached per method (``CACHE/<generator>/<method>.safetensors`` + ``.json``), keyed by the method's
+options and description, the fingerprints of the generator, encoder and perceptual network and the images, so a
+rerun inverts only what changed (a new method, other options, retrained weights, more images) and reuses the
+metric values of an unchanged method.
+
+Each method is then measured by every registered metric (:mod:`idinvert_plugins.metrics.registry`): fidelity
+and realism of its reconstructions, the attribute classifier's agreement, and editability: every attribute
+direction of the pipeline (``--editors``: a subset by name) moves each code by the documented step towards the
+other side of its attribute, as :func:`~idinvert_plugins.editors.crosstalk.measure_crosstalk` does
+(``statistic="absolute"``), keeping every other part of the latent, and the edited images are scored. Outputs:
+``OUT/leaderboard.json`` (every number, merged over generators), ``OUT/pareto-<generator>.png`` (fidelity against
+editability, every method labelled, the Pareto front joined) and a markdown page (``--report``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from ..latent import Latent, render
+from ..metrics.registry import Metric, MetricData, compute_metrics, get_metrics, main_value
+from .inversions import TestImages, fingerprint, load_test_images
+
+#: Registered compositions that solve another task than reconstruction (they need a hole, a second image, or
+#: compare a degraded render): not benchmarked unless named with ``--methods``.
+TASK_METHODS = frozenset({"inpaint", "crossover", "superres", "colorize"})
+#: The method whose final reconstruction error is the time-to-quality target, and the two the frontier question
+#: of issue 18 compares against.
+REFERENCE = "idinvert"
+BASELINES = ("idinvert", "image2stylegan")
+#: Pareto plot axes: (x metric, y metric), both lower is better.
+PARETO_AXES = ("mse", "fd_edited")
+#: Real test images the attribute spreads (the unit of the cross-talk) are measured on, at least.
+SPREAD_IMAGES = 1000
+CACHE_VERSION = 1
+
+
+@dataclass
+class BenchConfig:
+    """What ``idinvert bench`` runs. ``methods``/``directions``/``metrics``: None = every registered one (tasks
+    excluded, see :data:`TASK_METHODS`). ``steps``: overrides the step count of every method that declares
+    ``steps`` (None: each method's default). ``max_steps``: caps the step count instead (``--quick``)."""
+
+    n: int = 32
+    methods: tuple[str, ...] | None = None
+    directions: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] | None = None
+    steps: int | None = None
+    max_steps: int | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    edit_step: float = 3.0
+    batch: int = 8
+    seed: int = 0
+    spread_images: int = SPREAD_IMAGES
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> BenchConfig:
+        """Seconds on a tiny model, a minute or two on the bundled ones: 4 images, at most 5 steps, the attribute
+        spreads over the test images themselves."""
+        base = cls(n=4, max_steps=5, batch=4, spread_images=0)
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "n" in given:
+            given["n"] = min(given["n"], base.n)
+        if "steps" in given:
+            given["steps"] = min(given["steps"], base.max_steps)
+        return replace(base, **given)
+
+    def __post_init__(self) -> None:
+        for name in ("n", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.edit_step <= 0:
+            raise ValueError(f"edit_step must be positive, got {self.edit_step}")
+        for name in ("methods", "directions", "metrics"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, tuple(value))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the leaderboard: a registered method run with one of the pipeline's encoders."""
+
+    key: str
+    method: str
+    encoder: str | None = None  # "encoder" (the pipeline's), "encoders.<name>", or None
+
+    @property
+    def cache_key(self) -> str:
+        """The cache file's name: the method and the encoder it ran with."""
+        return self.method if self.encoder in (None, "encoder") else f"{self.method}@{self.encoder}"
+
+
+# -- which methods --------------------------------------------------------------------------------------------------
+def benchmark_methods(names: Sequence[str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The registered inverters to benchmark: ``names`` as given (unknown names raise listing the known ones), or
+    every registered one but the tasks. Returns ``(names, excluded)`` with the reason for each excluded one."""
+    from ..plugins import get_plugins
+
+    plugins = get_plugins()
+    if names is not None:
+        for n in names:
+            plugins.get("inverter", n)
+        return list(dict.fromkeys(names)), {}
+    chosen, excluded = [], {}
+    for n in plugins.names("inverter"):
+        inv = plugins.get("inverter", n)
+        if n in TASK_METHODS:
+            excluded[n] = "a restoration/editing task, not reconstruction (name it with --methods to run it)"
+        elif getattr(inv, "benchmark", True) is False:
+            excluded[n] = "the method opts out (benchmark = False)"
+        else:
+            chosen.append(n)
+    # the reference first: its error is the other methods' time-to-quality target
+    chosen.sort(key=lambda n: (n != REFERENCE, n))
+    return chosen, excluded
+
+
+def _refiners(inverter: Any) -> tuple[Any, ...]:
+    try:
+        return tuple(getattr(inverter, "refiners", ()))
+    except Exception:  # noqa: BLE001 - a composition naming a stage that is not registered
+        return ()
+
+
+def _encoders(pipe: Any) -> list[tuple[str, nn.Module]]:
+    out = [("encoder", pipe.encoder)] if pipe.encoder is not None else []
+    out += [(f"encoders.{k}", m) for k, m in pipe.encoders.items() if m is not None]
+    return out
+
+
+def _row_key(method: str, encoder: str | None, first: bool) -> str:
+    if encoder is None or encoder == "encoder" or first:
+        return method
+    return f"{method}@{encoder.removeprefix('encoders.')}"
+
+
+# -- the per-method cache --------------------------------------------------------------------------------------------
+class LatentCache:
+    """One method's latents of the first ``count`` images (``<key>.safetensors``: ``wp`` and ``part/<name>/<key>``
+    tensors) and its record (``<key>.json``: identity, seconds, per-batch curves, the last metric values)."""
+
+    def __init__(self, folder: str | Path | None) -> None:
+        self.folder = Path(folder) if folder is not None else None
+
+    def _paths(self, key: str) -> tuple[Path, Path] | None:
+        if self.folder is None:
+            return None
+        stem = re.sub(r"[^\w.@+-]+", "_", key)
+        return self.folder / f"{stem}.safetensors", self.folder / f"{stem}.json"
+
+    def load(self, key: str, identity: Mapping[str, Any]) -> tuple[Latent, dict[str, Any]] | None:
+        paths = self._paths(key)
+        if paths is None or not paths[0].is_file() or not paths[1].is_file():
+            return None
+        try:
+            record = json.loads(paths[1].read_text(encoding="utf-8"))
+            if record.get("identity") != json.loads(json.dumps(dict(identity))):
+                return None
+            tensors: dict[str, torch.Tensor] = {}
+            with safe_open(str(paths[0]), framework="pt") as f:
+                for name in f.keys():  # noqa: SIM118 - safe_open has no __iter__
+                    tensors[name] = f.get_tensor(name)
+        except Exception:  # noqa: BLE001 - a truncated file from a killed run: recompute
+            return None
+        parts: dict[str, dict[str, torch.Tensor]] = {}
+        for name, t in tensors.items():
+            if name.startswith("part/"):
+                _, part, k = name.split("/", 2)
+                parts.setdefault(part, {})[k] = t
+        latent = Latent(tensors["wp"], parts)
+        if len(latent) != record.get("count"):
+            return None
+        return latent, record
+
+    def save(self, key: str, latent: Latent, record: dict[str, Any]) -> None:
+        paths = self._paths(key)
+        if paths is None:
+            return
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        tensors = {"wp": latent.wp.detach().float().cpu().contiguous().clone()}
+        for part, values in latent.parts.items():
+            for k, t in values.items():
+                tensors[f"part/{part}/{k}"] = t.detach().cpu().contiguous().clone()
+        tmp = paths[0].with_suffix(".tmp")
+        save_file(tensors, str(tmp))
+        tmp.replace(paths[0])
+        self.save_record(key, {**record, "count": len(latent)})
+
+    def refusal(self, key: str, identity: Mapping[str, Any]) -> str | None:
+        """Why the method refused these inputs last time (e.g. an encoder of another architecture), if it did."""
+        paths = self._paths(key)
+        if paths is None or not paths[1].is_file() or paths[0].is_file():
+            return None
+        try:
+            record = json.loads(paths[1].read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        if record.get("identity") != json.loads(json.dumps(dict(identity))):
+            return None
+        return record.get("refused")
+
+    def save_record(self, key: str, record: dict[str, Any]) -> None:
+        paths = self._paths(key)
+        if paths is None:
+            return
+        paths[1].parent.mkdir(parents=True, exist_ok=True)
+        tmp = paths[1].with_suffix(".jtmp")
+        tmp.write_text(json.dumps(_jsonable(record), indent=1) + "\n", encoding="utf-8")
+        tmp.replace(paths[1])
+
+
+@dataclass
+class MethodRun:
+    """One entry's inversion: its latents for the test images, wall seconds in all, per-batch curves, how many
+    came from the cache, and the cache record (where metric values are kept)."""
+
+    entry: Entry
+    latent: Latent
+    seconds: float
+    batches: list[dict[str, Any]]
+    reused: int
+    options: dict[str, Any]
+    identity: dict[str, Any]
+    record: dict[str, Any]
+
+    @property
+    def seconds_per_image(self) -> float:
+        return self.seconds / max(len(self.latent), 1)
+
+    def curve(self) -> dict[str, list[float]]:
+        """Mean MSE against seconds per image along the steps, over the batches (weighted by their size)."""
+        lengths = [len(b["mse"]) for b in self.batches]
+        if not lengths:
+            return {"seconds": [], "mse": []}
+        k = min(lengths)
+        total = sum(b["n"] for b in self.batches)
+        mse = [sum(b["n"] * b["mse"][i] for b in self.batches) / total for i in range(k)]
+        secs = [sum(b["seconds"] * (i + 1) / k for b in self.batches) / total for i in range(k)]
+        if k > 1:  # the first point is where the optimisation started (the embedding), before any step
+            secs = [sum(b["seconds"] * i / (k - 1) for b in self.batches) / total for i in range(k)]
+        return {"seconds": secs, "mse": mse}
+
+
+def _batch_curve(result: Any, images: torch.Tensor) -> list[float]:
+    """The mean MSE at each step's start and at the end: the pixel term of the method's losses where it has one
+    (its unweighted per-pixel MSE), and the final reconstruction's error measured here."""
+    final = float((result.images.detach().float().cpu().clamp(-1, 1) - images.cpu()).pow(2).flatten(1).mean(1).mean())
+    steps = [float(np.mean(s["pix"])) for s in result.losses if "pix" in s]
+    return [*steps, final] if len(steps) == len(result.losses) else [final]
+
+
+def method_options(inverter: Any, cfg: BenchConfig, method: str) -> dict[str, Any]:
+    """The options a method runs with under ``cfg``: ``steps`` overridden or capped where it declares it, plus
+    ``cfg.options[method]``."""
+    try:
+        params = {p.name: p for p in inverter.params}
+    except Exception:  # noqa: BLE001
+        params = {}
+    options: dict[str, Any] = {}
+    if "steps" in params:
+        steps = cfg.steps if cfg.steps is not None else params["steps"].default
+        if cfg.max_steps is not None and steps is not None:
+            steps = min(int(steps), cfg.max_steps)
+        if steps is not None and (cfg.steps is not None or cfg.max_steps is not None):
+            options["steps"] = int(steps)
+    options.update(cfg.options.get(method, {}))
+    return options
+
+
+def invert_entry(entry: Entry, inverter: Any, pipe: Any, test: TestImages, images_id: dict[str, Any],
+                 cfg: BenchConfig, cache: LatentCache, *, encoder: nn.Module | None, bar: Any = None
+                 ) -> MethodRun:
+    """Invert the test images with one entry, reusing and extending its cache (see the module docstring). Before
+    inverting, an untimed one-image warm-up (one step) pays one-off costs and tells whether the method accepts the
+    encoder: a ``ValueError`` there means it does not."""
+    G = pipe.generator
+    feature_net = pipe.feature_net if getattr(inverter, "uses_feature_net", False) else None
+    options = method_options(inverter, cfg, entry.method)
+    describe = inverter.describe() if hasattr(inverter, "describe") else {"name": entry.method}
+    identity = {
+        "version": CACHE_VERSION, "method": entry.method, "options": _jsonable(options),
+        "described": hashlib.sha1(json.dumps(_jsonable(describe), sort_keys=True).encode()).hexdigest()[:16],
+        "generator": fingerprint(G), "encoder": fingerprint(encoder), "feature_net": fingerprint(feature_net),
+        **images_id,
+    }  # fmt: skip
+    refused = cache.refusal(entry.cache_key, identity)
+    if refused:
+        raise ValueError(refused)
+    found = cache.load(entry.cache_key, identity)
+    latent = found[0] if found is not None else None
+    record = found[1] if found is not None else {}
+    seconds = float(record.get("seconds", 0.0))
+    batches: list[dict[str, Any]] = list(record.get("batches", []))
+    done = len(latent) if latent is not None else 0
+    reused = min(done, len(test))
+    device = G.w_avg.device
+    if done < len(test):
+        declared = {p.name for p in getattr(inverter, "params", ())}
+        warm = {**options, "steps": 1} if "steps" in declared else options
+        try:
+            inverter.invert(G, test.images[:1].to(device), encoder=encoder, feature_net=feature_net, **warm)
+        except ValueError as exc:  # refused (e.g. the encoder does not fit): remembered, so reruns skip it at once
+            cache.save_record(entry.cache_key, {"identity": identity, "refused": str(exc)})
+            raise
+    for start in range(done, len(test), cfg.batch):
+        images = test.images[start : start + cfg.batch]
+        result = inverter.invert(G, images.to(device), encoder=encoder, feature_net=feature_net, **options)
+        got = result.latent.detach().to("cpu")
+        latent = got if latent is None else Latent.cat([latent, got])
+        seconds += result.seconds
+        batches.append({"n": len(images), "seconds": result.seconds, "mse": _batch_curve(result, images)})
+        record = {**record, "identity": identity, "seconds": seconds, "batches": batches, "metrics": None}
+        cache.save(entry.cache_key, latent, record)
+        if bar is not None:
+            bar.update(len(images))
+    assert latent is not None
+    if len(latent) > len(test):  # a larger earlier run: its first images, and their share of the time
+        share = sum(b["n"] for b in batches)
+        keep, count = [], 0
+        for b in batches:
+            if count >= len(test):
+                break
+            keep.append(b)
+            count += b["n"]
+        seconds = seconds * len(test) / max(share, 1)
+        latent, batches = latent[: len(test)], keep
+    elif bar is not None and reused:
+        bar.update(reused)
+    return MethodRun(entry, latent, seconds, batches, reused, options, identity, record)
+
+
+# -- editing and measuring ------------------------------------------------------------------------------------------
+@torch.no_grad()
+def render_latent(G: Any, latent: Latent, batch: int = 32) -> torch.Tensor:
+    """Images of a latent with all its parts, in batches, on the CPU, clamped to [-1, 1]."""
+    device = G.w_avg.device
+    out = [render(G, latent[i : i + batch].to(device), noise_mode="const").float().cpu()
+           for i in range(0, len(latent), batch)]
+    return torch.cat(out).clamp(-1, 1)
+
+
+@dataclass
+class EditSetup:
+    """The directions measured, how the classifier scores them, and the real images' spreads."""
+
+    directions: dict[str, Any]
+    targets: dict[str, Any]
+    score: Callable[[torch.Tensor], dict[str, torch.Tensor]]
+    scales: dict[str, float]
+    skipped: dict[str, str]
+
+
+def edit_setup(pipe: Any, test: TestImages, cfg: BenchConfig, domain: Any) -> EditSetup | None:
+    """Directions of the pipeline that a classifier head reads (``cfg.directions``: these only), or None without a
+    classifier or directions."""
+    from .editability import classifier_scorer, real_spreads, resolve_targets
+
+    clf = pipe.classifier
+    dirs = dict(pipe.directions)
+    if clf is None or not dirs:
+        return None
+    if cfg.directions is not None:
+        unknown = [d for d in cfg.directions if d not in dirs]
+        if unknown:
+            raise ValueError(f"--editors: no direction {unknown} for this generator; it has {', '.join(dirs)}")
+        dirs = {d: dirs[d] for d in cfg.directions}
+    targets, skipped = resolve_targets(dirs, clf.attributes, domain)
+    if not targets:
+        return EditSetup({}, {}, lambda x: {}, {}, skipped)
+    score = classifier_scorer(clf, targets)
+    spread_set = test
+    if cfg.spread_images > len(test) and getattr(test, "domain_images", False):
+        spread_set = load_test_images(cfg.spread_images, pipe.resolution, seed=test.seed, domain=domain)
+    scales = real_spreads(score(spread_set.images))
+    return EditSetup({n: dirs[n] for n in targets}, targets, score, scales, skipped)
+
+
+def measure_edits(G: Any, latent: Latent, setup: EditSetup, step: float) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Cross-talk (``statistic="absolute"``) of every direction on these latents, and the edited images."""
+    from ..editors.crosstalk import measure_crosstalk
+
+    rendered: list[torch.Tensor] = []
+
+    def render_codes(codes: torch.Tensor) -> torch.Tensor:
+        images = render_latent(G, latent.with_wp(codes))
+        rendered.append(images)
+        return images
+
+    ct = measure_crosstalk(latent.wp, setup.directions, render_codes, setup.score,
+                           thresholds={n: t.threshold for n, t in setup.targets.items()},
+                           families={n: t.attribute for n, t in setup.targets.items()}, step=step,
+                           scales=setup.scales, samples="test_images", statistic="absolute")
+    edited = dict(zip(setup.directions, rendered[1:], strict=True))
+    return ct, edited
+
+
+def _metrics_key(run: MethodRun, cfg: BenchConfig, setup: EditSetup | None, metrics: Sequence[Metric],
+                 mse_target: float | None, networks: Mapping[str, str]) -> str:
+    parts = {"identity": run.identity, "n": len(run.latent), "edit_step": cfg.edit_step,
+             "directions": sorted(setup.directions) if setup else [], "metrics": [m.describe() for m in metrics],
+             "mse_target": None if mse_target is None else round(mse_target, 9), "networks": dict(networks),
+             "scales": {k: round(v, 6) for k, v in sorted(setup.scales.items())} if setup else {}}
+    return hashlib.sha1(json.dumps(_jsonable(parts), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# -- the run --------------------------------------------------------------------------------------------------------
+def bench_generator(
+    pipe: Any,
+    *,
+    cfg: BenchConfig | None = None,
+    cache_dir: str | Path | None = None,
+    name: str | None = None,
+    test: TestImages | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Benchmark every method on one pipeline's generator (see the module docstring). ``test``: the images
+    (default: the first ``cfg.n`` test images of the pipeline's domain). Returns the generator's results."""
+    from tqdm.auto import tqdm
+
+    from ..domains import get_domain
+    from ..plugins import get_plugins
+
+    cfg = cfg or BenchConfig()
+    G = pipe.generator
+    name = name or pipe.name
+    dom = pipe.domain or get_domain(None)
+    if test is None:
+        test = load_test_images(cfg.n, G.resolution, seed=cfg.seed, domain=dom)
+        test.domain_images = True
+        images_id = {"images": "domain", "domain": dom.name, "seed": test.seed, "n_total": test.n_total,
+                     "first_index": test.indices[0], "resolution": int(G.resolution)}
+    else:
+        test.domain_images = getattr(test, "domain_images", False)
+        images_id = {"images": hashlib.sha1(test.images.float().numpy().tobytes()).hexdigest()[:16],
+                     "count": len(test)}
+    cache = LatentCache(Path(cache_dir) / _slug(name) if cache_dir is not None else None)
+    plugins = get_plugins()
+    metrics = get_metrics(cfg.metrics)
+    names, excluded = benchmark_methods(cfg.methods)
+    setup = edit_setup(pipe, test, cfg, dom)
+    fd_features = None
+    if pipe.classifier is not None:
+        from ..features import frechet_features
+        from .tables import fd_name
+
+        fd_features = frechet_features(pipe.classifier, "pool", name=fd_name(dom))
+    networks = {"classifier": fingerprint(pipe.classifier), "feature_net": fingerprint(pipe.feature_net)}
+    rows: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = dict(excluded)
+    started = time.perf_counter()
+    mse_target: float | None = None
+    outer = tqdm(names, desc=f"bench {name}", unit="method", disable=not progress)
+    for method in outer:
+        outer.set_postfix_str(method)
+        inverter = plugins.get("inverter", method)
+        reg = plugins.items["inverter"][method]
+        needs_encoder = bool(getattr(inverter, "requires_encoder", False))
+        candidates: list[tuple[str | None, nn.Module | None]] = (list(_encoders(pipe)) if needs_encoder
+                                                                 else [(None, None)])
+        if needs_encoder and not candidates:
+            skipped[method] = "needs an encoder and the pipeline has none"
+            continue
+        per_encoder = needs_encoder and not _refiners(inverter)
+        accepted = 0
+        why = ""
+        for enc_key, encoder in candidates:
+            entry = Entry(_row_key(method, enc_key, accepted == 0), method, enc_key)
+            bar = tqdm(total=len(test), desc=f"  {entry.key}", unit="img", leave=False, disable=not progress)
+            try:
+                run = invert_entry(entry, inverter, pipe, test, images_id, cfg, cache, encoder=encoder, bar=bar)
+            except ValueError as exc:
+                why = str(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - one broken (third-party) method must not stop the others
+                why = f"failed: {type(exc).__name__}: {exc}"
+                break
+            finally:
+                bar.close()
+            accepted += 1
+            if method == REFERENCE and mse_target is None:  # the target of every method's time to quality
+                mse_target = run.curve()["mse"][-1]
+            rows[entry.key] = _measure(run, pipe, test, cfg, setup, metrics, fd_features, mse_target, networks,
+                                       cache, reg, inverter)
+            if not per_encoder:
+                break
+        if not accepted:
+            skipped[method] = why or "no encoder of the pipeline fits it"
+    outer.close()
+    frontier = pareto(rows, *PARETO_AXES)
+    return _jsonable({
+        "name": name, "architecture": getattr(G, "architecture", type(G).__name__), "resolution": G.resolution,
+        "domain": dom.name, "n": len(test), "images": images_id, "config": asdict(cfg), "rows": rows,
+        "skipped": skipped, "mse_target": mse_target, "reference": REFERENCE,
+        "directions": sorted(setup.directions) if setup else [],
+        "directions_skipped": setup.skipped if setup else {},
+        "metrics": {m.name: m.describe() for m in metrics}, "pareto": frontier,
+        "dominating": dominating(rows, BASELINES, *PARETO_AXES), "wall_seconds": time.perf_counter() - started,
+    })
+
+
+def _measure(run: MethodRun, pipe: Any, test: TestImages, cfg: BenchConfig, setup: EditSetup | None,
+             metrics: Sequence[Metric], fd_features: Any, mse_target: float | None, networks: Mapping[str, str],
+             cache: LatentCache, reg: Any, inverter: Any) -> dict[str, Any]:
+    key = _metrics_key(run, cfg, setup, metrics, mse_target, networks)
+    stored = run.record.get("metrics") if run.record else None
+    if stored and stored.get("key") == key:
+        values, skipped, recomputed = stored["values"], stored["skipped"], False
+    else:
+        G = pipe.generator
+        recon = render_latent(G, run.latent)
+        crosstalk, edited = (measure_edits(G, run.latent, setup, cfg.edit_step) if setup and setup.directions
+                             else (None, {}))
+        data = MetricData(test.images, recon, seconds_per_image=run.seconds_per_image, feature_net=pipe.feature_net,
+                          fd_features=fd_features, classifier=pipe.classifier, edited=edited, crosstalk=crosstalk,
+                          curve=run.curve(), mse_target=mse_target,
+                          info={"method": run.entry.method, "options": run.options})
+        values, skipped = compute_metrics(data, metrics)
+        values, recomputed = _jsonable(values), True
+        run.record = {**run.record, "identity": run.identity, "seconds": run.record.get("seconds", run.seconds),
+                      "batches": run.record.get("batches", run.batches),
+                      "metrics": {"key": key, "values": values, "skipped": skipped}}
+        cache.save_record(run.entry.cache_key, {**run.record, "count": run.record.get("count", len(run.latent))})
+    return {
+        "method": run.entry.method, "encoder": run.entry.encoder, "description": getattr(inverter, "description", ""),
+        "plugin": reg.plugin, "source": reg.source, "third_party": not reg.plugin.startswith("idinvert_plugins."),
+        "options": run.options, "n": len(run.latent), "reused": run.reused, "metrics_recomputed": recomputed,
+        "parts": sorted(run.latent.parts), "metrics": values, "not_measured": skipped, "curve": run.curve(),
+    }
+
+
+def pareto(rows: Mapping[str, Mapping[str, Any]], x: str, y: str) -> list[str]:
+    """The rows no other row beats on both ``x`` and ``y`` (lower is better; rows without both are left out),
+    by increasing ``x``."""
+    pts = {k: (main_value(r["metrics"].get(x)), main_value(r["metrics"].get(y))) for k, r in rows.items()}
+    pts = {k: p for k, p in pts.items() if all(math.isfinite(v) for v in p)}
+    front = [k for k, (a, b) in pts.items()
+             if not any(c <= a and d <= b and (c < a or d < b) for j, (c, d) in pts.items() if j != k)]
+    return sorted(front, key=lambda k: pts[k])
+
+
+def dominating(rows: Mapping[str, Mapping[str, Any]], baselines: Sequence[str], x: str, y: str) -> list[str]:
+    """The rows at least as good as every baseline on both ``x`` and ``y`` and better on one against each."""
+    base = [rows[b] for b in baselines if b in rows]
+    if len(base) < len(baselines):
+        return []
+
+    def xy(r: Mapping[str, Any]) -> tuple[float, float]:
+        return main_value(r["metrics"].get(x)), main_value(r["metrics"].get(y))
+
+    out = []
+    for k, r in rows.items():
+        if k in baselines:
+            continue
+        a, b = xy(r)
+        if not (math.isfinite(a) and math.isfinite(b)):
+            continue
+        if all(a <= c and b <= d and (a < c or b < d) for c, d in map(xy, base)):
+            out.append(k)
+    return out
+
+
+# -- outputs --------------------------------------------------------------------------------------------------------
+def machine_info(device: str = "cpu") -> dict[str, Any]:
+    """What the timings were measured on."""
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device": str(device)}
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return info
+
+
+def run_bench(
+    generators: Sequence[str],
+    *,
+    cfg: BenchConfig | None = None,
+    out_dir: str | Path = "runs/bench",
+    report: str | Path | None = None,
+    cache_dir: str | Path | None = "runs/bench-cache",
+    images: str | Path | None = None,
+    device: str = "cpu",
+    command: str = "",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Benchmark each generator (a named model, folder or Hub id, through its pipeline), merge the results into
+    ``out_dir/leaderboard.json``, draw ``out_dir/pareto-<generator>.png`` and write ``report`` (default
+    ``out_dir/leaderboard.md``). ``images``: a folder of the user's own images instead of the domain's test split
+    (the first ``cfg.n``, sorted by name)."""
+    from ..pipeline import Pipeline
+    from .leaderboard import pareto_plot, write_leaderboard
+
+    cfg = cfg or BenchConfig()
+    if not generators:
+        raise ValueError("name at least one generator (--generator NAME)")
+    out_dir = Path(out_dir)
+    report = Path(report) if report is not None else out_dir / "leaderboard.md"
+    path = out_dir / "leaderboard.json"
+    merged: dict[str, Any] = {"generators": {}}
+    if path.is_file():
+        merged = json.loads(path.read_text(encoding="utf-8"))
+        merged.setdefault("generators", {})
+    for gen in generators:
+        pipe = Pipeline.from_pretrained(gen, device=device)
+        test = folder_images(images, cfg.n, pipe.resolution) if images is not None else None
+        res = bench_generator(pipe, cfg=cfg, cache_dir=cache_dir, name=str(gen), test=test, progress=progress)
+        res["machine"] = machine_info(device)
+        res["date"] = time.strftime("%Y-%m-%d %H:%M")
+        res["command"] = command
+        res["pareto_plot"] = os.path.relpath(pareto_plot(res, out_dir / f"pareto-{_slug(str(gen))}.png"),
+                                             report.parent)
+        merged["generators"][res["name"]] = res
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(merged), indent=1) + "\n", encoding="utf-8")
+    write_leaderboard(merged, report, json_path=os.path.relpath(path, report.parent))
+    return merged
+
+
+def folder_images(folder: str | Path, n: int, resolution: int) -> TestImages:
+    """The first ``n`` images of a folder (sorted by name) at ``resolution``, as test images without labels."""
+    from ..images import load_image
+
+    folder = Path(folder)
+    exts = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in exts) if folder.is_dir() else []
+    if not files:
+        raise ValueError(f"--images {folder}: no .png/.jpg/.webp images there")
+    files = files[:n]
+    images = torch.stack([load_image(p, resolution, crop=True) for p in files])
+    return TestImages(images, list(range(len(files))), {}, 0, len(files), None)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("_") or "generator"
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN becomes None, infinities the strings "inf"/"-inf" (JSON has neither); tuples become lists."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return _jsonable(value.item())
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return _jsonable(value.item())
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    return repr(value)
+
+
+__all__ = ["BASELINES", "BenchConfig", "Entry", "LatentCache", "MethodRun", "REFERENCE", "TASK_METHODS",
+           "bench_generator", "benchmark_methods", "dominating", "folder_images", "invert_entry", "pareto",
+           "run_bench"]

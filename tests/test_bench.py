@@ -1,0 +1,155 @@
+"""`idinvert bench`: every registered method, a third-party one included, on one tiny generator with a pipeline;
+the per-method cache (a rerun inverts nothing, a changed option re-inverts one method); the outputs."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+from conftest import tiny_stylegan2
+from PIL import Image
+
+from idinvert_plugins.cli import main
+from idinvert_plugins.domains import get_domain
+from idinvert_plugins.editors.directions import Direction
+from idinvert_plugins.evaluation.bench import dominating, pareto
+from idinvert_plugins.hub import save_pretrained
+from idinvert_plugins.inverters.base import Inverter
+from idinvert_plugins.models.classifier import AttributeClassifier, heads_from_specs
+from idinvert_plugins.models.idinvert_encoder import IDInvertEncoder
+
+PLUGIN = textwrap.dedent('''
+    """A throwaway third-party plugin: a method (the W-space embedder alone, a named composition of a registered
+    stage) and a metric (mean absolute error)."""
+    import idinvert_plugins
+    from idinvert_plugins.inverters import Composition
+    from idinvert_plugins.metrics.registry import Metric
+
+
+    class MAE(Metric):
+        name = "mae"
+        group = "fidelity"
+        label = "MAE"
+        description = "mean absolute error per pixel"
+
+        def compute(self, data):
+            return float((data.reconstructions - data.inputs).abs().mean())
+
+
+    @idinvert_plugins.hookimpl
+    def register_inverters(register):
+        register(Composition("w-only", "w", description="W-space optimisation alone (a plugin's method)"))
+
+
+    @idinvert_plugins.hookimpl
+    def register_metrics(register):
+        register(MAE())
+''')
+
+
+def _tiny_pipeline(root):
+    """A 16 px generator folder with a pipeline.json naming its two encoders, an attribute classifier (FD features,
+    attributes, editability; also the perceptual network) and its directions."""
+    import torch
+
+    G = tiny_stylegan2(16)
+    gen = root / "tiny"
+    save_pretrained(G, gen, kind="generator")
+    for i, name in enumerate(("tiny-encoder", "tiny-encoder-conventional")):
+        torch.manual_seed(i + 1)
+        enc = IDInvertEncoder(resolution=16, num_layers=G.num_layers, w_dim=G.w_dim, channel_base=8, channel_max=16)
+        save_pretrained(enc.eval(), root / name, kind="encoder")
+    torch.manual_seed(3)  # a 16 px attribute classifier of the toy-face schema (random weights: fast, not accurate)
+    clf = AttributeClassifier(heads_from_specs(get_domain("toyfaces").attributes), resolution=16, channels=[8, 8, 8],
+                              hidden=8)
+    save_pretrained(clf.eval(), root / "tiny-classifier", kind="classifier")
+    g = torch.Generator().manual_seed(0)
+    for name in ("smile", "age"):
+        Direction(torch.randn(G.w_dim, generator=g), name=name).save(gen / "directions" / f"{name}.safetensors")
+    (gen / "pipeline.json").write_text(json.dumps({
+        "generator": ".", "domain": "toyfaces", "encoder": "../tiny-encoder",
+        "encoders": {"conventional": "../tiny-encoder-conventional"}, "classifier": "../tiny-classifier",
+        "feature_net": "classifier:../tiny-classifier", "directions": "directions/"}))
+    return gen
+
+
+def test_bench_quick_with_a_third_party_method_and_the_cache(tmp_path, monkeypatch, capsys):
+    gen = _tiny_pipeline(tmp_path / "models")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "throwaway.py").write_text(PLUGIN)
+    out, report, cache = tmp_path / "bench", tmp_path / "leaderboard.md", tmp_path / "cache"
+    methods = "idinvert,encoder,image2stylegan++,w-only,psp"
+    args = ["--plugins-dir", str(plugins), "bench", "--generator", str(gen), "--quick", "--methods", methods,
+            "--out", str(out), "--report", str(report), "--cache", str(cache), "--no-progress"]
+    calls: list[int] = []
+    original = Inverter.invert
+
+    def counting(self, generator, images, **kwargs):
+        calls.append(len(images))
+        return original(self, generator, images, **kwargs)
+
+    monkeypatch.setattr(Inverter, "invert", counting)
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    g = json.loads((out / "leaderboard.json").read_text())["generators"][str(gen)]
+    rows = g["rows"]
+    # every method ran on the same 4 images; the encoder alone once per encoder of the pipeline; psp needs an
+    # encoder of its own architecture, so it is listed as not benchmarked with the reason
+    assert list(rows) == ["idinvert", "encoder", "encoder@conventional", "image2stylegan++", "w-only"]
+    assert "psp-encoder" in g["skipped"]["psp"] and "not benchmarked: psp" in printed
+    assert all(r["n"] == 4 and r["reused"] == 0 for r in rows.values())
+    assert rows["w-only"]["third_party"] and rows["w-only"]["plugin"] == "plugins/throwaway.py"
+    assert not rows["idinvert"]["third_party"] and rows["image2stylegan++"]["parts"] == ["noise"]
+    assert rows["idinvert"]["options"] == {"steps": 5}  # --quick caps every method's steps
+    for key, r in rows.items():
+        m = r["metrics"]
+        for name in ("mse", "psnr", "ssim", "perceptual", "fd", "swd", "attributes", "edit_success", "crosstalk",
+                     "fd_edited", "seconds_per_image", "time_to_quality", "mae"):
+            assert name in m, (key, name, r["not_measured"])
+        assert 0 < m["mse"] < 4 and m["seconds_per_image"] > 0 and 0 <= m["attributes"]["value"] <= 1
+        assert set(m["edit_success"]) == {"value", "smile", "age"}
+        assert r["not_measured"] == {}
+    # the optimisation lowers the encoder's error, and IDInvert reaches its own error at its own time per image
+    assert rows["idinvert"]["metrics"]["mse"] < rows["encoder"]["metrics"]["mse"]
+    assert g["mse_target"] == pytest.approx(rows["idinvert"]["metrics"]["mse"], rel=1e-4)
+    assert rows["idinvert"]["metrics"]["time_to_quality"] == pytest.approx(
+        rows["idinvert"]["metrics"]["seconds_per_image"], rel=1e-6)
+    assert len(rows["idinvert"]["curve"]["mse"]) == 6  # the start and after each of the 5 steps
+    # outputs: the table lists the plugin's method and metric; the Pareto plot is a real picture
+    text = report.read_text()
+    assert "| w-only (steps=5) | third-party (plugins/throwaway.py) |" in text and "MAE" in text
+    assert f"`{' '.join(['idinvert', 'bench', '--generator', str(gen)])}" in text
+    assert g["pareto"] and set(g["pareto"]) <= set(rows)
+    with Image.open(out / f"pareto-{gen.as_posix().strip('/').replace('/', '_')}.png") as img:
+        pixels = np.asarray(img.convert("RGB"))
+    assert pixels.shape[1] >= 600 and pixels.std() > 10
+    n_calls = len(calls)
+    assert n_calls == 5 * 2 + 2  # per row a one-image warm-up and one batch of 4; psp refused both encoders
+
+    # the same command again: nothing is inverted, the numbers are the same
+    calls.clear()
+    assert main(args) == 0
+    assert calls == [] and "inverted anew: none" in capsys.readouterr().out
+    again = json.loads((out / "leaderboard.json").read_text())["generators"][str(gen)]["rows"]
+    assert all(r["reused"] == 4 and not r["metrics_recomputed"] for r in again.values())
+    assert again["w-only"]["metrics"]["mse"] == rows["w-only"]["metrics"]["mse"]
+
+    # one method's option changed: only that method is inverted again
+    assert main([*args, "--set", "w-only:lr=0.05"]) == 0
+    assert sorted(calls) == [1, 4]
+    assert "inverted anew: w-only;" in capsys.readouterr().out
+
+
+def test_pareto_front_and_domination():
+    def row(mse, fd):
+        return {"metrics": {"mse": mse, "fd_edited": fd}}
+
+    rows = {"idinvert": row(0.02, 3.0), "image2stylegan": row(0.03, 5.0), "a": row(0.01, 2.0), "b": row(0.015, 4.0),
+            "c": row(0.005, 6.0), "d": row(None, 1.0)}
+    assert pareto(rows, "mse", "fd_edited") == ["c", "a"]
+    assert dominating(rows, ("idinvert", "image2stylegan"), "mse", "fd_edited") == ["a"]
+    assert dominating({"idinvert": row(0.02, 3.0), "x": row(0.01, 1.0)}, ("idinvert", "image2stylegan"), "mse",
+                      "fd_edited") == []  # a baseline missing: no claim
