@@ -49,7 +49,7 @@ LAYERS: list[list[str]] = [
     ["inverters", "editors", "directions", "align"],
     ["pipeline", "domain"],
     ["evaluation", "training"],
-    ["", "cli", "cli_common", "cli_edit", "app", "builtins", "align.commands", "cli_folders"],
+    ["", "cli", "cli_common", "cli_edit", "app", "builtins", "align.commands", "cli_folders", "cli_restore"],
 ]
 
 

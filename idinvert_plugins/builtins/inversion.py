@@ -2,7 +2,7 @@
 (``domain-regularized``, ``wplus``, ``pti``; beyond W+: ``noise``, ``inpaint``, ``crossover``, ``superres``,
 ``colorize``), the named methods composed of them (``idinvert``, ``image2stylegan``, ``encoder``, ``pti``,
 ``image2stylegan++``, ``inpaint``, ``crossover``, ``superres``, ``colorize``), and the VGG16 perceptual trunk as a
-loadable network (kind ``feature``)."""
+loadable network (kind ``feature``); and the ``idinvert restore`` command (:mod:`..cli_restore`)."""
 
 from ..hookspecs import hookimpl
 
@@ -82,3 +82,10 @@ def register_networks(register):
     from ..models.vgg import VGG16Features
 
     register(VGG16Features, kind="feature")
+
+
+@hookimpl
+def register_commands(cli):
+    from ..cli_restore import add_restore_command
+
+    add_restore_command(cli)

@@ -18,8 +18,8 @@ and, with ``optimize_noise``, on the noise maps: both every step (``switch_every
 schedule and the default) or alternating every ``switch_every`` steps (Image2StyleGAN++'s order: codes with the
 noise fixed, then noise with the codes fixed). At a fixed budget alternation gives each variable half the
 updates: on a tiny StyleGAN2 (noise strength 0.3, 60 steps, 3 images) joint steps reached MSE 0.09-0.13, W+
-alone 0.16-0.32 and alternation every 10 steps 0.18-0.31, so joint is the default. Its objective is a sum of :class:`Term` s, each comparing a *degraded* render with
-the same degradation of a target::
+alone 0.16-0.32 and alternation every 10 steps 0.18-0.31, so joint is the default. Its objective is a sum of
+:class:`Term` s, each comparing a *degraded* render with the same degradation of a target::
 
     sum_k  l_pix * mean((D_k(G(w, n)) - D_k(x_k))^2) + l_feat * mean((F(V_k(G(w, n))) - F(V_k(x_k)))^2)
     + l_dom * mean((w - E(G(w, n)))^2) + l_noise_reg * sum_maps autocorrelation(n)

@@ -15,7 +15,7 @@ away. The operators, each a :class:`~idinvert_plugins.inverters.noise.Degradatio
 The refiners ``superres`` and ``colorize`` (here) and ``inpaint`` (:mod:`.masked`) take their input at the
 generator's resolution: for super-resolution the low-resolution image upsampled by nearest neighbour
 (:func:`prepare_input`), whose ``D`` is the low-resolution image exactly; a grayscale image as RGB; a holed image
-and its mask. ``idinvert restore GEN IMAGES --task superres|colorize|inpaint`` (:func:`add_restore_command`)
+and its hole. ``idinvert restore GEN IMAGES --task superres|colorize|inpaint`` (:mod:`idinvert_plugins.cli_restore`)
 reads inputs at their own size and does this; ``idinvert invert GEN IMG --refine superres`` works too (the input
 is then resized with Lanczos first, so ``D`` of it is close to, not exactly, the low-resolution image).
 """
@@ -110,19 +110,19 @@ class Colorization(NoiseOptimization):
 
 
 # -- inputs and baselines ------------------------------------------------------------------------------------
-def degrade(task: str, images: torch.Tensor, *, factor: int = 4, mask: torch.Tensor | None = None
+def degrade(task: str, images: torch.Tensor, *, factor: int = 4, known: torch.Tensor | None = None
             ) -> torch.Tensor:
     """The degraded observation of ``images`` ``[N, C, R, R]`` for ``task``: the low-resolution image
-    ``[N, C, R/f, R/f]``, the grayscale image on three channels, or the image with the hole (``mask``: 1 =
-    known) set to 0 (mid-gray in [-1, 1])."""
+    ``[N, C, R/f, R/f]``, the grayscale image on three channels, or the image with the hole (where ``known`` is
+    0) set to 0 (mid-gray in [-1, 1])."""
     if task == "superres":
         return Downsample(factor)(images)
     if task == "colorize":
         return Grayscale().view(images)
     if task == "inpaint":
-        if mask is None:
-            raise ValueError("degrade('inpaint', ...) needs mask= (1 = known pixels)")
-        return Masking(mask)(images)
+        if known is None:
+            raise ValueError("degrade('inpaint', ...) needs known= (1 = known pixels)")
+        return Masking(known)(images)
     raise ValueError(f"unknown restoration task {task!r}; tasks: {', '.join(TASKS)}")
 
 
@@ -142,21 +142,40 @@ def prepare_input(task: str, observed: torch.Tensor, resolution: int, *, factor:
     return observed
 
 
-def baseline(task: str, observed: torch.Tensor, *, factor: int = 4, mask: torch.Tensor | None = None
+def baseline(task: str, observed: torch.Tensor, *, factor: int = 4, known: torch.Tensor | None = None
              ) -> torch.Tensor:
     """The simple restoration a method should beat, at full resolution: bicubic upsampling of the
-    low-resolution image (clamped to [-1, 1]); the grayscale input itself; the hole (``mask`` 0) filled with
+    low-resolution image (clamped to [-1, 1]); the grayscale input itself; the hole (``known`` 0) filled with
     the mean colour of the known pixels of each image."""
     if task == "superres":
         return F.interpolate(observed, scale_factor=factor, mode="bicubic", align_corners=False).clamp(-1, 1)
     if task == "colorize":
         return Grayscale().view(observed) if observed.shape[1] in (1, 3) else observed
     if task == "inpaint":
-        if mask is None:
-            raise ValueError("baseline('inpaint', ...) needs mask= (1 = known pixels)")
-        m = mask.to(observed).expand_as(observed)
+        if known is None:
+            raise ValueError("baseline('inpaint', ...) needs known= (1 = known pixels)")
+        m = known.to(observed).expand_as(observed)
         mean = (observed * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp_min(1)
         return observed * m + mean * (1 - m)
+    raise ValueError(f"unknown restoration task {task!r}; tasks: {', '.join(TASKS)}")
+
+
+def consistent(task: str, restored: torch.Tensor, observed: torch.Tensor, *, factor: int = 4,
+               known: torch.Tensor | None = None) -> torch.Tensor:
+    """``restored`` corrected so that its degradation equals the observation exactly (data consistency): for
+    ``superres`` the low-resolution residual ``y - D(G)`` added back by nearest neighbour (each block's mean
+    becomes the observed pixel); for ``colorize`` the luma difference added to every channel (the colours of
+    the render, the brightness of the input); for ``inpaint`` the known pixels pasted over the render."""
+    if task == "superres":
+        return restored + F.interpolate(observed - Downsample(factor)(restored), scale_factor=factor, mode="nearest")
+    if task == "colorize":
+        gray = Grayscale()
+        return restored + (gray(observed) - gray(restored))
+    if task == "inpaint":
+        if known is None:
+            raise ValueError("consistent('inpaint', ...) needs known= (1 = known pixels)")
+        m = known.to(restored)
+        return observed * m + restored * (1 - m)
     raise ValueError(f"unknown restoration task {task!r}; tasks: {', '.join(TASKS)}")
 
 
@@ -171,4 +190,4 @@ def centre_hole(resolution: int, fraction: float = 0.25) -> torch.Tensor:
 
 
 __all__ = ["Colorization", "Downsample", "FACTORS", "Grayscale", "LUMA", "SuperResolution", "TASKS", "baseline",
-           "centre_hole", "degrade", "known_pixels", "load_mask", "prepare_input"]
+           "centre_hole", "consistent", "degrade", "known_pixels", "load_mask", "prepare_input"]
