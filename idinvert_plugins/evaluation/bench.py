@@ -187,14 +187,14 @@ class LatentCache:
             with safe_open(str(paths[0]), framework="pt") as f:
                 for name in f.keys():  # noqa: SIM118 - safe_open has no __iter__
                     tensors[name] = f.get_tensor(name)
-        except Exception:  # noqa: BLE001 - a truncated file from a killed run: recompute
+            parts: dict[str, dict[str, torch.Tensor]] = {}
+            for name, t in tensors.items():
+                if name.startswith("part/"):
+                    _, part, k = name.split("/", 2)
+                    parts.setdefault(part, {})[k] = t
+            latent = Latent(tensors["wp"], parts)
+        except Exception:  # noqa: BLE001 - a truncated file from a killed run, another tool's file: recompute
             return None
-        parts: dict[str, dict[str, torch.Tensor]] = {}
-        for name, t in tensors.items():
-            if name.startswith("part/"):
-                _, part, k = name.split("/", 2)
-                parts.setdefault(part, {})[k] = t
-        latent = Latent(tensors["wp"], parts)
         if len(latent) != record.get("count"):
             return None
         return latent, record
@@ -377,9 +377,11 @@ class EditSetup:
     skipped: dict[str, str]
 
 
-def edit_setup(pipe: Any, test: TestImages, cfg: BenchConfig, domain: Any) -> EditSetup | None:
+def edit_setup(pipe: Any, test: TestImages, cfg: BenchConfig, domain: Any,
+               cache_dir: str | Path | None = None) -> EditSetup | None:
     """Directions of the pipeline that a classifier head reads (``cfg.directions``: these only), or None without a
-    classifier or directions."""
+    classifier or directions. The attribute spreads over ``cfg.spread_images`` real test images are kept in
+    ``cache_dir``."""
     from .editability import classifier_scorer, real_spreads, resolve_targets
 
     clf = pipe.classifier
@@ -395,10 +397,20 @@ def edit_setup(pipe: Any, test: TestImages, cfg: BenchConfig, domain: Any) -> Ed
     if not targets:
         return EditSetup({}, {}, lambda x: {}, {}, skipped)
     score = classifier_scorer(clf, targets)
-    spread_set = test
-    if cfg.spread_images > len(test) and getattr(test, "domain_images", False):
-        spread_set = load_test_images(cfg.spread_images, pipe.resolution, seed=test.seed, domain=domain)
-    scales = real_spreads(score(spread_set.images))
+    many = cfg.spread_images > len(test) and getattr(test, "domain_images", False)
+    key = hashlib.sha1(json.dumps({"classifier": fingerprint(clf), "targets": sorted(targets), "domain": domain.name,
+                                   "seed": test.seed, "n": cfg.spread_images if many else None,
+                                   "images": None if many else hashlib.sha1(test.images.numpy().tobytes()).hexdigest(),
+                                   "resolution": pipe.resolution}, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"spreads-{key}.json" if cache_dir is not None else None
+    scales = json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
+    if scales is None:  # the real images' spreads: the same for every generator of the domain at this resolution
+        spread_set = load_test_images(cfg.spread_images, pipe.resolution, seed=test.seed, domain=domain) if many \
+            else test
+        scales = real_spreads(score(spread_set.images))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(scales, indent=1) + "\n", encoding="utf-8")
     return EditSetup({n: dirs[n] for n in targets}, targets, score, scales, skipped)
 
 
@@ -464,7 +476,7 @@ def bench_generator(
     plugins = get_plugins()
     metrics = get_metrics(cfg.metrics)
     names, excluded = benchmark_methods(cfg.methods)
-    setup = edit_setup(pipe, test, cfg, dom)
+    setup = edit_setup(pipe, test, cfg, dom, cache_dir)
     fd_features = None
     if pipe.classifier is not None:
         from ..features import frechet_features
