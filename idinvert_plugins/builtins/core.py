@@ -29,6 +29,9 @@ def register_editors(register):
     register(StyleMix())
     register(Manipulate())
     register(Diffuse())
+    from ..editors.stylespace import StyleChannelEdit
+
+    register(StyleChannelEdit())
 
 
 @hookimpl
