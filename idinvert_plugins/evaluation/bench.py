@@ -137,8 +137,9 @@ def benchmark_methods(names: Sequence[str] | None = None) -> tuple[list[str], di
             excluded[n] = "the method opts out (benchmark = False)"
         else:
             chosen.append(n)
-    # the reference first: its error is the other methods' time-to-quality target
-    chosen.sort(key=lambda n: (n != REFERENCE, n))
+    # the reference first (its error is the other methods' time-to-quality target), then the built-ins, then plugins
+    builtin = {n for n in chosen if plugins.items["inverter"][n].plugin.startswith("idinvert_plugins.")}
+    chosen.sort(key=lambda n: (n != REFERENCE, n not in builtin, n))
     return chosen, excluded
 
 
@@ -408,9 +409,11 @@ def edit_setup(pipe: Any, test: TestImages, cfg: BenchConfig, domain: Any,
         spread_set = load_test_images(cfg.spread_images, pipe.resolution, seed=test.seed, domain=domain) if many \
             else test
         scales = real_spreads(score(spread_set.images))
-        if path is not None:
+        if path is not None:  # atomic: benches of two generators may share the cache folder
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(scales, indent=1) + "\n", encoding="utf-8")
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(scales, indent=1) + "\n", encoding="utf-8")
+            tmp.replace(path)
     return EditSetup({n: dirs[n] for n in targets}, targets, score, scales, skipped)
 
 
