@@ -77,7 +77,7 @@ def invert_images(pipe, paths: Sequence[str | Path], *, method: str | None = Non
     if bf16 and "autocast" not in {p.name for p in getattr(inverter, "params", ())}:
         raise ValueError(f"--bf16 applies to optimising inverters with an 'autocast' option (idinvert, "
                          f"image2stylegan); {method!r} has none: leave --bf16 out")
-    if getattr(inverter, "requires_encoder", False) and pipe.encoder is None:
+    if getattr(inverter, "requires_encoder", False) and pipe.encoder_for(inverter) is None:
         tried = (f" (its {PIPELINE_NAME} names none)" if pipe.source == "pipeline.json" and "encoder" in pipe.config
                  else f" ({encoder_name(pipe.name)!r} does not resolve)")
         raise ValueError(f"--method {method} needs a domain-guided encoder{tried}: pass --encoder NAME_OR_FOLDER "

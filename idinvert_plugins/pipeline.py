@@ -745,14 +745,24 @@ class Pipeline:
         else:
             method = method or self.default_method
             inverter = get_plugins().get("inverter", method)
-        if getattr(inverter, "requires_encoder", False) and self.encoder is None \
+        encoder = self.encoder_for(inverter)
+        if getattr(inverter, "requires_encoder", False) and encoder is None \
                 and options.get("init_codes") is None:
             raise ValueError(f"method {method!r} needs a domain-guided encoder and the pipeline {self.name!r} has "
                              "none: pass encoder=NAME_OR_FOLDER to Pipeline.from_pretrained (or declare one in "
                              "its pipeline.json), or use method='image2stylegan'")
         feature_net = self.feature_net if getattr(inverter, "uses_feature_net", True) else None
-        return inverter.invert(self.generator, self.images(images, crop=crop), encoder=self.encoder,
+        return inverter.invert(self.generator, self.images(images, crop=crop), encoder=encoder,
                                feature_net=feature_net, **options)
+
+    def encoder_for(self, inverter: Any) -> nn.Module | None:
+        """The encoder ``inverter`` (a method or stage) runs with: the named extra encoder of its
+        ``encoder_role`` when the pipeline has one (``"encoders": {"e4e": ...}`` for ``--method e4e``), else the
+        pipeline's :attr:`encoder`."""
+        role = getattr(inverter, "encoder_role", None)
+        if role and self._specs["encoders"].get(role) is not None:
+            return self.encoders.get(role)
+        return self.encoder
 
     def direction(self, spec: Direction | str | Path | torch.Tensor) -> Direction:
         """A direction: a :class:`Direction`, a vector, a ``.safetensors`` path, or the name of one of this

@@ -293,3 +293,29 @@ def test_the_app_inverts_and_edits_with_a_converted_checkpoint(G, tmp_path):
     edit_directions(bundle, session, {"smile": 2.0})
     n = bundle.directions["smile"].vector
     assert torch.allclose(session.result_code - inversion.code, 2.0 * n.expand_as(inversion.code), atol=1e-5)
+
+
+def test_a_pipeline_picks_each_methods_own_encoder(G, tmp_path, capsys):
+    """Beside a main encoder, ``"encoders": {"e4e": ...}`` in pipeline.json gives --method e4e its own."""
+    psp, e4e = small_encoder("psp", G), small_encoder("e4e", G, seed=1)
+    x = torch.rand(1, 3, RES, RES) * 2 - 1
+    pipe = Pipeline(G, encoder=psp, encoders={"e4e": e4e})
+    with torch.no_grad():
+        assert torch.allclose(pipe.invert(x, "e4e").codes, e4e(x), atol=1e-5)
+        assert torch.allclose(pipe.invert(x, "psp").codes, psp(x), atol=1e-5)
+    from idinvert_plugins.plugins import get_plugins
+
+    assert pipe.encoder_for(get_plugins().get("inverter", "idinvert")) is psp  # no role: the main encoder
+
+    for family, enc in (("psp", psp), ("e4e", e4e)):
+        src = save_from_cuda(official_checkpoint(family, G, enc), tmp_path / f"{family}.pt")
+        assert main(["convert", str(src), "-o", str(tmp_path / family)]) == 0
+    config = json.loads((tmp_path / "psp" / "pipeline.json").read_text())
+    config["encoders"]["e4e"] = "../e4e/encoder/"
+    (tmp_path / "psp" / "pipeline.json").write_text(json.dumps(config))
+    img = face(tmp_path / "face.png")
+    assert main(["invert", str(tmp_path / "psp"), str(img), "--method", "e4e", "-o", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    latent = load_latent(tmp_path / "out" / "face.safetensors", load_generator(tmp_path / "psp"))
+    with torch.no_grad():
+        assert torch.allclose(latent.wp, e4e(Pipeline.from_pretrained(tmp_path / "psp").images(img)), atol=1e-4)

@@ -222,7 +222,8 @@ def invert_image(bundle: ModelBundle, source: Any, method: str, steps: int | Non
     if "steps" in declared and steps is not None:
         options["steps"] = int(steps)
     init = None
-    if inverter.requires_encoder and bundle.encoder is None:
+    encoder = bundle.pipeline.encoder_for(inverter)  # a method's own encoder ("encoders": {"e4e": ...}) or the main one
+    if inverter.requires_encoder and encoder is None:
         if method == "encoder" or "steps" not in declared:
             raise AppError(f"{INVERTER_LABELS.get(method, method)} needs this model's encoder, and "
                            f"{bundle.name!r} has none: choose IDInvert or Image2StyleGAN instead.")
@@ -240,7 +241,7 @@ def invert_image(bundle: ModelBundle, source: Any, method: str, steps: int | Non
 
     if progress is not None:
         progress(0, max(total, 1), f"{INVERTER_LABELS.get(method, method)}: starting")
-    result = inverter.invert(G, target[None], encoder=bundle.encoder, feature_net=bundle.feature_net,
+    result = inverter.invert(G, target[None], encoder=encoder, feature_net=bundle.feature_net,
                              init_codes=init, callback=on_step, **options)
     recon = result.images[0].detach().cpu()
     error = float(mse(recon.clamp(-1, 1)[None], target[None])[0])  # of the picture shown, i.e. clipped

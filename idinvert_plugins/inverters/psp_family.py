@@ -1,8 +1,10 @@
 """The embedders of the pSp family: ``psp``, ``e4e`` (one forward pass) and ``restyle`` (iterations with the
 generator in the loop), and the named methods of the same names.
 
-Each reads the encoder the pipeline hands it (a converted official checkpoint's, see :mod:`..convert.psp`, or
-one trained here) and refuses an encoder of another kind, naming the method that fits it.
+Each reads the encoder the pipeline hands it: the pipeline's ``encoders`` entry of its name when there is one
+(``"encoders": {"e4e": "my-e4e-encoder"}`` beside an IDInvert encoder), else its ``encoder`` (a converted
+official checkpoint's, see :mod:`..convert.psp`, or one trained here). An encoder of another kind is refused,
+naming the method that fits it.
 
 ReStyle (Alaluf et al. 2021, ``utils/inference_utils.run_on_batch``): iteration 0 feeds ``cat([x, avg])`` where
 ``avg = G(latent_avg)`` (constant noise), pooled to the encoder's input size, and adds ``latent_avg``; iteration
@@ -56,12 +58,14 @@ class _OnePassEmbedder(Embedder):
 
 class PSPEmbedder(_OnePassEmbedder):
     name = "psp"
+    encoder_role = "psp"
     description = "pSp (Richardson et al. 2021): one pass of the GradualStyleEncoder, codes = E(x) + latent_avg"
     architecture = "psp-encoder"
 
 
 class E4EEmbedder(_OnePassEmbedder):
     name = "e4e"
+    encoder_role = "e4e"
     description = "e4e (Tov et al. 2021): one pass of Encoder4Editing, a base code plus per-layer offsets"
     architecture = "e4e-encoder"
 
@@ -98,6 +102,7 @@ class ReStyleEmbedder(Embedder):
                    "reconstruction, starting from the average image G(latent_avg)")
     params = (N_ITERS, CHUNK_SIZE)
     requires_encoder = True
+    encoder_role = "restyle"
 
     def embed(self, ctx: InversionContext, *, n_iters: int | None = None, chunk_size: int | None = None,
               **_: Any) -> Latent:

@@ -61,6 +61,9 @@ class _Stage:
     params: ClassVar[tuple[Param, ...]] = ()
     #: the stage cannot work without an encoder
     requires_encoder: ClassVar[bool] = False
+    #: the named encoder of a pipeline this stage reads when the pipeline has one (``pipeline.json``
+    #: ``"encoders": {"psp": ...}`` for the ``psp`` embedder); None: the pipeline's encoder
+    encoder_role: ClassVar[str | None] = None
     #: the stage can use a perceptual feature network
     uses_feature_net: ClassVar[bool] = False
 
@@ -127,6 +130,11 @@ class Composition(Inverter):
     @property
     def requires_encoder(self) -> bool:  # type: ignore[override]
         return self.embedder.requires_encoder
+
+    @property
+    def encoder_role(self) -> str | None:
+        """The embedder's :attr:`~_Stage.encoder_role` (which of a pipeline's encoders the method reads)."""
+        return getattr(self.embedder, "encoder_role", None)
 
     @property
     def uses_feature_net(self) -> bool:  # type: ignore[override]
