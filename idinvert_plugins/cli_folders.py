@@ -66,7 +66,7 @@ def invert_folder(pipe: Any, args: argparse.Namespace) -> int:
     from .align.commands import expand_photos
     from .cli_common import composed_method
     from .params import parse_assignments
-    from .training.distributed import cleanup, gather_objects, init_from_env
+    from .training.distributed import cleanup, gather_objects, import_before_group, init_from_env
 
     files = expand_photos(args.images)
     stems: dict[str, Path] = {}
@@ -94,6 +94,10 @@ def invert_folder(pipe: Any, args: argparse.Namespace) -> int:
     batch = max(1, int(args.batch))
     bar = tqdm(total=len(mine), initial=len(mine) - len(todo), unit="image", desc=f"invert (rank {info.rank})"
                if info.enabled else "invert", disable=not (sys.stderr.isatty() or args.progress), file=sys.stderr)
+    # load now what the first batch would (the networks; torch._dynamo, which torch.optim imports, takes seconds):
+    # the images/s figure is the inversions'
+    import_before_group()
+    _ = pipe.encoder, (pipe.feature_net if getattr(inverter, "uses_feature_net", True) else None)
     t_run = time.perf_counter()
     for start in range(0, len(todo), batch):
         chunk = todo[start:start + batch]
