@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..editors.directions import Direction
-from ..metrics import feature_statistics, frechet_distance, mse, psnr, ssim, swd
+from ..metrics import feature_statistics, frechet_distance, mse, swd
 
 #: the column name of Fréchet distances in a domain classifier's features when no domain is named
 FD_NAME = "FD (classifier features)"
@@ -57,15 +57,19 @@ def swd_between(images_a: torch.Tensor, images_b: torch.Tensor, seed: int = 0) -
 def reconstruction_metrics(inputs: torch.Tensor, reconstructions: torch.Tensor, feature_fn: FeatureFn | None,
                            swd_seed: int = 0) -> dict[str, float]:
     """Pixel metrics per image, averaged (MSE on [-1, 1] images, PSNR, SSIM), and the set-level SWD and
-    Fréchet distance between the inputs and their reconstructions."""
-    window = 11 if min(inputs.shape[-2:]) >= 11 else (min(inputs.shape[-2:]) // 2) * 2 - 1
-    return {
-        "mse": float(mse(reconstructions, inputs).mean()),
-        "psnr": float(psnr(reconstructions, inputs).mean()),
-        "ssim": float(ssim(reconstructions, inputs, window=window).mean()),
-        "swd": swd_between(inputs, reconstructions, swd_seed),
-        "fd": fd_between(inputs, reconstructions, feature_fn) if feature_fn is not None else float("nan"),
-    }
+    Fréchet distance between the inputs and their reconstructions: the registered metrics of these names
+    (:mod:`idinvert_plugins.metrics.registry`, what ``idinvert bench`` reports), so Table I and the leaderboard
+    measure with one implementation. A metric that cannot be measured (SWD below 16 px, FD without features) is
+    NaN."""
+    from ..metrics.registry import MetricData, compute_metrics, get_metrics
+
+    names = ("mse", "psnr", "ssim", "swd", "fd")
+    values, _ = compute_metrics(MetricData(inputs, reconstructions, fd_features=feature_fn),
+                                get_metrics([n for n in names if n != "swd" or swd_seed == 0]))
+    out = {n: float(values.get(n, float("nan"))) for n in names}
+    if swd_seed != 0:  # the registered SWD uses seed 0
+        out["swd"] = swd_between(inputs, reconstructions, swd_seed)
+    return out
 
 
 def table1(inputs: torch.Tensor, reconstructions: Mapping[str, torch.Tensor], seconds_per_image: Mapping[str, float],
