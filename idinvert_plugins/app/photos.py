@@ -15,11 +15,12 @@ from PIL import Image, ImageDraw
 
 from ..align import AlignedFace, align_photo, alignment_for, load_photo, paste_faces
 from ..images import ImageError, to_uint8
+from .session import AppError
 
 FACE_COLOURS = [(255, 210, 0), (0, 200, 255), (255, 80, 80), (120, 255, 120), (230, 120, 255)]
 
 
-class PhotoError(ValueError):
+class PhotoError(AppError):
     """A photo the flow cannot use (no face, unreadable); the message is for the page."""
 
 

@@ -52,6 +52,7 @@ from .controls import (
 )
 from .examples import example_images
 from .models import ModelBundle, ModelRegistry, ModelSpec
+from .photos import PhotoError, find_faces, write_full_photo
 from .session import (
     AppError,
     Session,
@@ -207,6 +208,17 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
                                             sources=["upload", "clipboard"], height=300, elem_id="input-image")
                         gr.Examples([[p] for p in example_paths], inputs=image_in, label=EXAMPLES_LABEL,
                                     examples_per_page=12)
+                        with gr.Accordion("Photo: find the faces, paste the result back", open=False,
+                                          elem_id="photo-panel"):
+                            photo_mode = gr.Checkbox(False, elem_id="photo-mode",
+                                                     label="The upload is a photo: align a face for the model")
+                            face_pick = gr.Dropdown([], label="Face", elem_id="face-pick", interactive=True,
+                                                    info="0 is the largest; its aligned crop is what is inverted")
+                            faces_preview = gr.Image(label="Faces found", interactive=False, height=220,
+                                                     format="png", elem_id="faces-preview")
+                            paste_btn = gr.Button("Paste the current result into the photo",
+                                                  elem_id="paste-button")
+                            full_photo = gr.File(label="Full-size photo (PNG)", elem_id="full-photo")
                     with gr.Column():
                         method = gr.Radio(inverter_choices(), value="idinvert", label="Inverter", elem_id="method")
                         steps = gr.Slider(0, MAX_STEPS, value=default_steps("idinvert") or 100, step=1,
@@ -310,6 +322,48 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
                 gr.update(interactive=False)
 
         method.input(on_method, [method], [steps], api_visibility="private")
+
+        # -- the photo flow: faces of an uploaded photo, the chosen one's crop as the input, paste-back --------
+        from uuid import uuid4
+
+        from .session import downloads_dir, payload_path
+
+        photo_state = gr.State(None)
+
+        def crop_file(photos: Any, k: Any) -> str | None:
+            if photos is None or k is None:
+                return None
+            path = downloads_dir() / f"face-{int(k)}-{uuid4().hex[:10]}.png"
+            photos.crop(int(k)).save(path)
+            return str(path)
+
+        @_guard
+        def on_photo(name: str, payload: Any, enabled: bool) -> list[Any]:
+            if not enabled or payload is None:
+                return [None, gr.update(choices=[], value=None), None, gr.update()]
+            photos = find_faces(registry.get(name), payload_path(payload))
+            return [photos, gr.update(choices=photos.choices(), value=0), photos.preview(), crop_file(photos, 0)]
+
+        image_in.upload(on_photo, [model_menu, image_in, photo_mode],
+                        [photo_state, face_pick, faces_preview, image_in], api_name="find_faces")
+        photo_mode.input(on_photo, [model_menu, image_in, photo_mode],
+                         [photo_state, face_pick, faces_preview, image_in], api_visibility="private")
+
+        @_guard
+        def on_face(photos: Any, k: Any) -> Any:
+            return crop_file(photos, k) if photos is not None and k is not None else gr.update()
+
+        face_pick.input(on_face, [photo_state, face_pick], [image_in], api_visibility="private")
+
+        @_guard
+        def on_paste(session: Session, photos: Any, k: Any) -> str:
+            if photos is None or k is None:
+                raise PhotoError("No photo: tick 'The upload is a photo' and upload one first.")
+            if session.result_image is None:
+                raise PhotoError("Nothing to paste yet: invert the face (and edit it) first.")
+            return write_full_photo(photos, int(k), session.result_image, downloads_dir())
+
+        paste_btn.click(on_paste, [state, photo_state, face_pick], [full_photo], api_name="paste_photo")
 
         @_guard
         def on_invert(session: Session, name: str, payload: Any, method_name: str, n_steps: float,
