@@ -121,7 +121,7 @@ def test_bench_quick_with_a_third_party_method_and_the_cache(tmp_path, monkeypat
     # outputs: the table lists the plugin's method and metric; the Pareto plot is a real picture
     text = report.read_text()
     assert "| w-only (steps=5) | third-party (plugins/throwaway.py) |" in text and "MAE" in text
-    assert f"`{' '.join(['idinvert', 'bench', '--generator', str(gen)])}" in text
+    assert f"`idinvert --plugins-dir {plugins} bench --generator {gen} --methods {methods} --quick" in text
     assert g["pareto"] and set(g["pareto"]) <= set(rows)
     with Image.open(out / f"pareto-{gen.as_posix().strip('/').replace('/', '_')}.png") as img:
         pixels = np.asarray(img.convert("RGB"))

@@ -58,7 +58,7 @@ BASELINES = ("idinvert", "image2stylegan")
 PARETO_AXES = ("mse", "fd_edited")
 #: Real test images the attribute spreads (the unit of the cross-talk) are measured on, at least.
 SPREAD_IMAGES = 1000
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -263,18 +263,31 @@ class MethodRun:
         k = min(lengths)
         total = sum(b["n"] for b in self.batches)
         mse = [sum(b["n"] * b["mse"][i] for b in self.batches) / total for i in range(k)]
-        secs = [sum(b["seconds"] * (i + 1) / k for b in self.batches) / total for i in range(k)]
-        if k > 1:  # the first point is where the optimisation started (the embedding), before any step
+        if all(len(b.get("t") or ()) == k for b in self.batches):  # step timestamps the method reported
+            secs = [sum(b["t"][i] for b in self.batches) / total for i in range(k)]
+        elif k > 1:  # no timestamps: the steps spread evenly over the method's time, the first point at 0
             secs = [sum(b["seconds"] * i / (k - 1) for b in self.batches) / total for i in range(k)]
+        else:
+            secs = [sum(b["seconds"] for b in self.batches) / total]
         return {"seconds": secs, "mse": mse}
 
 
-def _batch_curve(result: Any, images: torch.Tensor) -> list[float]:
-    """The mean MSE at each step's start and at the end: the pixel term of the method's losses where it has one
-    (its unweighted per-pixel MSE), and the final reconstruction's error measured here."""
+def _batch_curve(result: Any, images: torch.Tensor, stamps: Sequence[float]) -> tuple[list[float], list[float] | None]:
+    """The mean MSE at each step's start and at the end (the pixel term of the method's losses where it has one,
+    its unweighted per-pixel MSE, and the final reconstruction's error measured here), and when it was reached
+    (seconds since the call began): from the step callback's timestamps ``stamps`` where the method reports its
+    last ``len(losses)`` steps through it (the refiners' steps come last), else None."""
     final = float((result.images.detach().float().cpu().clamp(-1, 1) - images.cpu()).pow(2).flatten(1).mean(1).mean())
     steps = [float(np.mean(s["pix"])) for s in result.losses if "pix" in s]
-    return [*steps, final] if len(steps) == len(result.losses) else [final]
+    if len(steps) != len(result.losses) or not steps:
+        return [final], [float(result.seconds)]
+    times = None
+    n = len(steps)
+    if len(stamps) >= n:
+        last = list(stamps[-n:])  # last[j]: the end of step j + 1, i.e. the state after j + 1 steps
+        first = last[0] - (last[1] - last[0] if n > 1 else 0.0)  # the state before the first step
+        times = [first, *last[:-1], float(result.seconds)]
+    return [*steps, final], times
 
 
 def method_options(inverter: Any, cfg: BenchConfig, method: str) -> dict[str, Any]:
@@ -332,11 +345,19 @@ def invert_entry(entry: Entry, inverter: Any, pipe: Any, test: TestImages, image
             raise
     for start in range(done, len(test), cfg.batch):
         images = test.images[start : start + cfg.batch]
-        result = inverter.invert(G, images.to(device), encoder=encoder, feature_net=feature_net, **options)
+        stamps: list[float] = []
+        t0 = time.perf_counter()
+
+        def stamp(step: int, codes: torch.Tensor, terms: Any, stamps: list[float] = stamps, t0: float = t0) -> None:
+            stamps.append(time.perf_counter() - t0)
+
+        result = inverter.invert(G, images.to(device), encoder=encoder, feature_net=feature_net, callback=stamp,
+                                 **options)
         got = result.latent.detach().to("cpu")
         latent = got if latent is None else Latent.cat([latent, got])
         seconds += result.seconds
-        batches.append({"n": len(images), "seconds": result.seconds, "mse": _batch_curve(result, images)})
+        mse, times = _batch_curve(result, images, stamps)
+        batches.append({"n": len(images), "seconds": result.seconds, "mse": mse, "t": times})
         record = {**record, "identity": identity, "seconds": seconds, "batches": batches, "metrics": None}
         cache.save(entry.cache_key, latent, record)
         if bar is not None:

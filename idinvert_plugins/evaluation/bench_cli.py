@@ -47,7 +47,10 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
 
 
 def _command(args: argparse.Namespace, out: str, report: str) -> str:
-    parts = ["idinvert", "bench"]
+    parts = ["idinvert"]
+    for d in getattr(args, "plugins_dir", None) or ():
+        parts += ["--plugins-dir", str(d)]
+    parts += ["bench"]
     for g in args.generator:
         parts += ["--generator", g]
     for flag, value in (("--methods", args.methods), ("--editors", args.editors), ("--metrics", args.metrics)):

@@ -409,8 +409,8 @@ class TimeToQuality(Metric):
     needs = ("curve", "mse_target")
     fmt = "{:.3g}"
     description = ("seconds per image until the method's mean reconstruction MSE first reaches mse_target (the "
-                   "MSE IDInvert reaches after its steps), from its per-step curve (steps assumed to cost the "
-                   "same); inf if it never does")
+                   "MSE IDInvert reaches after its steps), from its per-step curve (timed by the step callback where "
+                   "the method reports its steps, else its steps spread evenly over its time); inf if it never does")
 
     def compute(self, data: MetricData) -> float:
         return time_to_reach(data.curve["seconds"], data.curve["mse"], float(data.mse_target))
