@@ -124,10 +124,15 @@ def _directions_section(name: str, backend: str, up: str = "../") -> list[str]:
         lines += ["", f"`!`: held-out accuracy at or below the majority share. Each direction's edit vector was chosen "
                       "by its measured cross-talk (`python benchmarks/crosstalk.py`, `docs/directions.md`): at step "
                       f"{step:g}, *success* is the share of G's samples whose attribute moves the intended way, "
-                      "*cross-talk* the most an attribute of another family moves relative to the target's own change; "
+                      "*cross-talk* the most an attribute of another family moves relative to the target's own change"
+                      + (" (mean of its absolute change per face: what one sees on single faces)"
+                         if next(iter(measured.values())).get("statistic") == "absolute" else "") + "; "
                       "*clean*: success >= 90 % and cross-talk <= 0.5, else *weak* (shipped, but other attributes "
                       f"move too). Clean: {clean} of {len(measured)} on G's samples, {clean_test} of "
-                      f"{len(measured)} on inverted held-out test faces.", "",
+                      f"{len(measured)} on inverted held-out test faces."
+                      + (" Edit vector `optimized`: optimised through the generator, the classifier and the "
+                         "discriminator (`idinvert directions optimize`, `editors/optimized_steering.py`)."
+                         if any(r.get("steer") == "optimized" for r in learned.values()) else ""), "",
                   f"![cross-talk on G's samples, before and after the choice]({up}docs/crosstalk/{name}-generator.png)"]
     for suffix, text in (("-covariance", "the boundary's normal steered by the covariance of the codes "
                                          "(`--steer covariance`)"),
