@@ -73,10 +73,12 @@ class Session:
     result_parts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     result_image: torch.Tensor | None = None
     downloads: dict[str, str] = field(default_factory=dict)
+    #: raw values of the Invert tab's option controls, per method (decoded when it inverts; kept across models)
+    inverter_options: dict[str, list[Any]] = field(default_factory=dict)
 
     def reset(self, model: str | None) -> None:
-        """Forget everything computed with another model."""
-        fresh = Session(model=model)
+        """Forget everything computed with another model (the options chosen for the methods stay)."""
+        fresh = Session(model=model, inverter_options=self.inverter_options)
         self.__dict__.update(fresh.__dict__)
 
     def require_code(self) -> torch.Tensor:
@@ -212,13 +214,15 @@ class Inversion:
 
 
 def invert_image(bundle: ModelBundle, source: Any, method: str, steps: int | None = None,
-                 progress: Progress | None = None, what: str = "image") -> Inversion:
-    """Invert one uploaded image with the named inverter; ``progress(step, total, text)`` follows the steps."""
+                 progress: Progress | None = None, what: str = "image", options: dict[str, Any] | None = None
+                 ) -> Inversion:
+    """Invert one uploaded image with the named inverter; ``progress(step, total, text)`` follows the steps;
+    ``options``: other declared parameters of the inverter (the Invert tab's *Options of the method*)."""
     G = bundle.generator
     target, notes = read_image(source, bundle.resolution, what)
     inverter = _inverter(method)
     declared = {p.name for p in inverter.params}
-    options: dict[str, Any] = {}
+    options = {k: v for k, v in (options or {}).items() if k in declared}
     if "steps" in declared and steps is not None:
         options["steps"] = int(steps)
     init = None
@@ -241,8 +245,11 @@ def invert_image(bundle: ModelBundle, source: Any, method: str, steps: int | Non
 
     if progress is not None:
         progress(0, max(total, 1), f"{INVERTER_LABELS.get(method, method)}: starting")
-    result = inverter.invert(G, target[None], encoder=encoder, feature_net=bundle.feature_net,
-                             init_codes=init, callback=on_step, **options)
+    try:
+        result = inverter.invert(G, target[None], encoder=encoder, feature_net=bundle.feature_net,
+                                 init_codes=init, callback=on_step, **options)
+    except (ValueError, TypeError) as exc:  # a missing or bad option (no hole painted, ...): say what to do
+        raise AppError(f"{INVERTER_LABELS.get(method, method)}: {exc}") from None
     recon = result.images[0].detach().cpu()
     error = float(mse(recon.clamp(-1, 1)[None], target[None])[0])  # of the picture shown, i.e. clipped
     warning = check_reconstruction(bundle.pipeline, method, error) if init is None else None

@@ -51,6 +51,7 @@ from .controls import (
     mask_background,
 )
 from .examples import example_images
+from .inverter_options import build_option_panels, wire_option_panels
 from .models import ModelBundle, ModelRegistry, ModelSpec
 from .photos import PhotoError, find_faces, write_full_photo
 from .session import (
@@ -225,6 +226,8 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
                                           label="Iterations", elem_id="steps",
                                           info="optimisation steps (IDInvert's default: 100; unused by encoder "
                                                "only)")
+                        option_panels = build_option_panels([n for _, n in inverter_choices()], "idinvert", G0,
+                                                            example_paths)
                         invert_btn = gr.Button("Invert", variant="primary", elem_id="invert-button")
                         metrics = gr.Markdown(elem_id="metrics")
                 with gr.Row():
@@ -365,11 +368,16 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
 
         paste_btn.click(on_paste, [state, photo_state, face_pick], [full_photo], api_name="paste_photo")
 
+        wire_option_panels(option_panels, state, image_in, method, _guard,
+                           lambda session: registry.get(session.model or registry.default).resolution)
+
         @_guard
         def on_invert(session: Session, name: str, payload: Any, method_name: str, n_steps: float,
                       progress: gr.Progress = gr.Progress()) -> list[Any]:
             bundle = registry.get(name)
-            inversion = invert_image(bundle, payload, method_name, int(n_steps), _gradio_progress(progress))
+            options = option_panels.decode(session, method_name, DecodeContext(bundle, session))
+            inversion = invert_image(bundle, payload, method_name, int(n_steps), _gradio_progress(progress),
+                                     options=options)
             if session.model != name:
                 session.reset(name)
             apply_inversion(session, inversion, name)
