@@ -85,8 +85,9 @@ def _summary(obj: Any) -> tuple[str, str]:
     except Exception as exc:  # noqa: BLE001 - a composition whose stage is missing
         params = f"(unavailable: {exc})"
     desc = getattr(obj, "description", "") or (obj.__doc__ or "").strip().split("\n")[0]
-    unavailable = getattr(obj, "unavailable", None)  # aligners that need an optional package say so
-    reason = unavailable() if callable(unavailable) and not isinstance(obj, type) else None
+    from .align.base import Aligner
+
+    reason = obj.unavailable() if isinstance(obj, Aligner) else None  # one that needs a package says so
     if reason:
         desc += f" [not available here: {reason}]"
     return desc, params
