@@ -210,3 +210,60 @@ def test_aligner_contract_is_enforced_at_registration():
     assert isinstance(plugins.get("aligner", "centre-test"), Centre)
     assert {"dlib", "toyfaces", "json"} <= set(plugins.names("aligner"))
     assert any(p.plugin == "bad-plugin" and "Aligner" in p.message for p in plugins.problems)
+
+
+PLUGIN = '''
+import idinvert_plugins
+from idinvert_plugins.align import Aligner, Face
+
+
+class Centre(Aligner):
+    name = "centre"
+    description = "assumes one upright face in the middle of the photo"
+
+    def detect(self, photo, *, source=None):
+        h, w = photo.shape[:2]
+        s = min(h, w)
+        cx, cy = w / 2, h / 2
+        return [Face([[cx - 0.15 * s, cy - 0.05 * s], [cx + 0.15 * s, cy - 0.05 * s],
+                      [cx - 0.1 * s, cy + 0.2 * s], [cx + 0.1 * s, cy + 0.2 * s]])]
+
+
+class NeedsSomething(Aligner):
+    name = "needs-something"
+    description = "an aligner whose package is missing"
+
+    def unavailable(self):
+        return "pip install something-missing"
+
+
+@idinvert_plugins.hookimpl
+def register_aligners(register):
+    register(Centre())
+    register(NeedsSomething())
+'''
+
+
+def test_an_aligner_plugin_runs_from_the_command_line(tmp_path, capsys):
+    """The hookspec's example aligner, as a one-file plugin: listed by `idinvert plugins` (one that cannot run
+    says what to install), and `idinvert align --aligner centre` uses it."""
+    from idinvert_plugins.cli import main
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "centre.py").write_text(PLUGIN)
+    photo = tmp_path / "p.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((120, 200, 3), 100, np.uint8)).save(photo)
+    assert main(["--plugins-dir", str(plugins), "plugins"]) == 0
+    text = capsys.readouterr().out
+    assert "centre " in text and "not available here: pip install something-missing" in text
+    out = tmp_path / "out"
+    assert main(["--plugins-dir", str(plugins), "align", str(photo), "--aligner", "centre", "--template", "ffhq",
+                 "--size", "32", "-o", str(out)]) == 0
+    tf = AlignTransform.load(out / "p_0.json")
+    assert tf.aligner == "centre" and tf.size == 32 and tf.photo_size == (200, 120)
+    assert main(["--plugins-dir", str(plugins), "align", str(photo), "--aligner", "needs-something", "-o",
+                 str(out)]) == 2
+    assert "pip install something-missing" in capsys.readouterr().err
