@@ -36,8 +36,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    from idinvert_plugins.align import TOYFACES, align_face, make_transform, paste_back
-    from idinvert_plugins.align.aligners import DlibAligner, ToyFacesAligner
+    from idinvert_plugins.align import align_face, make_transform, paste_back
+    from idinvert_plugins.align.aligners import DlibAligner
+    from idinvert_plugins.toyfaces.aligner import TOYFACES, ToyFacesAligner
     from idinvert_plugins.toyfaces.scenes import random_scene
 
     photos = []

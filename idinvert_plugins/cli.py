@@ -366,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", default="domain-guided",
                    help="domain-guided (real images, pixel + perceptual + adversarial) or conventional "
                         "(regress w from the generator's samples); psp, e4e or restyle: those encoders and their "
-                        "official objectives (docs/encoders.md; presets toyfaces-64, tiny)")
+                        "official objectives (docs/encoders.md; their presets: the domains' style-encoder presets "
+                        "and tiny)")
     p.add_argument("--data", metavar="DIR", help="train on this image folder instead of the domain's dataset")
     p.add_argument("--out", required=True, help="run folder (resume.pt, log.jsonl, previews)")
     p.add_argument("--preset", default=None, help="a preset of idinvert_plugins.training.encoder (default: the "

@@ -109,8 +109,11 @@ class Domain:
     * ``default_generator`` - the model ``idinvert app`` serves when none is named;
     * ``alignment`` - ``{"aligner": NAME, "template": NAME}`` for photos of its models when their
       ``pipeline.json`` names none (:mod:`idinvert_plugins.align`);
-    * ``gan_presets`` / ``encoder_presets`` - named training presets of its models (``idinvert train-gan
-      --preset NAME``), with ``default_gan_preset`` / ``default_encoder_preset``.
+    * ``templates`` - ``{name: fields of idinvert_plugins.align.Template}``: named alignment templates for the
+      framing of its images (``alignment``, ``pipeline.json`` and ``--template NAME`` may name them);
+    * ``gan_presets`` / ``encoder_presets`` / ``style_encoder_presets`` - named training presets of its models
+      (``idinvert train-gan --preset NAME``; ``train-encoder`` for IDInvert's encoders and for pSp / e4e /
+      ReStyle), with ``default_gan_preset`` / ``default_encoder_preset`` / ``default_style_encoder_preset``.
     """
 
     name: ClassVar[str] = ""
@@ -125,10 +128,13 @@ class Domain:
     model_prefix: ClassVar[str | None] = None
     default_generator: ClassVar[str | None] = None
     alignment: ClassVar[Mapping[str, str]] = {}
+    templates: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     gan_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     encoder_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    style_encoder_presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     default_gan_preset: ClassVar[str | None] = None
     default_encoder_preset: ClassVar[str | None] = None
+    default_style_encoder_preset: ClassVar[str | None] = None
 
     # -- data (override what the domain has) ---------------------------------------------------------------
     def images(self, seed: int, indices: Sequence[int], resolution: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -205,10 +211,13 @@ class Domain:
         return resolution is None or self.resolution is None or int(resolution) == int(self.resolution)
 
     def presets(self, kind: str) -> Mapping[str, Mapping[str, Any]]:
-        """The training presets of ``kind`` (``"gan"`` or ``"encoder"``)."""
-        if kind not in ("gan", "encoder"):
-            raise ValueError(f"preset kind must be 'gan' or 'encoder', got {kind!r}")
-        return self.gan_presets if kind == "gan" else self.encoder_presets
+        """The training presets of ``kind``: ``"gan"``, ``"encoder"`` (IDInvert's encoders) or ``"style_encoder"``
+        (pSp, e4e, ReStyle)."""
+        tables = {"gan": self.gan_presets, "encoder": self.encoder_presets,
+                  "style_encoder": self.style_encoder_presets}
+        if kind not in tables:
+            raise ValueError(f"preset kind must be one of {', '.join(tables)}, got {kind!r}")
+        return tables[kind]
 
     def __repr__(self) -> str:
         return f"<domain {self.name!r}: {len(self.attributes)} attributes, classifier {self.classifier!r}>"
@@ -231,6 +240,10 @@ def check_domain(domain: Domain) -> None:
         if child not in names or parent not in names:
             raise TypeError(f"domain {domain.name!r}: visible_when {child!r} -> {parent!r} names an attribute it "
                             "does not declare")
+    for name, fields in domain.templates.items():
+        if not name or not isinstance(name, str) or not (isinstance(fields, Mapping) or hasattr(fields, "to_dict")):
+            raise TypeError(f"domain {domain.name!r}: templates must map a name to a template's fields (a dict with "
+                            f"scale, shift, mask_center, ...), got {name!r}: {fields!r}")
 
 
 __all__ = ["AttributeSpec", "Domain", "check_domain"]

@@ -199,7 +199,9 @@ class IdinvertHookSpecs:
         classifier's heads, the editing targets, the 0/1 labels of directions), labelled images by index and
         the train/test split (test images of ``idinvert evaluate``, training data without ``--data``), the
         app's example images, its attribute classifier and perceptual network, the naming rule of its models
-        (``model_prefix`` at ``resolution``) and training presets. Generators say which domain they belong to
+        (``model_prefix`` at ``resolution``), training presets, and how photos of its models are aligned
+        (``alignment``: an aligner registered by ``register_aligners`` and a template; ``templates``: named
+        templates of its framing). Generators say which domain they belong to
         by ``"domain"`` in their ``pipeline.json``, else by the naming rule; without either the first
         registered domain (the built-in one) is the default. Built in: ``toyfaces``. Example::
 

@@ -12,7 +12,6 @@ import pytest
 
 from idinvert_plugins.align import (
     FFHQ,
-    TOYFACES,
     AlignTransform,
     Face,
     Template,
@@ -28,6 +27,7 @@ from idinvert_plugins.align import (
 from idinvert_plugins.align.base import Aligner, order_faces
 from idinvert_plugins.align.transform import as_points
 from idinvert_plugins.toyfaces import render, sample_attributes
+from idinvert_plugins.toyfaces.aligner import TOYFACES
 from idinvert_plugins.toyfaces.landmarks import landmark_array
 from idinvert_plugins.toyfaces.scenes import Placement, place_faces, random_scene
 

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from idinvert_plugins.align import TOYFACES, AlignTransform, Face, make_transform, photo_mask, psnr
+from idinvert_plugins.align import AlignTransform, Face, make_transform, photo_mask, psnr
 from idinvert_plugins.cli import main
+from idinvert_plugins.toyfaces.aligner import TOYFACES
 from idinvert_plugins.toyfaces.scenes import random_scene
 
 MODEL = "toyfaces-stylegan2-64"

@@ -54,17 +54,7 @@ ALLOWED: dict[str, dict[str, str]] = {
 #: modules added beside the domain work that still hold toy-face pieces; each should move into the domain package
 #: and register from builtins/toyfaces.py (or ask the registry). Listed so the test names them; an entry that no
 #: longer names the domain fails the test until it is removed from here.
-PENDING: dict[str, str] = {
-    "align/__init__.py": "re-exports the TOYFACES template",
-    "align/aligners.py": "ToyFacesAligner (the toy-face landmark network as an aligner)",
-    "align/transform.py": "the TOYFACES alignment template",
-    "align/commands.py": "help text listing the toyfaces aligner and template",
-    "builtins/align.py": "registers ToyFacesAligner",
-    "models/landmarks.py": "the landmark network's docstring (its weights are toyfaces-landmarks-64)",
-    "training/landmarks.py": "the toy-face landmark trainer and its card",
-    "training/style_encoder.py": "a toyfaces-64 preset and default (belongs in the domain's encoder_presets)",
-    "cli.py": "train-style-encoder's help names its toyfaces-64 preset",
-}
+PENDING: dict[str, str] = {}
 
 
 def _core_files() -> list[tuple[str, Path]]:
@@ -215,6 +205,8 @@ def test_a_plugin_domain_serves_the_core(stripes, tmp_path):
     ("class D(Domain):\n    name = 'd'\n    attributes = (AttributeSpec('a', 'binary', (0, 1), ''),)\n"
      "    visible_when = {'b': ('a', (1,))}", "visible_when 'b' -> 'a' names an attribute it does not declare"),
     ("class D:\n    name = 'd'", "register_domains expects an instance of idinvert_plugins.domain_spec.Domain"),
+    ("class D(Domain):\n    name = 'd'\n    templates = {'crop': 1.5}",
+     "templates must map a name to a template's fields (a dict with scale, shift, mask_center, ...), got 'crop': 1.5"),
 ])
 def test_broken_domains_are_refused_naming_the_problem(tmp_path, body, message):
     folder = tmp_path / "p"
@@ -259,3 +251,73 @@ def test_pipeline_domains_declared_unknown_or_by_name(tmp_path, stripes):
     assert pipe.domain is None and pipe.feature_net is None
     assert any("names the domain 'nope', which no installed plugin registers (known: toyfaces, stripes)" in n
                for n in pipe.notes), pipe.notes
+
+
+DISCS = '''
+import idinvert_plugins
+from idinvert_plugins.domain_spec import AttributeSpec, Domain
+
+
+class Discs(Domain):
+    name = "discs"
+    attributes = (AttributeSpec("radius", "continuous", (0.0, 1.0), "disc radius", threshold=0.5),)
+    model_prefix = "discs-"
+    alignment = {"aligner": "json", "template": "discs-crop"}
+    templates = {"discs-crop": {"scale": 1.5, "shift": 0.0, "mask_radii": (0.3, 0.3)}}
+    style_encoder_presets = {"discs-16": {"batch": 2, "encoder": {"input_size": 16}}}
+    default_style_encoder_preset = "discs-16"
+
+
+@idinvert_plugins.hookimpl
+def register_domains(register):
+    register(Discs())
+'''
+
+
+@pytest.fixture
+def discs(tmp_path):
+    folder = tmp_path / "discs"
+    folder.mkdir()
+    (folder / "discs.py").write_text(DISCS)
+    plugins.configure([folder])
+    reg = plugins.get_plugins()
+    assert not reg.problems, reg.problems
+    yield reg.get("domain", "discs")
+    plugins.configure(None)
+
+
+def test_a_domain_brings_its_photo_alignment_and_style_encoder_presets(discs):
+    """What the toy-face domain moved out of align/ and training/ is asked of any domain: its aligner and template
+    for photos of its models (by pipeline.json "domain" or the naming rule; an explicit "alignment" wins), its
+    templates by name, its pSp/e4e/ReStyle presets."""
+    from idinvert_plugins.align import FFHQ, Template, alignment_for, get_template, template_names
+    from idinvert_plugins.training.style_encoder import PRESETS, StyleEncoderTrainConfig
+
+    crop = get_template("discs-crop")
+    assert crop == Template(name="discs-crop", scale=1.5, shift=0.0, mask_radii=(0.3, 0.3))
+    assert template_names() == ["ffhq", "toyfaces", "discs-crop"]
+    with pytest.raises(ValueError, match="unknown alignment template 'nope'; known: ffhq, toyfaces, discs-crop"):
+        get_template("nope")
+    assert alignment_for("runs/discs-gan") == {"aligner": "json", "template": crop}  # the naming rule
+    assert alignment_for("out/gan", {"domain": "discs"}) == {"aligner": "json", "template": crop}  # pipeline.json
+    assert alignment_for("out/gan", {"domain": "discs", "alignment": {"aligner": "dlib", "template": "ffhq"}}) == {
+        "aligner": "dlib", "template": FFHQ}
+    assert alignment_for("out/gan", {"domain": "not-installed"}) == {"aligner": "dlib", "template": FFHQ}
+    assert {"tiny", "toyfaces-64", "discs-16"} <= set(PRESETS)
+    assert PRESETS.default() == "toyfaces-64"  # the default domain's (the built-in one loads first)
+    cfg = StyleEncoderTrainConfig.preset("discs-16", generator="discs-gan")
+    assert cfg.batch == 2 and cfg.encoder == {"input_size": 16}
+
+
+def test_the_builtin_domain_registers_its_aligner_and_template():
+    from idinvert_plugins.align import alignment_for, get_template
+    from idinvert_plugins.toyfaces.aligner import TOYFACES, ToyFacesAligner
+
+    plugins.configure(None)
+    reg = plugins.get_plugins()
+    record = reg.items["aligner"]["toyfaces"]
+    assert isinstance(record.obj, ToyFacesAligner) and record.plugin.endswith("builtins.toyfaces")
+    assert get_template("toyfaces") == TOYFACES and TOYFACES.scale == 1.23
+    config = {"domain": "toyfaces"}
+    assert alignment_for("toyfaces-stylegan2-64") == alignment_for("out/g", config) == {"aligner": "toyfaces",
+                                                                                         "template": TOYFACES}

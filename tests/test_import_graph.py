@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #:   contracts.
 #: 4 building blocks - checkpoint converters, feature networks, losses, metrics.
 #: 5 methods - inverters (embedders, refiners, compositions), editors (directions included) and aligners (the
-#:   photo flow of align/).
+#:   photo flow of align/, and the toy-face domain's aligner, which runs its landmark network).
 #: 6 pipeline - a generator with everything that goes with it; calls the methods.
-#: 7 jobs - evaluation and training, which drive pipelines, methods and building blocks.
+#: 7 jobs - evaluation and training, which drive pipelines, methods and building blocks (the toy-face domain's
+#:   landmark trainer on the core's landmark loop too).
 #: 8 front ends and registrations - the CLI, the app, the built-in plugins (they register everything
 #:   below), and the package facade ``idinvert_plugins/__init__.py``.
 LAYERS: list[list[str]] = [
@@ -46,9 +47,9 @@ LAYERS: list[list[str]] = [
     ["plugins", "hub", "loading", "domains"],
     ["latent", "codes", "spaces", "contracts", "inverters.base", "editors.base", "align.base"],
     ["convert", "features", "losses", "metrics"],
-    ["inverters", "editors", "directions", "align"],
+    ["inverters", "editors", "directions", "align", "toyfaces.aligner"],
     ["pipeline", "domain"],
-    ["evaluation", "training"],
+    ["evaluation", "training", "toyfaces.train_landmarks"],
     ["", "cli", "cli_common", "cli_edit", "app", "builtins", "align.commands", "cli_folders", "cli_restore"],
 ]
 

@@ -4,8 +4,10 @@ FFHQ-style alignment that keeps its transform, and paste-back into the full-reso
 * :mod:`.transform` - templates, the FFHQ quad, :class:`AlignTransform` (JSON), :func:`align_face`,
   :func:`paste_back`;
 * :mod:`.base` - the :class:`Aligner` contract (hook ``register_aligners``), :class:`Face`, landmarks files;
-* :mod:`.aligners` - the built-in ``dlib`` (the ``[align]`` extra), ``toyfaces`` and ``json`` aligners;
-* :mod:`.photo` - the flow: :func:`align_photo`, :func:`paste_faces`, which aligner goes with a generator.
+* :mod:`.aligners` - the core's ``dlib`` (the ``[align]`` extra) and ``json`` aligners (a domain plugin brings
+  the aligner and templates of its own images);
+* :mod:`.photo` - the flow: :func:`align_photo`, :func:`paste_faces`, which aligner and template go with a
+  generator (:func:`alignment_for`), templates by name (:func:`get_template`).
 
 Example::
 
@@ -17,24 +19,32 @@ Example::
 """
 
 from .base import Aligner, Face, NoFaceError, order_faces, parse_landmarks, read_landmarks
-from .photo import AlignedFace, align_photo, alignment_for, choose_faces, get_aligner, load_photo, paste_faces
+from .photo import (
+    AlignedFace,
+    align_photo,
+    alignment_for,
+    choose_faces,
+    get_aligner,
+    get_template,
+    load_photo,
+    paste_faces,
+    template_names,
+)
 from .transform import (
     FFHQ,
     TEMPLATES,
-    TOYFACES,
     AlignTransform,
     Template,
     align_face,
     face_quad,
     fit_template,
-    get_template,
     make_transform,
     paste_back,
     photo_mask,
     psnr,
 )
 
-__all__ = ["FFHQ", "TEMPLATES", "TOYFACES", "AlignTransform", "AlignedFace", "Aligner", "Face", "NoFaceError",
+__all__ = ["FFHQ", "TEMPLATES", "AlignTransform", "AlignedFace", "Aligner", "Face", "NoFaceError",
            "Template", "align_face", "align_photo", "alignment_for", "choose_faces", "face_quad", "fit_template",
            "get_aligner", "get_template", "load_photo", "make_transform", "order_faces", "parse_landmarks",
-           "paste_back", "paste_faces", "photo_mask", "psnr", "read_landmarks"]
+           "paste_back", "paste_faces", "photo_mask", "psnr", "read_landmarks", "template_names"]

@@ -43,18 +43,38 @@ def add_align_options(p: argparse.ArgumentParser, *, flag: bool) -> None:
                    help="which face of a photo: its index (0 = the largest, then left to right) or all "
                         "(default: 0)")
     p.add_argument("--aligner", default=None,
-                   help="who finds the faces: dlib (real photos, the [align] extra), toyfaces (the bundled domain), "
-                        "json (PHOTO_STEM.landmarks.json beside each photo) or a plugin's (default: the generator's "
-                        "pipeline.json alignment, else toyfaces for toyfaces-* models, else dlib)")
+                   help="who finds the faces: dlib (real photos, the [align] extra), json (PHOTO_STEM.landmarks.json "
+                        "beside each photo), or the aligner of a domain or plugin (`idinvert plugins` lists them; "
+                        f"here: {', '.join(_registered('aligner'))}). Default: the generator's pipeline.json "
+                        "alignment, else its domain's, else dlib")
     p.add_argument("--landmarks", metavar="FILE.json", help=LANDMARKS_HELP + "; instead of an aligner (one photo)")
     p.add_argument("--template", default=None,
-                   help="where the face sits in the crop: ffhq, toyfaces (default: the generator's)")
+                   help="where the face sits in the crop: ffhq or a domain's template (here: "
+                        f"{', '.join(_template_names())}; default: the generator's)")
+
+
+def _registered(kind: str) -> list[str]:
+    """Names of the registered items of ``kind`` for a help text (none if the registry cannot load)."""
+    try:
+        from ..plugins import get_plugins
+
+        return get_plugins().names(kind)
+    except Exception:  # help text only: the command itself reports a broken registry
+        return []
+
+
+def _template_names() -> list[str]:
+    try:
+        from .photo import template_names
+
+        return template_names()
+    except Exception:  # help text only
+        return ["ffhq"]
 
 
 def photo_alignment(args: argparse.Namespace, model: str | Path | None, config: dict | None = None) -> dict[str, Any]:
     """The aligner name and template of a command: its options, else what goes with ``model``."""
-    from .photo import alignment_for
-    from .transform import get_template
+    from .photo import alignment_for, get_template
 
     chosen = alignment_for(model, config)
     if getattr(args, "aligner", None):

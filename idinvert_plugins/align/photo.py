@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .base import Aligner, Face, NoFaceError, order_faces, read_landmarks
-from .transform import AlignTransform, Template, align_face, get_template, make_transform, paste_back
+from .transform import TEMPLATES, AlignTransform, Template, align_face, make_transform, paste_back
+from .transform import get_template as core_template
 
 DEFAULT_ALIGNER = "dlib"
 
@@ -44,14 +45,52 @@ def get_aligner(name: str) -> Aligner:
     return aligner
 
 
+def template_names() -> list[str]:
+    """The templates known by name: the core's (``ffhq``), then those of the registered domains."""
+    from ..domains import domains
+
+    names = list(TEMPLATES)
+    for domain in domains():
+        names += [n for n in domain.templates if n not in names]
+    return names
+
+
+def get_template(spec: str | Template | Mapping[str, Any] | None) -> Template:
+    """A template by name (the core's ``ffhq``, or one a registered domain declares in ``Domain.templates``), as
+    a dict of its fields, or itself; None is ``ffhq``. An unknown name raises a ``ValueError`` listing the known
+    ones."""
+    from ..domains import domains
+
+    if isinstance(spec, str) and spec not in TEMPLATES:
+        for domain in domains():
+            if spec in domain.templates:
+                fields = domain.templates[spec]
+                if isinstance(fields, Template):
+                    return fields
+                fields = fields.to_dict() if hasattr(fields, "to_dict") else dict(fields)
+                return Template.from_dict({"name": spec, **fields})
+        raise ValueError(f"unknown alignment template {spec!r}; known: {', '.join(template_names())} (or give its "
+                         "numbers: {\"scale\": 1.0, \"shift\": 0.1})")
+    return core_template(spec)
+
+
+def _domain_of(model: str | Path | None, config: Mapping[str, Any] | None) -> Any:
+    """The domain of a generator: its ``pipeline.json`` ``"domain"`` when that one is registered, else the one
+    whose naming rule claims the model, else None."""
+    from ..domains import domain_for_model, domain_names, get_domain
+
+    declared = (config or {}).get("domain")
+    if isinstance(declared, str) and declared in domain_names():
+        return get_domain(declared)
+    return domain_for_model(str(model)) if model is not None else None
+
+
 def alignment_for(model: str | Path | None, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """``{"aligner": NAME, "template": Template}`` for a generator: its ``pipeline.json`` ``"alignment"`` object
-    (``config``), else the ``alignment`` of the domain whose naming rule claims the model
-    (:func:`~idinvert_plugins.domains.domain_for_model`), else ``dlib`` and ``ffhq``."""
-    from ..domains import domain_for_model
-
+    (``config``), else the ``alignment`` of its domain (``config``'s ``"domain"``, else the domain whose naming
+    rule claims the model: :func:`~idinvert_plugins.domains.domain_for_model`), else ``dlib`` and ``ffhq``."""
     spec = dict((config or {}).get("alignment") or {})
-    domain = domain_for_model(str(model)) if model is not None else None
+    domain = _domain_of(model, config)
     default = dict(domain.alignment) if domain is not None else {}
     aligner = spec.get("aligner") or default.get("aligner") or DEFAULT_ALIGNER
     template = get_template(spec.get("template") or default.get("template") or "ffhq")
@@ -103,6 +142,7 @@ def align_photo(photo: np.ndarray, *, aligner: str | Aligner | None = None, temp
         raise NoFaceError(f"{name}: no face found (aligner {used}); {hint}, or give the eye centres and mouth "
                           "corners with --landmarks FILE.json")
     out = []
+    template = get_template(template)
     for k, f in choose_faces(faces, face, name):
         tf = make_transform(f.landmarks, size, (w, h), template, face=k, aligner=used, score=f.score)
         out.append(AlignedFace(k, align_face(photo, tf), tf, f))
@@ -122,4 +162,4 @@ def paste_faces(photo: np.ndarray, crops: Sequence[Any], transforms: Sequence[Al
 
 
 __all__ = ["AlignedFace", "DEFAULT_ALIGNER", "NoFaceError", "align_photo", "alignment_for", "choose_faces",
-           "get_aligner", "load_photo", "paste_faces"]
+           "get_aligner", "get_template", "load_photo", "paste_faces", "template_names"]

@@ -13,11 +13,12 @@ oriented square (the *quad*) out of the photo:
   with a box prefilter, so small outputs of large faces do not alias).
 
 A :class:`Template` generalises the two constants (the quad's size and centre), because a generator trained on
-other framings (the bundled toy faces show the whole head, like a looser FFHQ crop) needs its own; ``ffhq`` is
-the original. Unlike the original code, :func:`align_face` returns an :class:`AlignTransform`: the quad in
-photo coordinates, the crop size and the photo size, a JSON-serialisable record from which
-:func:`paste_back` warps an (edited) crop back into the full-resolution photo, blended with a feathered face
-mask so that every pixel outside the mask keeps its exact value.
+other framings (one showing the whole head, like a looser FFHQ crop) needs its own; ``ffhq`` is the original,
+and a domain declares the templates of its framing (``Domain.templates``). Unlike the original code,
+:func:`align_face` returns an :class:`AlignTransform`: the quad in photo coordinates, the crop size and the photo
+size, a JSON-serialisable record from which :func:`paste_back` warps an (edited) crop back into the
+full-resolution photo, blended with a feathered face mask so that every pixel outside the mask keeps its exact
+value.
 
 Coordinates are pixels with ``(0, 0)`` the centre of the top-left pixel (dlib, OpenCV), ``x`` right, ``y`` down.
 """
@@ -80,16 +81,14 @@ class Template:
 
 #: FFHQ's own constants (e4e / pSp / HyperStyle crops)
 FFHQ = Template()
-#: the bundled toy faces: the rendered frame shows the whole head and the shoulders, so the quad is 1.23x FFHQ's
-#: (:func:`fit_template` on the painter's landmarks of 2,000 training faces: the median scale and shift that map
-#: them onto the 64 px frame); the mask covers head and hair
-TOYFACES = Template(name="toyfaces", scale=1.23, shift=0.07, mask_center=(0.5, 0.48), mask_radii=(0.40, 0.46),
-                    mask_feather=0.3)
-TEMPLATES: dict[str, Template] = {t.name: t for t in (FFHQ, TOYFACES)}
+#: the templates of the core by name; domains declare the templates of their framing (``Domain.templates``), which
+#: :func:`idinvert_plugins.align.get_template` finds by name too
+TEMPLATES: dict[str, Template] = {t.name: t for t in (FFHQ,)}
 
 
 def get_template(spec: str | Template | Mapping[str, Any] | None) -> Template:
-    """A template by name (``ffhq``, ``toyfaces``), as a dict of its fields, or itself; None is ``ffhq``."""
+    """A template of the core by name (``ffhq``), as a dict of its fields, or itself; None is ``ffhq``. (The
+    templates of the registered domains by name: :func:`idinvert_plugins.align.photo.get_template`.)"""
     if spec is None:
         return FFHQ
     if isinstance(spec, Template):
@@ -513,6 +512,6 @@ def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
-__all__ = ["FFHQ", "LANDMARK_NAMES", "TEMPLATES", "TOYFACES", "TRANSFORM_FORMAT", "AlignTransform", "Template",
+__all__ = ["FFHQ", "LANDMARK_NAMES", "TEMPLATES", "TRANSFORM_FORMAT", "AlignTransform", "Template",
            "align_face", "as_points", "crop_mask", "face_quad", "fit_template", "get_template", "make_transform",
            "paste_back", "photo_mask", "psnr"]

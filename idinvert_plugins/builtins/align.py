@@ -1,15 +1,15 @@
-"""Built-in plugin for real photos (:mod:`idinvert_plugins.align`): the ``dlib``, ``toyfaces`` and ``json``
-aligners, the toy-face landmark network, and the ``idinvert align`` / ``idinvert paste`` commands."""
+"""Built-in plugin for real photos (:mod:`idinvert_plugins.align`): the ``dlib`` and ``json`` aligners, the
+heatmap landmark network (the architecture a domain's aligner may load its weights into), and the ``idinvert
+align`` / ``idinvert paste`` commands. A domain's own aligner registers from the domain's plugin."""
 
 from ..hookspecs import hookimpl
 
 
 @hookimpl
 def register_aligners(register):
-    from ..align.aligners import DlibAligner, SidecarAligner, ToyFacesAligner
+    from ..align.aligners import DlibAligner, SidecarAligner
 
     register(DlibAligner())
-    register(ToyFacesAligner())
     register(SidecarAligner())
 
 

@@ -1,7 +1,8 @@
 """Built-in plugin for the bundled toy-face domain (:mod:`idinvert_plugins.toyfaces`): the domain itself
 (:class:`~idinvert_plugins.toyfaces.domain.ToyFacesDomain`: attribute schema, renders, examples, default networks,
-presets), its attribute classifier (also the offline feature network for perceptual losses and Fréchet distances)
-and the ``idinvert data`` command."""
+presets, photo alignment), its attribute classifier (also the offline feature network for perceptual losses and
+Fréchet distances), the ``toyfaces`` aligner (its landmark network on photos of toy faces) and the ``idinvert data``
+command."""
 
 from ..hookspecs import hookimpl
 
@@ -27,3 +28,10 @@ def register_domains(register):
     from ..toyfaces.domain import ToyFacesDomain
 
     register(ToyFacesDomain())
+
+
+@hookimpl
+def register_aligners(register):
+    from ..toyfaces.aligner import ToyFacesAligner
+
+    register(ToyFacesAligner())

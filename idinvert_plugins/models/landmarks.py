@@ -1,12 +1,13 @@
-"""A small fully convolutional face-landmark network (CenterNet style), for the toy-face aligner.
+"""A small fully convolutional face-landmark network (CenterNet style), for aligners of rendered domains.
 
 Given an image of any size (a multiple of 8 pixels), it predicts, on a grid of stride 4, a heatmap of face
 centres (the mean of the four landmarks) and from each centre the vectors to the four landmarks (eye_left,
 eye_right, mouth_left, mouth_right); on a grid of stride 2, a heatmap of each landmark and its sub-pixel
 offset. :meth:`LandmarkNet.decode` turns these into faces: centres are the peaks of the first heatmap, each
 landmark the peak of its own heatmap nearest to where the centre's vector points (with the offset added), so
-several faces in one picture keep their landmarks apart. Weights: ``weights/toyfaces-landmarks-64``, trained on
-toy-face scenes by :mod:`idinvert_plugins.training.landmarks`.
+several faces in one picture keep their landmarks apart. Its targets, loss and training loop:
+:mod:`idinvert_plugins.training.landmarks`; a domain trains it on scenes of its own images (the bundled domain
+ships such weights with its aligner).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The toy faces as a :class:`~idinvert_plugins.domain_spec.Domain`: what the core asks of the bundled domain
 (attribute schema, labelled renders by index, app examples, its classifier and perceptual network, the naming
-rule of its models and their training presets). Registered by :mod:`idinvert_plugins.builtins.toyfaces`."""
+rule of its models, their training presets, and how photos of them are aligned: the ``toyfaces`` aligner of
+:mod:`.aligner` and the ``toyfaces`` template). Registered by :mod:`idinvert_plugins.builtins.toyfaces`."""
 
 from __future__ import annotations
 
@@ -68,6 +69,21 @@ ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+#: pSp / e4e / ReStyle training presets (overrides of ``training.style_encoder.StyleEncoderTrainConfig``'s defaults)
+STYLE_ENCODER_PRESETS: dict[str, dict[str, Any]] = {
+    # 64 px toy faces (w_dim 256, 10 W+ layers): an IR-SE body of 1, 2, 3, 1 units, 32 .. 128 channels, the
+    # encoder reading the 64 px image directly (map2style blocks on 4, 8 and 16 px maps)
+    "toyfaces-64": dict(encoder=dict(stages=[1, 2, 3, 1], widths=[32, 64, 96, 128], stem=32, input_size=64),
+                        batch=8, total_kimg=500.0, progressive_start_kimg=20.0, progressive_step_kimg=4.0),
+}
+
+#: where a toy face sits in an aligned crop (the fields of :class:`idinvert_plugins.align.Template`): the rendered
+#: frame shows the whole head and the shoulders, so the quad is 1.23x FFHQ's (``align.fit_template`` on the
+#: painter's landmarks of 2,000 training faces: the median scale and shift that map them onto the 64 px frame);
+#: the paste-back mask covers head and hair
+TEMPLATE: dict[str, Any] = dict(name="toyfaces", scale=1.23, shift=0.07, mask_center=(0.5, 0.48),
+                                mask_radii=(0.40, 0.46), mask_feather=0.3)
+
 
 class ToyFacesDomain(Domain):
     """The procedural toy faces bundled with idinvert-plugins (:mod:`idinvert_plugins.toyfaces`)."""
@@ -90,10 +106,13 @@ class ToyFacesDomain(Domain):
     model_prefix = "toyfaces-"
     default_generator = "toyfaces-stylegan2-64"
     alignment = {"aligner": "toyfaces", "template": "toyfaces"}
+    templates = {"toyfaces": TEMPLATE}
     gan_presets = GAN_PRESETS
     encoder_presets = ENCODER_PRESETS
+    style_encoder_presets = STYLE_ENCODER_PRESETS
     default_gan_preset = "toyfaces-stylegan2-64"
     default_encoder_preset = "toyfaces-64"
+    default_style_encoder_preset = "toyfaces-64"
 
     def images(self, seed: int, indices: Sequence[int], resolution: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         return render_batch(seed, indices, resolution)
@@ -114,4 +133,5 @@ class ToyFacesDomain(Domain):
         return out
 
 
-__all__ = ["ENCODER_PRESETS", "EXAMPLE_OOD_KINDS", "EXAMPLE_TEST_INDICES", "GAN_PRESETS", "ToyFacesDomain"]
+__all__ = ["ENCODER_PRESETS", "EXAMPLE_OOD_KINDS", "EXAMPLE_TEST_INDICES", "GAN_PRESETS", "STYLE_ENCODER_PRESETS",
+           "TEMPLATE", "ToyFacesDomain"]

@@ -136,9 +136,10 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 class PresetTable(Mapping[str, dict[str, Any]]):
-    """Named training presets: a trainer's own table plus the ``gan_presets`` / ``encoder_presets`` of every
-    registered domain (:mod:`idinvert_plugins.domains`; a name of the trainer's own table wins), read from the
-    registry on each access, so the presets of a domain plugin appear once it is installed."""
+    """Named training presets: a trainer's own table plus the ``gan_presets`` / ``encoder_presets`` /
+    ``style_encoder_presets`` (``kind``) of every registered domain (:mod:`idinvert_plugins.domains`; a name of the
+    trainer's own table wins), read from the registry on each access, so the presets of a domain plugin appear once
+    it is installed."""
 
     def __init__(self, kind: str, own: dict[str, dict[str, Any]]) -> None:
         self.kind, self.own = kind, own

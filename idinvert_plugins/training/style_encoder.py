@@ -18,9 +18,10 @@ The objectives follow the official coaches (facts: ``../shared/research/encoders
   inputs of each iteration are detached and the losses of all iterations are accumulated into one step.
 
 The loss networks: the perceptual network is the domain's feature network (``feature_net``, the forms of
-:func:`~idinvert_plugins.losses.load_feature_network`; the bundled classifier's features on the toy faces). The
-identity loss needs ArcFace IR-SE50 weights (``model_ir_se50.pth`` of TreB1eN/InsightFace_Pytorch): ``l_id > 0``
-with ``id_net=PATH`` (a missing file is an error naming it and the option). Adam replaces the official Ranger.
+:func:`~idinvert_plugins.losses.load_feature_network`; by default the generator's domain's, e.g. its classifier's
+features). The identity loss needs ArcFace IR-SE50 weights (``model_ir_se50.pth`` of
+TreB1eN/InsightFace_Pytorch): ``l_id > 0`` with ``id_net=PATH`` (a missing file is an error naming it and the
+option). Adam replaces the official Ranger.
 :func:`export_style_encoder` writes the encoder as a model folder with a card.
 """
 
@@ -41,7 +42,7 @@ from torch import nn
 
 from . import distributed as tdist
 from .distributed import DistInfo
-from .loop import Schedule, describe_hardware, image_grid, rank_seed, run, save_png, to_float
+from .loop import PresetTable, Schedule, describe_hardware, image_grid, rank_seed, run, save_png, to_float
 
 STYLE_OBJECTIVES = ("psp", "e4e", "restyle")
 CHECKPOINT_NAME = "resume.pt"
@@ -49,17 +50,17 @@ LOG_NAME = "log.jsonl"
 CHECKPOINT_VERSION = 1
 RUN_CONTROL_FIELDS = ("total_kimg", "checkpoint_kimg", "snapshot_kimg", "log_kimg", "workers")
 
-#: named presets (overrides of the :class:`StyleEncoderTrainConfig` defaults)
-PRESETS: dict[str, dict[str, Any]] = {
-    # 64 px toy faces (w_dim 256, 10 W+ layers): an IR-SE body of 1, 2, 3, 1 units, 32 .. 128 channels, the
-    # encoder reading the 64 px image directly (map2style blocks on 4, 8 and 16 px maps)
-    "toyfaces-64": dict(encoder=dict(stages=[1, 2, 3, 1], widths=[32, 64, 96, 128], stem=32, input_size=64),
-                        batch=8, total_kimg=500.0, progressive_start_kimg=20.0, progressive_step_kimg=4.0),
+#: named presets (overrides of the :class:`StyleEncoderTrainConfig` defaults): the tiny one here, those of a
+#: domain's models in its ``style_encoder_presets`` (:data:`PRESETS` reads both)
+_PRESETS: dict[str, dict[str, Any]] = {
     # tests and smoke runs (16-32 px generators)
     "tiny": dict(encoder=dict(stages=[1, 1, 1, 1], widths=[8, 8, 16, 16], stem=8, input_size=16), batch=4,
                  lr=1e-3, n_train=64, n_eval=4, checkpoint_kimg=1.0, snapshot_kimg=1.0, log_kimg=0.008,
                  total_kimg=1.0, progressive_start_kimg=0.008, progressive_step_kimg=0.004, n_iters_per_batch=2),
 }
+
+#: every preset by name: the table above and the registered domains' ``style_encoder_presets``
+PRESETS = PresetTable("style_encoder", _PRESETS)
 
 
 @dataclass
@@ -146,7 +147,7 @@ class StyleEncoderTrainConfig:
 
 
 def default_name(cfg: StyleEncoderTrainConfig) -> str:
-    """``<generator>-<objective>-encoder`` (e.g. ``toyfaces-stylegan2-64-e4e-encoder``)."""
+    """``<generator>-<objective>-encoder`` (e.g. ``mygan-64-e4e-encoder`` for a generator ``mygan-64``)."""
     base = Path(cfg.generator).name if Path(cfg.generator).expanduser().is_dir() else cfg.generator
     return f"{base.replace('/', '--').replace('@', '-')}-{cfg.objective}-encoder"
 
@@ -586,7 +587,7 @@ def cmd_train_style_encoder(args: Any) -> int:
     overrides = parse_overrides(args.set)
     if args.data:
         overrides["data_dir"] = args.data
-    preset = args.preset or "toyfaces-64"
+    preset = args.preset or PRESETS.default()
     cfg = StyleEncoderTrainConfig.preset(preset, generator=args.generator, objective=args.objective, **overrides)
     parts = ["idinvert", "train-encoder", "--generator", args.generator, "--objective", args.objective, "--out",
              args.out, "--preset", preset]
