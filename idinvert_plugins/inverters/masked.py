@@ -32,8 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..params import Param
-from .base import steps_param
-from .noise import Masking, NoiseOptimization, Term
+from .noise import Masking, NoiseOptimization, Term, loop_params
 from .stages import InversionContext
 
 
@@ -122,7 +121,7 @@ class Inpainting(NoiseOptimization):
               help="the missing pixels: an image file (white = missing) or a tensor (1 = missing); default: the "
                    "inversion's mask, 1 = known"),
         _NOISE_OPTION,
-        *(p if p.name != "steps" else steps_param(300) for p in NoiseOptimization.params),
+        *loop_params(300),
     )
     optimize_noise = False
 
@@ -140,7 +139,7 @@ class Crossover(NoiseOptimization):
         Param("region", "mask", default=None, required=True,
               help="where the inverted image is kept: an image file (white) or a tensor (1); `other` elsewhere"),
         _NOISE_OPTION,
-        *(p if p.name != "steps" else steps_param(300) for p in NoiseOptimization.params),
+        *loop_params(300),
     )
     optimize_noise = False
 

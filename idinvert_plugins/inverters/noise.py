@@ -322,6 +322,13 @@ NOISE_PARAMS: tuple[Param, ...] = (
 )
 
 
+def loop_params(steps: int) -> tuple[Param, ...]:
+    """The options every refiner of :func:`fit_latent` declares (all but whether the noise maps are optimised),
+    with ``steps`` as the default step count."""
+    return (steps_param(steps), lr_param(0.01), L_PIX, L_FEAT, replace(L_DOM, default=0.0), ADD_W_AVG, NOISE_MODE,
+            *NOISE_PARAMS)
+
+
 class NoiseOptimization(Refiner):
     """Image2StyleGAN++'s embedding: W+ and the noise maps (together, or alternating with ``switch_every``), from
     the latent it is given."""
@@ -329,8 +336,9 @@ class NoiseOptimization(Refiner):
     name = "noise"
     description = ("Image2StyleGAN++: Adam on W+ and on the per-layer noise maps, together or in turn (switch_every); "
                    "pixel + perceptual loss, the StyleGAN2 projector's noise regularisation; the latent keeps the maps")
-    params = (steps_param(500), lr_param(0.01), L_PIX, L_FEAT, replace(L_DOM, default=0.0),
-              ADD_W_AVG, NOISE_MODE, *NOISE_PARAMS)
+    params = (Param("noise", "bool", default=True,
+                    help="optimise the noise maps (off: W+ alone through the same loop, the ablation)"),
+              *loop_params(500))
     uses_feature_net = True
     #: whether the noise maps are optimised unless the caller says otherwise (masked refiners: a ``noise`` option)
     optimize_noise = True
@@ -355,4 +363,4 @@ class NoiseOptimization(Refiner):
 
 
 __all__ = ["Degradation", "Identity", "Masking", "NOISE_INITS", "NOISE_PARAMS", "NoiseOptimization", "Term",
-           "fit_latent", "initial_noise", "noise_regularization", "normalize_noise_"]
+           "fit_latent", "loop_params", "initial_noise", "noise_regularization", "normalize_noise_"]

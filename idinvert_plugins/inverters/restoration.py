@@ -28,9 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from ..params import Param
-from .base import steps_param
 from .masked import _NOISE_OPTION, known_pixels, load_mask
-from .noise import Degradation, Masking, NoiseOptimization, Term
+from .noise import Degradation, Masking, NoiseOptimization, Term, loop_params
 from .stages import InversionContext
 
 #: restoration tasks and the refiner of each
@@ -83,8 +82,7 @@ class Grayscale(Degradation):
 
 
 def _restoration_params(*extra: Param) -> tuple[Param, ...]:
-    return (*extra, _NOISE_OPTION,
-            *(p if p.name != "steps" else steps_param(300) for p in NoiseOptimization.params))
+    return (*extra, _NOISE_OPTION, *loop_params(300))
 
 
 class SuperResolution(NoiseOptimization):
