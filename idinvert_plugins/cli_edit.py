@@ -164,14 +164,10 @@ def _write_result(images: Any, args: argparse.Namespace, photo: Any = None) -> P
     return out
 
 
-def _run_editor(pipe: Any, latent: Any, tiles: list, args: argparse.Namespace, photo: Any = None) -> int:
-    """``idinvert edit --editor NAME --set KEY=VALUE``: any registered editor with its declared parameters; a
-    result with several variants (an interpolation) is written as a strip."""
-    import torch
-
-    from .codes import save_latent
+def _editor_setup(pipe: Any, args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, Any], Any]:
+    """``--editor NAME --set KEY=VALUE``: the registered editor, the ``--set`` values as given, as the editor's
+    parameters, and the :class:`~idinvert_plugins.editors.base.EditContext` with what it needs or uses."""
     from .editors.base import EditContext
-    from .images import save_strip
     from .params import parse_assignments
     from .plugins import get_plugins
 
@@ -189,6 +185,64 @@ def _run_editor(pipe: Any, latent: Any, tiles: list, args: argparse.Namespace, p
                       feature_net=pipe.feature_net if "feature_net" in wanted else None,
                       directions=dict(pipe.directions) if "directions" in wanted else {},
                       classifier=pipe.classifier if "classifier" in wanted else None)
+    return editor, raw, values, ctx
+
+
+def _folder_edit(pipe: Any, args: argparse.Namespace) -> tuple[str, Any]:
+    """The edit of ``idinvert edit DIR``, prepared once for every batch: ``(spec, edit)``, ``spec`` the edit as
+    text (``smile=+2;age=-1``, ``NAME(KEY=VALUE,...)`` for ``--editor``) and ``edit(latent)`` -> ``(images,
+    edited latent)`` (the last variant's latent when the editor returns several)."""
+    import torch
+
+    from .editors.manipulate import Manipulate
+    from .latent import render
+
+    G = pipe.generator
+    if args.editor:
+        editor, raw, values, ctx = _editor_setup(pipe, args)
+        spec = f"{editor.name}({','.join(f'{k}={v}' for k, v in raw.items())})"
+
+        def run_editor(latent: Any) -> tuple[Any, Any]:
+            result = editor(G, latent, context=ctx, **values)
+            final = result.latent
+            if result.images.ndim == 5:
+                final = final.with_wp(final.wp[:, -1])
+            return result.images, final
+
+        return spec, run_editor
+    layers = _layer_range(G, args.layers)
+    conditions = {c: _pipeline_direction(pipe, c) for c in (args.condition_on or [])}
+    moves = [(name, strength, _pipeline_direction(pipe, name)) for name, strength in args.edit]
+    spec = ";".join(f"{name}={strength:+g}" for name, strength, _ in moves)
+    if layers is not None:
+        spec += f" layers {layers[0]}:{layers[1]}"
+    if conditions:
+        spec += f" condition-on {','.join(conditions)}"
+    manipulate = Manipulate()
+
+    def run_directions(latent: Any) -> tuple[Any, Any]:
+        code = latent.wp
+        edited = code.clone()
+        for name, strength, n in moves:
+            cond = [d for c, d in conditions.items() if c != name]
+            new = manipulate(G, code, direction=n, strength=strength, condition_on=cond or None, layers=layers,
+                             render=False).codes
+            edited = edited + (new - code)
+        with torch.no_grad():
+            return render(G, latent.with_wp(edited)), latent.with_wp(edited)
+
+    return spec, run_directions
+
+
+def _run_editor(pipe: Any, latent: Any, tiles: list, args: argparse.Namespace, photo: Any = None) -> int:
+    """``idinvert edit --editor NAME --set KEY=VALUE``: any registered editor with its declared parameters; a
+    result with several variants (an interpolation) is written as a strip."""
+    import torch
+
+    from .codes import save_latent
+    from .images import save_strip
+
+    editor, raw, values, ctx = _editor_setup(pipe, args)
     result = editor(pipe.generator, latent, context=ctx, **values)
     images = result.images
     out = Path(args.output)
@@ -270,6 +324,10 @@ def cmd_edit(args: argparse.Namespace) -> int:
         names = ", ".join(pipe.directions) or "none yet"
         raise ValueError(f"no --edit given: pass --edit {EDIT_FORM}, or --editor NAME (see `idinvert plugins`). "
                          f"Directions of this model: {names}")
+    if args.image and Path(args.image).is_dir():  # a folder: batched, resumable, results.csv; torchrun shards it
+        from .cli_folders import edit_folder
+
+        return edit_folder(pipe, args, *_folder_edit(pipe, args))
     if args.code:
         latent = load_latent(args.code, G)
         tiles = [load_image(args.image, G.resolution, crop=args.crop).to(args.device)] if args.image else []
@@ -689,7 +747,8 @@ def add_parsers(sub: Any) -> None:
     """Add ``edit``, ``interpolate``, ``mix``, ``diffuse`` and ``directions`` to the ``idinvert`` subparsers."""
     p = sub.add_parser("edit", help="invert an image (or load a code) and edit it: along named directions "
                                     "(--edit) or with any editor (--editor NAME --set KEY=VALUE)")
-    p.add_argument("image", nargs="?", help="the image to edit (optional with --code: then the strip's input)")
+    p.add_argument("image", nargs="?", help="the image to edit (optional with --code: then the strip's input), or a "
+                                            "folder: every image in it, in batches, resumable, OUT/results.csv")
     _inversion_args(p)
     p.add_argument("--code", help="a W+ code (.safetensors from `idinvert invert`): skip the inversion")
     p.add_argument("--edit", action="append", type=parse_edit, metavar="NAME=STRENGTH",
@@ -712,7 +771,11 @@ def add_parsers(sub: Any) -> None:
     from .align.commands import add_align_options
 
     add_align_options(p, flag=True)
-    p.add_argument("-o", "--output", required=True, help="the edited image (with --align: the full-size photo)")
+    p.add_argument("--batch", type=int, default=8, help="folders: images inverted and edited together (default 8)")
+    p.add_argument("--progress", action="store_true", help="folders: show the progress bar even when not a terminal")
+    p.add_argument("-o", "--output", required=True, help="the edited image (with --align: the full-size photo); for "
+                                                         "a folder, the output folder (STEM.png, STEM.safetensors, "
+                                                         "results.csv)")
     p.set_defaults(func=cmd_edit)
 
     p = sub.add_parser("interpolate", help="a strip from one image (or code) to another")
