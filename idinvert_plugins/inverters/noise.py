@@ -33,9 +33,10 @@ every other part of the latent (S-space offsets, tuned weights) in each render.
 
 The result carries the maps as the latent's ``noise`` part (``[N, 1, r, r]`` per layer), so editors keep them
 and code files store them; noise optimisation needs a generator that takes explicit noise (``accepts_noise``:
-both built-in backends). How much it can add is bounded by the generator's learned noise strengths: a GAN
-trained on images without stochastic detail learns strengths near 0 (the bundled domain's StyleGAN2: 1e-4 to
-1e-2), and the noise space then changes little (``docs/results-beyond-wplus.md``).
+both built-in backends). How much it can add is bounded by the generator's learned noise strengths; even the
+small ones of the bundled domain's StyleGAN2 (1e-4 to 1.4e-2: trained on images without stochastic detail) let
+500 joint steps lower the held-out MSE from 0.0066 (the same loop with ``noise=false``, i.e. Image2StyleGAN) to
+0.0046 (``docs/results-beyond-wplus.md``).
 """
 
 from __future__ import annotations
