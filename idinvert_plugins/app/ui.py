@@ -130,8 +130,9 @@ def listed_direction_groups(spec: ModelSpec) -> list[DirectionGroup]:
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn user-fixable problems into ``gr.Error`` messages and unexpected ones into a readable message plus
-    a logged traceback, so one bad request never takes the app down."""
+    """Turn user-fixable problems (a rejected upload, a missing step) into ``gr.Error`` messages shown in the page,
+    logged as one line without a traceback (they are not the server's faults), and unexpected ones into a readable
+    message plus a logged traceback, so one bad request never takes the app down."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -140,7 +141,8 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
         except gr.Error:
             raise
         except (AppError, ImageError) as exc:
-            raise gr.Error(str(exc), title="Cannot do that") from None
+            log.info("refused (%s): %s", fn.__name__, exc)
+            raise gr.Error(str(exc), title="Cannot do that", print_exception=False) from None
         except Exception as exc:  # noqa: BLE001 - the app must keep serving
             log.exception("request failed")
             raise gr.Error(f"Something went wrong ({type(exc).__name__}: {exc}). The app keeps running: try "
@@ -347,10 +349,13 @@ def build_app(models: Sequence[ModelSpec] | ModelRegistry | None = None, *, incl
             photos = find_faces(registry.get(name), payload_path(payload))
             return [photos, gr.update(choices=photos.choices(), value=0), photos.preview(), crop_file(photos, 0)]
 
+        # preprocess=False: the upload reaches on_photo as a file, so an unreadable one is refused with a message
+        # (Gradio's own decoding would fail with a traceback in the server log)
         image_in.upload(on_photo, [model_menu, image_in, photo_mode],
-                        [photo_state, face_pick, faces_preview, image_in], api_name="find_faces")
+                        [photo_state, face_pick, faces_preview, image_in], api_name="find_faces", preprocess=False)
         photo_mode.input(on_photo, [model_menu, image_in, photo_mode],
-                         [photo_state, face_pick, faces_preview, image_in], api_visibility="private")
+                         [photo_state, face_pick, faces_preview, image_in], api_visibility="private",
+                         preprocess=False)
 
         @_guard
         def on_face(photos: Any, k: Any) -> Any:
