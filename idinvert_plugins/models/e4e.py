@@ -15,37 +15,23 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
-from torch import nn
 
-from .irse import DEFAULT_WIDTHS, IRSE_STAGES, irse_body, irse_input_layer, stage_ends
-from .psp import GradualStyleBlock, StyleEncoderBase, n_styles_for, upsample_add
+from .irse import DEFAULT_WIDTHS, IRSE_STAGES
+from .psp import GradualStyleEncoder, StyleEncoderBase, n_styles_for, upsample_add
 
 #: ``ProgressiveStage.Inference`` of the official code: every offset applies
 INFERENCE_STAGE = 18
 
 
-class Encoder4Editing(nn.Module):
+class Encoder4Editing(GradualStyleEncoder):
     """e4e's encoder: ``[N, 3, S, S]`` -> ``w0`` repeated plus offsets ``[N, n_styles, w_dim]`` (see the module
-    docstring). Arguments as :class:`~.psp.GradualStyleEncoder` (without ``input_nc``: e4e reads RGB)."""
+    docstring). pSp's modules (the same ``state_dict`` keys); arguments as
+    :class:`~.psp.GradualStyleEncoder` (without ``input_nc``: e4e reads RGB)."""
 
     def __init__(self, n_styles: int, w_dim: int = 512, input_size: int = 256,
                  stages: Sequence[int] = IRSE_STAGES[50], widths: Sequence[int] = DEFAULT_WIDTHS, stem: int = 64,
                  coarse_ind: int = 3, middle_ind: int = 7) -> None:
-        super().__init__()
-        if input_size < 16 or input_size & (input_size - 1):
-            raise ValueError(f"input_size must be a power of two >= 16, got {input_size}")
-        self.input_layer = irse_input_layer(3, stem)
-        self.body = irse_body(stages, widths, se=True, stem=stem)
-        self.taps = stage_ends(stages)[1:]
-        self.style_count = n_styles
-        self.coarse_ind, self.middle_ind = coarse_ind, middle_ind
-        top = widths[3]
-        self.styles = nn.ModuleList()
-        for i in range(n_styles):
-            spatial = input_size // 16 if i < coarse_ind else input_size // 8 if i < middle_ind else input_size // 4
-            self.styles.append(GradualStyleBlock(top, w_dim, spatial))
-        self.latlayer1 = nn.Conv2d(widths[2], top, kernel_size=1, stride=1, padding=0)
-        self.latlayer2 = nn.Conv2d(widths[1], top, kernel_size=1, stride=1, padding=0)
+        super().__init__(n_styles, 3, w_dim, input_size, stages, widths, stem, coarse_ind, middle_ind)
         self.progressive_stage = INFERENCE_STAGE
 
     def set_progressive_stage(self, stage: int) -> None:
@@ -53,13 +39,7 @@ class Encoder4Editing(nn.Module):
         self.progressive_stage = int(stage)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.input_layer(x)
-        feats = []
-        for i, unit in enumerate(self.body):
-            x = unit(x)
-            if i in self.taps:
-                feats.append(x)
-        c1, c2, c3 = feats
+        c1, c2, c3 = self.features(x)
         w0 = self.styles[0](c3)
         w = w0.repeat(self.style_count, 1, 1).permute(1, 0, 2)
         features = c3
