@@ -29,7 +29,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +45,7 @@ from torch import nn
 from ..latent import Latent, render
 from ..metrics.registry import Metric, MetricData, compute_metrics, get_metrics, main_value
 from .inversions import TestImages, fingerprint, load_test_images
+from .runner import machine_info
 
 #: Registered compositions that solve another task than reconstruction (they need a hole, a second image, or
 #: compare a degraded render): not benchmarked unless named with ``--methods``.
@@ -623,16 +623,6 @@ def dominating(rows: Mapping[str, Mapping[str, Any]], baselines: Sequence[str], 
 
 
 # -- outputs --------------------------------------------------------------------------------------------------------
-def machine_info(device: str = "cpu") -> dict[str, Any]:
-    """What the timings were measured on."""
-    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "device": str(device)}
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return info
-
-
 def run_bench(
     generators: Sequence[str],
     *,
