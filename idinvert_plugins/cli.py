@@ -229,7 +229,6 @@ def cmd_train_gan(args: argparse.Namespace) -> int:
 
 def cmd_train_encoder(args: argparse.Namespace) -> int:
     import os
-    import shlex
 
     from .training.style_encoder import STYLE_OBJECTIVES, cmd_train_style_encoder
 
@@ -243,17 +242,7 @@ def cmd_train_encoder(args: argparse.Namespace) -> int:
     if args.data:
         overrides["data_dir"] = args.data
     cfg = enc.EncoderTrainConfig.preset(args.preset, generator=args.generator, objective=args.objective, **overrides)
-    # The command as given (reconstructed from the parsed flags), for the model card.
-    parts = ["idinvert", "train-encoder", "--generator", args.generator, "--objective", args.objective,
-             "--out", args.out, "--preset", args.preset]
-    for flag, value in (("--data", args.data), ("--kimg", args.kimg), ("--minutes", args.minutes)):
-        if value is not None:
-            parts += [flag, str(value)]
-    for item in args.set or []:
-        parts += ["--set", item]
-    parts += ["--restart"] if args.restart else []
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    command = (f"torchrun --nproc_per_node {world} ... " if world > 1 else "") + shlex.join(parts)
+    command = enc.train_encoder_command(args, args.preset)  # the command as given, for the model card
     summary = enc.train_encoder(cfg, args.out, max_kimg=args.kimg, max_minutes=args.minutes,
                                 resume=not args.restart, command=command)
     print(f"stopped at {summary['kimg']:.2f} kimg after {summary['wall_s'] / 60:.1f} min of training "

@@ -206,6 +206,24 @@ class EncoderTrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+def train_encoder_command(args: Any, preset: str) -> str:
+    """The ``idinvert train-encoder`` command line as given (rebuilt from the parsed flags; ``torchrun ...`` in
+    front under several processes): what the model card records."""
+    import os
+    import shlex
+
+    parts = ["idinvert", "train-encoder", "--generator", args.generator, "--objective", args.objective,
+             "--out", args.out, "--preset", preset]
+    for flag, value in (("--data", args.data), ("--kimg", args.kimg), ("--minutes", args.minutes)):
+        if value is not None:
+            parts += [flag, str(value)]
+    for item in args.set or []:
+        parts += ["--set", item]
+    parts += ["--restart"] if args.restart else []
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return (f"torchrun --nproc_per_node {world} ... " if world > 1 else "") + shlex.join(parts)
+
+
 def default_encoder_name(cfg: EncoderTrainConfig) -> str:
     """``<generator>-encoder`` (domain-guided) or ``<generator>-encoder-conventional`` (see
     :data:`idinvert_plugins.hub.ENCODER_SUFFIXES`, by which the CLI, the app and the evaluation find it)."""

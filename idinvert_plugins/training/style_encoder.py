@@ -580,8 +580,8 @@ def cmd_train_style_encoder(args: Any) -> int:
     ``--generator``, ``--preset``, ``--data``, ``--set``, ``--kimg``, ``--minutes``, ``--restart``, ``--export``,
     ``--name``, ``--license``)."""
     import os
-    import shlex
 
+    from .encoder import train_encoder_command
     from .loop import parse_overrides
 
     overrides = parse_overrides(args.set)
@@ -589,16 +589,7 @@ def cmd_train_style_encoder(args: Any) -> int:
         overrides["data_dir"] = args.data
     preset = args.preset or PRESETS.default()
     cfg = StyleEncoderTrainConfig.preset(preset, generator=args.generator, objective=args.objective, **overrides)
-    parts = ["idinvert", "train-encoder", "--generator", args.generator, "--objective", args.objective, "--out",
-             args.out, "--preset", preset]
-    for flag, value in (("--data", args.data), ("--kimg", args.kimg), ("--minutes", args.minutes)):
-        if value is not None:
-            parts += [flag, str(value)]
-    for item in args.set or []:
-        parts += ["--set", item]
-    parts += ["--restart"] if args.restart else []
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    command = (f"torchrun --nproc_per_node {world} ... " if world > 1 else "") + shlex.join(parts)
+    command = train_encoder_command(args, preset)
     summary = train_style_encoder(cfg, args.out, max_kimg=args.kimg, max_minutes=args.minutes,
                                   resume=not args.restart, command=command)
     print(f"stopped at {summary['kimg']:.3f} kimg after {summary['wall_s'] / 60:.1f} min of training "
