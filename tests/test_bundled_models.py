@@ -57,7 +57,8 @@ def test_encoders_reproduce_their_cards_reconstruction_error(name, objective):
 STEERINGS = {"normal": "interfacegan-logistic", "covariance": "interfacegan-logistic-covariance",
              "class-means": "interfacegan-logistic-class-means",
              "conditional": "interfacegan-logistic-conditional",
-             "conditional-class-means": "interfacegan-logistic-conditional-class-means"}
+             "conditional-class-means": "interfacegan-logistic-conditional-class-means",
+             "compensated": "interfacegan-logistic-compensated", "optimized": "interfacegan-logistic-optimized"}
 CROSSTALK_KEYS = {"clean", "success", "worst", "worst_attribute", "step", "samples", "test_faces"}
 
 
