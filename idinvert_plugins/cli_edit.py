@@ -630,19 +630,20 @@ def cmd_directions_optimize(args: argparse.Namespace) -> int:
            "batch": args.batch, "step": args.step, "seed": args.seed, "realism": D is not None}
     info = {}
     if args.measure:
-        torch.set_grad_enabled(False)
         score = classifier_scorer(classifier, {k: targets[k] for k in targets})
         families = {k: t.attribute for k, t in targets.items()}
         thresholds = {k: t.threshold for k, t in targets.items()}
-        readings = score(G.synthesis(held_out, noise_mode="const").clamp(-1, 1))
+        with torch.no_grad():
+            readings = score(G.synthesis(held_out, noise_mode="const").clamp(-1, 1))
         scales = {k: float(v.double().std()) or 1.0 for k, v in readings.items()}
 
         def render(c: torch.Tensor) -> torch.Tensor:
             return G.synthesis(c, noise_mode="const").clamp(-1, 1)
 
         kw = dict(thresholds=thresholds, families=families, scales=scales, step=args.step, statistic="absolute")
-        before = measure_crosstalk(held_out, {k: every[k] for k in optimised}, render, score, **kw)
-        after = measure_crosstalk(held_out, optimised, render, score, **kw)
+        with torch.no_grad():
+            before = measure_crosstalk(held_out, {k: every[k] for k in optimised}, render, score, **kw)
+            after = measure_crosstalk(held_out, optimised, render, score, **kw)
         print(f"cross-talk on {args.measure} other samples (absolute, step {args.step:g}): before -> after")
         print(f"{'direction':<24} {'success':>15} {'worst (moved most)':>34}  clean")
         for k in optimised:

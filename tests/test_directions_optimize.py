@@ -29,6 +29,7 @@ def test_optimize_writes_optimised_directions_and_measures_them(model, tmp_path,
     args = ["directions", "optimize", str(model), "--names", "smile", "--iterations", "4", "--n", "32",
             "--batch", "8", "--measure", "16", "--discriminator", "none", "--out", str(out)]
     assert main(args) == 0
+    assert torch.is_grad_enabled()  # the command leaves the process as it found it (later work needs gradients)
     text = capsys.readouterr().out
     assert "without the realism term" in text and "cross-talk on 16 other samples (absolute" in text
     assert "clean:" in text and f"wrote 1 direction(s) to {out}" in text
