@@ -80,3 +80,20 @@ def test_pipeline_names_its_discriminator(tmp_path):
     del config["discriminator"]
     (folder / "pipeline.json").write_text(json.dumps(config))
     assert Pipeline.from_pretrained(folder).discriminator() is None
+
+
+def test_classifier_scorer_leaves_the_grad_mode_alone_and_can_be_differentiated():
+    """Building or calling a scorer never switches gradients off for the process; the differentiable one keeps
+    the graph back to the images (what optimised steering needs)."""
+    from idinvert_plugins.evaluation.editability import classifier_scorer, resolve_targets
+    from idinvert_plugins.hub import load_model
+
+    clf = load_model("toyfaces-classifier-64", kind="classifier")
+    targets, _ = resolve_targets({"smile": Direction(torch.ones(4), name="smile")}, clf.attributes)
+    plain = classifier_scorer(clf, targets)
+    grad = classifier_scorer(clf, targets, differentiable=True)
+    assert torch.is_grad_enabled()
+    images = torch.zeros(2, 3, 64, 64, requires_grad=True)
+    assert not plain(images)["smile"].requires_grad and torch.is_grad_enabled()
+    grad(images)["smile"].sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0

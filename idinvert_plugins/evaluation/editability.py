@@ -135,7 +135,9 @@ def classifier_scorer(classifier: nn.Module, targets: Mapping[str, AttributeTarg
     device = next(classifier.parameters()).device
     size = int(classifier.resolution)
 
-    @torch.set_grad_enabled(differentiable)
+    grad_mode = torch.enable_grad() if differentiable else torch.no_grad()  # (set_grad_enabled acts on creation)
+
+    @grad_mode
     def score(images: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, list[torch.Tensor]] = {name: [] for name in targets}
         for i in range(0, len(images), batch):
