@@ -71,3 +71,13 @@ def sg2():
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module of tiny networks (``pytestmark = pytest.mark.usefixtures("one_thread")``):
+    a second thread only adds synchronisation there, and on a busy 2-core machine it made them 10-15x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -24,15 +24,7 @@ from idinvert_plugins.toyfaces.scenes import random_scene
 MODEL = "toyfaces-stylegan2-64"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small convolutions: one thread is faster than two on a shared CPU."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,7 @@ from idinvert_plugins.app.session import AppError, Session, invert_image  # noqa
 from idinvert_plugins.codes import load_latent  # noqa: E402
 from idinvert_plugins.images import save_image  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

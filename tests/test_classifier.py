@@ -22,14 +22,7 @@ from idinvert_plugins.models.classifier import (
 )
 from idinvert_plugins.training import classifier as tc
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions: a second thread only adds synchronisation (10x slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toyfaces_heads():

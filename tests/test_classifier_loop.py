@@ -23,12 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = dict(n=700, resolution=16, batch=16, lr=3e-3, warmup=0, channels=[8, 16, 16], hidden=32, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

@@ -12,13 +12,7 @@ import torch
 
 from idinvert_plugins.training.landmarks import fit, load_run, make_targets
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_targets_put_the_peaks_at_the_landmarks():

@@ -21,14 +21,7 @@ from idinvert_plugins.inverters.noise import (
 from idinvert_plugins.inverters.refiners import WPlusOptimization
 from idinvert_plugins.latent import Latent, render
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a busy 2-core machine two threads made these tests 15x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _noisy(make, strength=0.3):

@@ -30,13 +30,7 @@ SMALL = dict(stages=(1, 2, 1, 1), widths=(8, 16, 24, 32), stem=8, input_size=32)
 RES = 64  # the generator's; the encoders read 32 px (pooled 2x2, as the official face_pool does 1024 -> 256)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread is faster (and two spin against each other on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

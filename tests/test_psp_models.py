@@ -11,14 +11,7 @@ from idinvert_plugins.models.e4e import E4EEncoder
 from idinvert_plugins.models.psp import GradualStyleBlock, PSPEncoder, n_styles_for, resize_to
 from idinvert_plugins.models.restyle import ReStyleEncoder
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread is faster (and two spin against each other on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SMALL = dict(stages=(1, 1, 2, 1), widths=(8, 16, 16, 32), stem=8)

@@ -26,14 +26,7 @@ from idinvert_plugins.inverters.restoration import (
     prepare_input,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread (two made them 15x slower on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _images(n=2, seed=0, size=16):

@@ -18,13 +18,7 @@ from idinvert_plugins.editors.stylespace import (
 )
 from idinvert_plugins.latent import Latent, render
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _codes(G, n=2, seed=3):

@@ -19,14 +19,7 @@ from idinvert_plugins.training.style_encoder import (
     train_style_encoder,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread is faster (and two spin against each other on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
