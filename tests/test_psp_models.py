@@ -48,6 +48,23 @@ def test_map2style_block_shrinks_to_one_code():
         block(torch.randn(1, 8, 8, 8))
 
 
+def test_narrow_map2style_blocks_keep_the_official_layout_by_default():
+    official = GradualStyleBlock(8, 6, 16)
+    narrow = GradualStyleBlock(8, 6, 16, hidden=4)
+    assert [tuple(p.shape) for p in official.parameters()][:2] == [(6, 8, 3, 3), (6,)]
+    assert [tuple(p.shape) for p in narrow.parameters()][:2] == [(4, 8, 3, 3), (4,)]
+    assert tuple(narrow.linear.weight.shape) == (6, 4) and tuple(official.linear.weight.shape) == (6, 6)
+    assert narrow(torch.randn(2, 8, 16, 16)).shape == (2, 6)
+    for cls, extra in ((PSPEncoder, {}), (E4EEncoder, {}), (ReStyleEncoder, {"n_iters": 2})):
+        enc = cls(64, w_dim=24, input_size=64, style_channels=8, **SMALL, **extra)
+        wide = cls(64, w_dim=24, input_size=64, **SMALL, **extra)
+        assert all(s.hidden == 8 for s in enc.encoder.styles) and all(s.hidden == 24 for s in wide.encoder.styles)
+        n_narrow, n_wide = (sum(p.numel() for p in e.parameters()) for e in (enc, wide))
+        assert n_narrow < n_wide
+        rebuilt = cls(**enc.config)  # the width is part of the saved config
+        rebuilt.load_state_dict(enc.state_dict(), strict=True)
+
+
 def test_small_psp_for_a_small_domain_and_resizing():
     torch.manual_seed(0)
     enc = PSPEncoder(64, w_dim=24, input_size=64, **SMALL).eval()

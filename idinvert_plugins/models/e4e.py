@@ -30,8 +30,8 @@ class Encoder4Editing(GradualStyleEncoder):
 
     def __init__(self, n_styles: int, w_dim: int = 512, input_size: int = 256,
                  stages: Sequence[int] = IRSE_STAGES[50], widths: Sequence[int] = DEFAULT_WIDTHS, stem: int = 64,
-                 coarse_ind: int = 3, middle_ind: int = 7) -> None:
-        super().__init__(n_styles, 3, w_dim, input_size, stages, widths, stem, coarse_ind, middle_ind)
+                 coarse_ind: int = 3, middle_ind: int = 7, style_channels: int | None = None) -> None:
+        super().__init__(n_styles, 3, w_dim, input_size, stages, widths, stem, coarse_ind, middle_ind, style_channels)
         self.progressive_stage = INFERENCE_STAGE
 
     def set_progressive_stage(self, stage: int) -> None:
@@ -65,15 +65,16 @@ class E4EEncoder(StyleEncoderBase):
 
     def __init__(self, resolution: int, num_layers: int | None = None, w_dim: int = 512, input_size: int = 256,
                  stages: Sequence[int] = IRSE_STAGES[50], widths: Sequence[int] = DEFAULT_WIDTHS, stem: int = 64,
-                 start_from_latent_avg: bool = True) -> None:
+                 start_from_latent_avg: bool = True, style_channels: int | None = None) -> None:
         super().__init__()
         num_layers = n_styles_for(resolution) if num_layers is None else int(num_layers)
         self._setup(dict(resolution=resolution, num_layers=num_layers, w_dim=w_dim, input_size=input_size,
                          stages=list(stages), widths=list(widths), stem=stem,
-                         start_from_latent_avg=start_from_latent_avg),
+                         start_from_latent_avg=start_from_latent_avg, style_channels=style_channels),
                     resolution, num_layers, w_dim, input_size, 3)
         self.start_from_latent_avg = bool(start_from_latent_avg)
-        self.encoder = Encoder4Editing(num_layers, w_dim, input_size, stages, widths, stem)
+        self.encoder = Encoder4Editing(num_layers, w_dim, input_size, stages, widths, stem,
+                                       style_channels=style_channels)
 
     def set_progressive_stage(self, stage: int) -> None:
         self.encoder.set_progressive_stage(stage)

@@ -40,26 +40,32 @@ def n_styles_for(output_size: int) -> int:
 class GradualStyleBlock(nn.Module):
     """map2style: ``log2(spatial)`` 3x3 convs with stride 2 (bias, LeakyReLU slope 0.01 after each; the first
     ``in_c -> out_c``, the rest ``out_c -> out_c``) shrink a ``spatial`` x ``spatial`` map to 1x1, then an
-    ``EqualLinear(out_c, out_c)``: ``x @ (W / sqrt(out_c)).T + b``. Keys ``convs.{0,2,4,...}``, ``linear``."""
+    ``EqualLinear(out_c, out_c)``: ``x @ (W / sqrt(out_c)).T + b``. Keys ``convs.{0,2,4,...}``, ``linear``.
 
-    def __init__(self, in_c: int, out_c: int, spatial: int) -> None:
+    ``hidden`` (default ``out_c``, the official layout) narrows the convs for small domains: the convs are then
+    ``in_c -> hidden -> hidden ...`` and the linear ``hidden -> out_c``. The ten to eighteen blocks hold most of
+    an encoder's weights and, at 64 px, most of its computation, so this is the knob that makes a small encoder
+    small."""
+
+    def __init__(self, in_c: int, out_c: int, spatial: int, hidden: int | None = None) -> None:
         super().__init__()
         if spatial < 1 or spatial & (spatial - 1):
             raise ValueError(f"GradualStyleBlock needs a power-of-two spatial size, got {spatial}")
-        self.out_c = out_c
+        hidden = out_c if hidden is None else int(hidden)
+        self.out_c, self.hidden = out_c, hidden
         self.spatial = spatial
         num_pools = int(math.log2(spatial))
-        modules: list[nn.Module] = [nn.Conv2d(in_c, out_c, kernel_size=3, stride=2, padding=1), nn.LeakyReLU()]
+        modules: list[nn.Module] = [nn.Conv2d(in_c, hidden, kernel_size=3, stride=2, padding=1), nn.LeakyReLU()]
         for _ in range(num_pools - 1):
-            modules += [nn.Conv2d(out_c, out_c, kernel_size=3, stride=2, padding=1), nn.LeakyReLU()]
+            modules += [nn.Conv2d(hidden, hidden, kernel_size=3, stride=2, padding=1), nn.LeakyReLU()]
         self.convs = nn.Sequential(*modules)
-        self.linear = EqualLinear(out_c, out_c, lr_mul=1.0)
+        self.linear = EqualLinear(hidden, out_c, lr_mul=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.spatial:
             raise ValueError(f"map2style block for {self.spatial}x{self.spatial} maps got {list(x.shape[-2:])}")
         x = self.convs(x)
-        return self.linear(x.reshape(-1, self.out_c))
+        return self.linear(x.reshape(-1, self.hidden))
 
 
 def upsample_add(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -79,11 +85,12 @@ class GradualStyleEncoder(nn.Module):
         stages, widths, stem: the IR-SE body (:func:`~.irse.irse_body`): IR-SE50 is (3, 4, 14, 3) units of
             widths (64, 128, 256, 512) after a 64-channel input layer.
         coarse_ind, middle_ind: the first styles that read p2 and p1 (3 and 7).
+        style_channels: the width of the map2style convs (None: ``w_dim``, the official layout).
     """
 
     def __init__(self, n_styles: int, input_nc: int = 3, w_dim: int = 512, input_size: int = 256,
                  stages: Sequence[int] = IRSE_STAGES[50], widths: Sequence[int] = DEFAULT_WIDTHS, stem: int = 64,
-                 coarse_ind: int = 3, middle_ind: int = 7) -> None:
+                 coarse_ind: int = 3, middle_ind: int = 7, style_channels: int | None = None) -> None:
         super().__init__()
         if input_size < 16 or input_size & (input_size - 1):
             raise ValueError(f"input_size must be a power of two >= 16, got {input_size}")
@@ -96,7 +103,7 @@ class GradualStyleEncoder(nn.Module):
         self.styles = nn.ModuleList()
         for i in range(n_styles):
             spatial = input_size // 16 if i < coarse_ind else input_size // 8 if i < middle_ind else input_size // 4
-            self.styles.append(GradualStyleBlock(top, w_dim, spatial))
+            self.styles.append(GradualStyleBlock(top, w_dim, spatial, style_channels))
         self.latlayer1 = nn.Conv2d(widths[2], top, kernel_size=1, stride=1, padding=0)
         self.latlayer2 = nn.Conv2d(widths[1], top, kernel_size=1, stride=1, padding=0)
 
@@ -170,6 +177,7 @@ class PSPEncoder(StyleEncoderBase):
             ``output_size``. ``num_layers`` defaults to ``2 * log2(resolution) - 2``.
         input_size: the size the encoder reads (256 for every official checkpoint).
         stages, widths, stem: the IR-SE body; smaller ones for small domains.
+        style_channels: the width of the map2style convs (None: ``w_dim``, as every official checkpoint).
     """
 
     architecture: ClassVar[str] = "psp-encoder"
@@ -177,15 +185,17 @@ class PSPEncoder(StyleEncoderBase):
 
     def __init__(self, resolution: int, num_layers: int | None = None, w_dim: int = 512, input_nc: int = 3,
                  input_size: int = 256, stages: Sequence[int] = IRSE_STAGES[50],
-                 widths: Sequence[int] = DEFAULT_WIDTHS, stem: int = 64, start_from_latent_avg: bool = True) -> None:
+                 widths: Sequence[int] = DEFAULT_WIDTHS, stem: int = 64, start_from_latent_avg: bool = True,
+                 style_channels: int | None = None) -> None:
         super().__init__()
         num_layers = n_styles_for(resolution) if num_layers is None else int(num_layers)
         self._setup(dict(resolution=resolution, num_layers=num_layers, w_dim=w_dim, input_nc=input_nc,
                          input_size=input_size, stages=list(stages), widths=list(widths), stem=stem,
-                         start_from_latent_avg=start_from_latent_avg),
+                         start_from_latent_avg=start_from_latent_avg, style_channels=style_channels),
                     resolution, num_layers, w_dim, input_size, input_nc)
         self.start_from_latent_avg = bool(start_from_latent_avg)
-        self.encoder = GradualStyleEncoder(num_layers, input_nc, w_dim, input_size, stages, widths, stem)
+        self.encoder = GradualStyleEncoder(num_layers, input_nc, w_dim, input_size, stages, widths, stem,
+                                           style_channels=style_channels)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         codes = self.encoder(self.prepare(images))

@@ -44,11 +44,12 @@ class _SingleMapEncoder(nn.Module):
 
     progressive: ClassVar[bool] = False
 
-    def _heads(self, n_styles: int, top: int, w_dim: int, input_size: int) -> None:
+    def _heads(self, n_styles: int, top: int, w_dim: int, input_size: int, style_channels: int | None) -> None:
         if input_size < 16 or input_size & (input_size - 1):
             raise ValueError(f"input_size must be a power of two >= 16, got {input_size}")
         self.style_count = n_styles
-        self.styles = nn.ModuleList([GradualStyleBlock(top, w_dim, input_size // 16) for _ in range(n_styles)])
+        self.styles = nn.ModuleList([GradualStyleBlock(top, w_dim, input_size // 16, style_channels)
+                                     for _ in range(n_styles)])
         self.progressive_stage = INFERENCE_STAGE
 
     def set_progressive_stage(self, stage: int) -> None:
@@ -73,11 +74,11 @@ class BackboneEncoder(_SingleMapEncoder):
 
     def __init__(self, n_styles: int, input_nc: int = 6, w_dim: int = 512, input_size: int = 256,
                  stages: Sequence[int] = IRSE_STAGES[50], widths: Sequence[int] = DEFAULT_WIDTHS,
-                 stem: int = 64) -> None:
+                 stem: int = 64, style_channels: int | None = None) -> None:
         super().__init__()
         self.input_layer = irse_input_layer(input_nc, stem)
         self.body = irse_body(stages, widths, se=True, stem=stem)
-        self._heads(n_styles, widths[3], w_dim, input_size)
+        self._heads(n_styles, widths[3], w_dim, input_size, style_channels)
 
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.input_layer(x))
@@ -94,13 +95,13 @@ class ResNetBackboneEncoder(_SingleMapEncoder):
 
     def __init__(self, n_styles: int, input_nc: int = 6, w_dim: int = 512, input_size: int = 256,
                  stages: Sequence[int] = RESNET34_STAGES, widths: Sequence[int] = DEFAULT_WIDTHS,
-                 stem: int = 64) -> None:
+                 stem: int = 64, style_channels: int | None = None) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(input_nc, stem, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.PReLU(stem)
         self.body = resnet_body(stages, widths, stem=stem)
-        self._heads(n_styles, widths[3], w_dim, input_size)
+        self._heads(n_styles, widths[3], w_dim, input_size, style_channels)
 
     def backbone(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(self.relu(self.bn1(self.conv1(x))))
@@ -134,6 +135,7 @@ class ReStyleEncoder(StyleEncoderBase):
         input_nc: 6 (image + reconstruction).
         stages, widths, stem: the backbone (IR-SE50 or ResNet-34 tables by default, from ``encoder_type``).
         n_iters: iterations the ``restyle`` embedder runs by default (the official ``n_iters_per_batch``, 5).
+        style_channels: the width of the map2style convs (None: ``w_dim``, the official layout).
     """
 
     architecture: ClassVar[str] = "restyle-encoder"
@@ -141,7 +143,7 @@ class ReStyleEncoder(StyleEncoderBase):
     def __init__(self, resolution: int, num_layers: int | None = None, w_dim: int = 512,
                  encoder_type: str = "BackboneEncoder", input_nc: int = 6, input_size: int = 256,
                  stages: Sequence[int] | None = None, widths: Sequence[int] = DEFAULT_WIDTHS, stem: int = 64,
-                 n_iters: int = 5, start_from_latent_avg: bool = True) -> None:
+                 n_iters: int = 5, start_from_latent_avg: bool = True, style_channels: int | None = None) -> None:
         super().__init__()
         if encoder_type not in ENCODER_TYPES:
             raise ValueError(f"unknown ReStyle encoder_type {encoder_type!r}; known: {', '.join(ENCODER_TYPES)}")
@@ -153,13 +155,14 @@ class ReStyleEncoder(StyleEncoderBase):
         num_layers = n_styles_for(resolution) if num_layers is None else int(num_layers)
         self._setup(dict(resolution=resolution, num_layers=num_layers, w_dim=w_dim, encoder_type=encoder_type,
                          input_nc=input_nc, input_size=input_size, stages=list(stages), widths=list(widths),
-                         stem=stem, n_iters=n_iters, start_from_latent_avg=start_from_latent_avg),
+                         stem=stem, n_iters=n_iters, start_from_latent_avg=start_from_latent_avg,
+                         style_channels=style_channels),
                     resolution, num_layers, w_dim, input_size, 3)
         self.official_class = encoder_type  # type: ignore[misc]
         self.encoder_type = encoder_type
         self.n_iters = int(n_iters)
         self.start_from_latent_avg = bool(start_from_latent_avg)
-        self.encoder = cls(num_layers, input_nc, w_dim, input_size, stages, widths, stem)
+        self.encoder = cls(num_layers, input_nc, w_dim, input_size, stages, widths, stem, style_channels)
         #: ``G(latent_avg)`` at ``input_size``, the first step's reconstruction (filled when converted or trained)
         self.register_buffer("avg_image", torch.zeros(3, input_size, input_size))
 
