@@ -77,6 +77,12 @@ def invert_images(pipe, paths: Sequence[str | Path], *, method: str | None = Non
     if bf16 and "autocast" not in {p.name for p in getattr(inverter, "params", ())}:
         raise ValueError(f"--bf16 applies to optimising inverters with an 'autocast' option (idinvert, "
                          f"image2stylegan); {method!r} has none: leave --bf16 out")
+    role = getattr(inverter, "encoder_role", None)
+    if getattr(inverter, "requires_encoder", False) and pipe.encoder_for(inverter) is None and role:
+        from .inverters.psp_family import encoder_key_hint
+
+        raise ValueError(f"--method {method} needs its {role} encoder and {pipe.name!r} has none: "
+                         f"{encoder_key_hint(role)}")
     if getattr(inverter, "requires_encoder", False) and pipe.encoder_for(inverter) is None:
         tried = (f" (its {PIPELINE_NAME} names none)" if pipe.source == "pipeline.json" and "encoder" in pipe.config
                  else f" ({encoder_name(pipe.name)!r} does not resolve)")

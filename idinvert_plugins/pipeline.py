@@ -382,6 +382,7 @@ class Pipeline:
         self._lock = threading.RLock()
         self._fallback_feature_net = False
         self._load_options: dict[str, Any] = {}
+        self._encoder_given = False  # from_pretrained(encoder=...) / --encoder: it serves every method
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -520,6 +521,8 @@ class Pipeline:
                    directions=folders, default_method=method, device=device, notes=notes)
         pipe._fallback_feature_net = isinstance(feat_spec, Ref) and feat_spec.origin == "fallback"
         pipe._load_options = {"cache_dir": cache_dir, "local_files_only": local_files_only}
+        pipe._encoder_given = isinstance(encoder, nn.Module) or (isinstance(encoder, str) and encoder != AUTO
+                                                                 and not _none(encoder))
         return pipe
 
     # -- components (loaded on first use, under the lock) ------------------------------------------------
@@ -746,6 +749,12 @@ class Pipeline:
             method = method or self.default_method
             inverter = get_plugins().get("inverter", method)
         encoder = self.encoder_for(inverter)
+        role = getattr(inverter, "encoder_role", None)
+        if role and encoder is None:
+            from .inverters.psp_family import encoder_key_hint
+
+            raise ValueError(f"method {method!r} needs its {role} encoder and the pipeline {self.name!r} has none: "
+                             f"{encoder_key_hint(role, 'encoders={...} to Pipeline.from_pretrained')}")
         if getattr(inverter, "requires_encoder", False) and encoder is None \
                 and options.get("init_codes") is None:
             raise ValueError(f"method {method!r} needs a domain-guided encoder and the pipeline {self.name!r} has "
@@ -758,9 +767,10 @@ class Pipeline:
     def encoder_for(self, inverter: Any) -> nn.Module | None:
         """The encoder ``inverter`` (a method or stage) runs with: the named extra encoder of its
         ``encoder_role`` when the pipeline has one (``"encoders": {"e4e": ...}`` for ``--method e4e``), else the
-        pipeline's :attr:`encoder`."""
+        pipeline's :attr:`encoder`. An encoder given explicitly (``from_pretrained(encoder=...)``, the CLI's
+        ``--encoder``) wins over the declared ones: the user asked for it."""
         role = getattr(inverter, "encoder_role", None)
-        if role and self._specs["encoders"].get(role) is not None:
+        if role and not self._encoder_given and self._specs["encoders"].get(role) is not None:
             return self.encoders.get(role)
         return self.encoder
 

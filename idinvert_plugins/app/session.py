@@ -228,6 +228,13 @@ def invert_image(bundle: ModelBundle, source: Any, method: str, steps: int | Non
     init = None
     encoder = bundle.pipeline.encoder_for(inverter)  # a method's own encoder ("encoders": {"e4e": ...}) or the main one
     if inverter.requires_encoder and encoder is None:
+        role = getattr(inverter, "encoder_role", None)
+        if role:
+            from ..inverters.psp_family import encoder_key_hint
+
+            raise AppError(f"{INVERTER_LABELS.get(method, method)} needs its {role} encoder, and {bundle.name!r} has "
+                           f"none: {encoder_key_hint(role, None)}; or choose "
+                           "IDInvert or Image2StyleGAN instead.")
         if method == "encoder" or "steps" not in declared:
             raise AppError(f"{INVERTER_LABELS.get(method, method)} needs this model's encoder, and "
                            f"{bundle.name!r} has none: choose IDInvert or Image2StyleGAN instead.")

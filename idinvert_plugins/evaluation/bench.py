@@ -3,9 +3,11 @@ every registered metric.
 
 The methods are the registry's inverters (``register_inverters``: each named embed/refine composition,
 built-in or third-party), minus the restoration and editing tasks (:data:`TASK_METHODS`; an inverter can opt out
-with ``benchmark = False``). A method that needs an encoder gets the first of the pipeline's encoders it accepts
-(the domain-guided one first); a method without refiners (an encoder alone) runs once per encoder it accepts, so
-the conventional encoder of the IDInvert paper gets its row (``encoder@conventional``).
+with ``benchmark = False``). A method that needs an encoder gets its own when the pipeline declares one
+(``"encoders": {"e4e": ...}`` for ``e4e``, as :meth:`~idinvert_plugins.pipeline.Pipeline.encoder_for`), else the
+first of the pipeline's other encoders it accepts (the domain-guided one first); a method without refiners (an
+encoder alone) runs once per encoder it accepts, so the conventional encoder of the IDInvert paper gets its row
+(``encoder@conventional``).
 
 Each method inverts the first ``n`` test images of the generator's domain (or the images of a folder), in
 batches; its latents (W+ codes and every part: noise maps, weight offsets, ...), seconds and per-step error
@@ -154,6 +156,31 @@ def _encoders(pipe: Any) -> list[tuple[str, nn.Module]]:
     out = [("encoder", pipe.encoder)] if pipe.encoder is not None else []
     out += [(f"encoders.{k}", m) for k, m in pipe.encoders.items() if m is not None]
     return out
+
+
+def _encoder_roles(plugins: Any) -> set[str]:
+    """The ``encoder_role`` of every registered method (``psp``, ``e4e``, ``restyle``): the pipeline's encoders of
+    these names belong to their method."""
+    roles = set()
+    for n in plugins.names("inverter"):
+        try:
+            role = getattr(plugins.get("inverter", n), "encoder_role", None)
+        except Exception:  # noqa: BLE001 - a composition naming a stage that is not registered
+            role = None
+        if role:
+            roles.add(str(role))
+    return roles
+
+
+def _candidates(pipe: Any, inverter: Any, roles: set[str]) -> list[tuple[str, nn.Module]]:
+    """The encoders a method is tried with: its own (``pipeline.json``'s ``encoders.<role>``, as
+    :meth:`~idinvert_plugins.pipeline.Pipeline.encoder_for` picks it) alone when the pipeline declares one; else the
+    pipeline's encoders minus those that belong to another method (``encoders.e4e`` is e4e's, not a plain encoder's)."""
+    role = getattr(inverter, "encoder_role", None)
+    own = pipe.encoders.get(role) if role else None
+    if own is not None:
+        return [(f"encoders.{role}", own)]
+    return [(k, m) for k, m in _encoders(pipe) if k.removeprefix("encoders.") not in roles]
 
 
 def _row_key(method: str, encoder: str | None, first: bool) -> str:
@@ -500,6 +527,7 @@ def bench_generator(
     plugins = get_plugins()
     metrics = get_metrics(cfg.metrics)
     names, excluded = benchmark_methods(cfg.methods)
+    roles = _encoder_roles(plugins)
     setup = edit_setup(pipe, test, cfg, dom, cache_dir)
     fd_features = None
     if pipe.classifier is not None:
@@ -518,8 +546,8 @@ def bench_generator(
         inverter = plugins.get("inverter", method)
         reg = plugins.items["inverter"][method]
         needs_encoder = bool(getattr(inverter, "requires_encoder", False))
-        candidates: list[tuple[str | None, nn.Module | None]] = (list(_encoders(pipe)) if needs_encoder
-                                                                 else [(None, None)])
+        candidates: list[tuple[str | None, nn.Module | None]] = (list(_candidates(pipe, inverter, roles))
+                                                                 if needs_encoder else [(None, None)])
         if needs_encoder and not candidates:
             skipped[method] = "needs an encoder and the pipeline has none"
             continue

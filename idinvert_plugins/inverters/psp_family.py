@@ -31,6 +31,14 @@ N_ITERS = Param("n_iters", "int", default=None, min=1, max=20, step=1,
                 help="ReStyle iterations (default: the encoder's, 5 for the official checkpoints)")
 
 
+def encoder_key_hint(role: str, option: str | None = "--encoder FOLDER") -> str:
+    """How to give method ``role`` (``psp``, ``e4e``, ``restyle``) its encoder: the ``pipeline.json`` key that maps
+    the method to an encoder folder, or the command-line ``option`` (None: not offered, e.g. in the app)."""
+    text = (f"name it in the generator's pipeline.json under the key 'encoders.{role}' (\"encoders\": "
+            f"{{\"{role}\": \"FOLDER\"}}, a folder relative to the pipeline folder or a named model)")
+    return text + (f", or pass {option}" if option else "")
+
+
 def _encoder_of(ctx: InversionContext, method: str, architecture: str) -> nn.Module:
     encoder = ctx.encoder
     found = getattr(encoder, "architecture", type(encoder).__name__)
@@ -40,7 +48,8 @@ def _encoder_of(ctx: InversionContext, method: str, architecture: str) -> nn.Mod
             f"; convert an official {method} checkpoint with `idinvert convert FILE.pt -o DIR` and invert with "
             f"`idinvert invert DIR IMAGE --method {method}`")
         raise ValueError(f"--method {method} needs a {architecture} (the pipeline's encoder is "
-                         f"{'none' if encoder is None else found}){hint}")
+                         f"{'none' if encoder is None else found}){hint}; to use one beside the pipeline's encoder, "
+                         f"{encoder_key_hint(method)}")
     return encoder
 
 
@@ -127,4 +136,5 @@ def compositions() -> list[Composition]:
             Composition("restyle", ReStyleEmbedder(), description=ReStyleEmbedder.description)]
 
 
-__all__ = ["E4EEmbedder", "PSPEmbedder", "ReStyleEmbedder", "average_image", "compositions", "restyle_iterations"]
+__all__ = ["E4EEmbedder", "PSPEmbedder", "ReStyleEmbedder", "average_image", "compositions", "encoder_key_hint",
+           "restyle_iterations"]
