@@ -72,6 +72,7 @@ PLUGIN_KINDS: tuple[tuple[str, str], ...] = (
     ("converter", "Checkpoint converters"),
     ("domain", "Image domains (attributes, test images, default networks)"),
     ("metric", "Metrics (idinvert bench)"),
+    ("loss_network", "Loss networks (feature_net=NAME:PATH_OR_HUB_ID, id_net=NAME:PATH_OR_HUB_ID)"),
 )
 
 
@@ -90,6 +91,10 @@ def _summary(obj: Any) -> tuple[str, str]:
     reason = obj.unavailable() if isinstance(obj, Aligner) else None  # one that needs a package says so
     if reason:
         desc += f" [not available here: {reason}]"
+    from .losses.networks import LossNetwork
+
+    if isinstance(obj, LossNetwork):  # its kind, and the weights it needs
+        desc = f"{obj.kind}: {desc}" + (f" [weights: {obj.weights}]" if obj.weights else " [no weights file]")
     return desc, params
 
 

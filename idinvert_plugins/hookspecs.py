@@ -2,9 +2,9 @@
 
 Every capability of the library (generator backends, encoders and other networks, latent spaces, latent
 parts, embedders and refiners (the two stages of inversion) and the named methods composed of them, editors,
-checkpoint converters, image domains, face aligners, benchmark metrics, commands) is registered through one of
-the hooks below, by the built-in plugins exactly as by third-party ones. A plugin is any module or object with
-functions decorated by ``idinvert_plugins.hookimpl`` whose names match the hooks here.
+checkpoint converters, image domains, face aligners, benchmark metrics, loss networks, commands) is registered
+through one of the hooks below, by the built-in plugins exactly as by third-party ones. A plugin is any module or
+object with functions decorated by ``idinvert_plugins.hookimpl`` whose names match the hooks here.
 
 Each hook receives a ``register`` callback (the `llm` style): call it once per item you provide. The
 item's ``name`` must be unique across all plugins; a clash is reported naming both plugins and the
@@ -290,6 +290,57 @@ class IdinvertHookSpecs:
             @idinvert_plugins.hookimpl
             def register_metrics(register):
                 register(MAE())
+        """
+
+    @hookspec
+    def register_loss_networks(self, register: Register) -> None:
+        """Register loss networks: the perceptual (feature) and identity networks that training and inversion
+        losses compare images with, loadable by name from a local file or a Hugging Face Hub id.
+
+        Call ``register(network)`` with an instance of a :class:`idinvert_plugins.losses.networks.LossNetwork`
+        subclass: ``name`` (no ``:``), ``kind`` (``"perceptual"`` or ``"identity"``), ``description``,
+        ``weights`` (the weights it needs, in words, for the error when they are missing; None: it needs no
+        file), ``files`` (the names of its weights file in a folder or Hub repo, tried in order) and
+        ``build(path, **options)``, which returns the network from the resolved local file (``path`` None for a
+        network without weights; perceptual ones may receive ``layer=``). Users name it with a spec
+        ``NAME:PATH_OR_HUB_ID`` (or ``NAME`` when it needs no file): a local file, a folder holding one of
+        ``files``, or ``org/repo[@revision]``, whose file is taken from the Hugging Face cache or downloaded
+        (``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE`` apply); when the weights are missing the error names the file
+        and the option to pass. Override ``load(ref, *, option, alternative=None, **options)`` to read ``REF``
+        otherwise (the built-in ``classifier`` takes a model name).
+
+        * a **perceptual** network's ``build`` returns a :class:`idinvert_plugins.features.FeatureNetwork`
+          (images in [-1, 1] -> features per image, compared by ``mean((F(x) - F(y))^2)`` with its
+          ``loss_weight``): every ``feature_net`` option takes it (``idinvert invert --feature-net NAME:PATH``,
+          ``idinvert train-encoder --set feature_net=NAME:PATH``, ``pipeline.json``);
+        * an **identity** network's ``build`` returns an ``nn.Module`` from images in [-1, 1] (``[N, 3, R, R]``,
+          the generator's framing: crop the face region yourself) to embeddings ``[N, D]``; the loss is
+          ``1 - cos``: ``idinvert train-encoder --objective psp|e4e|restyle --set l_id=0.1 --set
+          id_net=NAME:PATH``.
+
+        Built in: ``vgg16-conv43`` and ``classifier`` (perceptual), ``arcface-ir-se50`` (identity). ``idinvert
+        plugins`` lists them all. Example (an identity network from a small embedding net's safetensors)::
+
+            import torch
+            from torch import nn
+            from safetensors.torch import load_file
+            from idinvert_plugins.losses.networks import LossNetwork
+
+            class TinyID(LossNetwork):
+                name = "tiny-id"
+                kind = "identity"
+                description = "a 4x4-pooled colour embedding (an example)"
+                weights = "tiny_id.safetensors (a Linear(48, 16))"
+                files = ("tiny_id.safetensors",)
+
+                def build(self, path):
+                    head = nn.Linear(48, 16)
+                    head.load_state_dict(load_file(str(path)))
+                    return nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), head)
+
+            @idinvert_plugins.hookimpl
+            def register_loss_networks(register):
+                register(TinyID())
         """
 
     @hookspec

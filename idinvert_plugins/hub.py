@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,69 @@ def resolve_model(name_or_path: str | Path, *, revision: str | None = None, cach
                              f"(org/name[@revision]). Named models: {known}.")
 
 
+def resolve_file(ref: str | Path, filenames: Sequence[str], *, what: str = "weights", revision: str | None = None,
+                 cache_dir: str | Path | None = None, local_files_only: bool | None = None) -> Path:
+    """A single weights file (not a model folder) by local path or Hub id, for networks whose weights come as one
+    file in their authors' layout (e.g. ArcFace's ``model_ir_se50.pth``, loss networks of
+    :mod:`idinvert_plugins.losses.networks`).
+
+    ``ref`` is, in order: an existing file; an existing folder holding one of ``filenames`` (the first found);
+    a Hub id ``org/repo[@revision]`` (or ``hf-hub:org/repo``), from which the first of ``filenames`` the repo
+    has is downloaded through ``huggingface_hub``'s cache (so ``HF_HOME``, ``HF_HUB_CACHE`` and
+    ``HF_HUB_OFFLINE`` apply; offline, only what is cached is found). Anything else is a missing local file
+    (:func:`local_path_reason` decides what is a path). ``what`` names the file in error messages."""
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    names = ", ".join(filenames) or "(no file names)"
+    if path.is_dir():
+        for filename in filenames:
+            if (path / filename).is_file():
+                return path / filename
+        raise ModelNotFoundError(f"{path} is a folder without the {what}: it holds none of {names}")
+    name = str(ref)
+    why = local_path_reason(name)
+    if isinstance(ref, Path) or why is not None or not _HUB_ID.match(name.removeprefix("hf-hub:")):
+        because = (f"; the name is taken as a local path, not a Hub id, because {why}" if why else
+                   "" if isinstance(ref, Path) else " (and it is not a Hub id org/repo[@revision])")
+        raise ModelNotFoundError(f"{what} file {path} not found (looked in {Path.cwd()}){because}")
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    repo_id, rev = parse_hub_id(name)
+    rev = revision or rev
+    offline = bool(local_files_only) or bool(constants.HF_HUB_OFFLINE)
+    not_cached = False
+    for filename in filenames:
+        try:
+            return Path(hf_hub_download(repo_id, filename, revision=rev, cache_dir=cache_dir,
+                                        local_files_only=bool(local_files_only)))
+        except LocalEntryNotFoundError:
+            not_cached = True
+            if not offline:  # the Hub could not be reached: the other names would wait for it as long
+                break
+        except EntryNotFoundError:
+            continue
+        except RevisionNotFoundError:
+            raise ModelNotFoundError(f"revision {rev!r} does not exist in Hub repo {repo_id!r}") from None
+        except RepositoryNotFoundError:
+            raise ModelNotFoundError(f"Hub repo {repo_id!r} does not exist (or is private: log in with "
+                                     "`huggingface-cli login`)") from None
+    where = f"Hub repo {repo_id!r} at revision {rev or 'main'!r}"
+    if not_cached:
+        reason = "offline mode (HF_HUB_OFFLINE=1)" if offline else "the Hub could not be reached"
+        raise ModelNotFoundError(
+            f"none of {names} ({what}) of {where} is in the local Hugging Face cache "
+            f"({constants.HF_HUB_CACHE if cache_dir is None else cache_dir}) and {reason}. Download it once with "
+            f"network access (`huggingface-cli download {repo_id} FILE`), or pass a local file instead")
+    raise ModelNotFoundError(f"{where} has none of {names} ({what})")
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     """Read and validate a model folder's ``config.json``."""
     path = Path(folder) / CONFIG_NAME
@@ -437,5 +501,5 @@ def list_models() -> list[dict[str, Any]]:
 
 __all__ = ["ENCODER_SUFFIXES", "ModelLoadError", "ModelNotFoundError", "ResolvedModel", "build_model",
            "default_encoder", "encoder_name", "list_models", "load_encoder", "load_generator", "load_model",
-           "load_safetensors", "load_state_strict", "parse_hub_id", "read_card", "read_config", "resolve_model",
-           "save_pretrained"]
+           "load_safetensors", "load_state_strict", "parse_hub_id", "read_card", "read_config", "resolve_file",
+           "resolve_model", "save_pretrained"]

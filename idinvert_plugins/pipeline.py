@@ -314,6 +314,9 @@ class _Resolver:
         if text.startswith(CLASSIFIER_PREFIX):
             ref = self.model(key, text[len(CLASSIFIER_PREFIX):], origin, "classifier")
             return Ref(key, str(value), CLASSIFIER_PREFIX + ref.target, origin)
+        other = self._loss_network(key, value, origin)
+        if other is not None:
+            return other
         path_text = text[len(VGG_PREFIX):] if text.startswith(VGG_PREFIX) else text
         base = self.folder if origin == "pipeline.json" and self.folder is not None else Path.cwd()
         path = base / Path(path_text).expanduser()
@@ -324,6 +327,33 @@ class _Resolver:
                        origin)
         ref = self.model(key, text, origin, None)
         return Ref(key, str(value), ref.target, origin)
+
+    def _loss_network(self, key: str, value: str, origin: str) -> Ref | None:
+        """``NAME`` / ``NAME:REF`` of a perceptual network a plugin registered (``register_loss_networks``; the
+        built-in ``classifier`` and ``vgg16-conv43`` are read above and below): a ``REF`` that is a file or
+        folder relative to the pipeline folder (``pipeline.json``) or the working directory becomes absolute;
+        anything else (a Hub id) is kept. The network loads when the pipeline is used."""
+        from .hub import local_path_reason
+        from .losses.networks import parse_loss_spec
+        from .losses.perceptual import VGG_PREFIX
+
+        text = str(value).strip()
+        parsed = parse_loss_spec(text)
+        if parsed is None:
+            return None
+        net, ref = parsed
+        if ":" not in text and Path(text).expanduser().exists():  # a bare name that is a local path here
+            return None
+        if net.kind != "perceptual":
+            raise self._fail(key, value, origin, f"{net.name!r} is an {net.kind} network, not a perceptual one")
+        if ref:
+            base = self.folder if origin == "pipeline.json" and self.folder is not None else Path.cwd()
+            path = base / Path(ref).expanduser()
+            if text.startswith(VGG_PREFIX) and (path.exists() or local_path_reason(ref) is not None):
+                return None  # a VGG16 weights path: checked below
+            if path.exists():
+                return Ref(key, str(value), f"{net.name}:{path.resolve()}", origin)
+        return Ref(key, str(value), text, origin)
 
     def directions(self, value: str | Sequence[str], origin: str) -> list[Path]:
         """Direction folders (relative to the pipeline folder for ``pipeline.json`` values); a missing folder is

@@ -37,6 +37,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "idinvert_plugins.builtins.align",
     "idinvert_plugins.builtins.encoders",
     "idinvert_plugins.builtins.metrics",
+    "idinvert_plugins.builtins.losses",
 )
 
 #: hook name -> the kind of item it registers
@@ -53,6 +54,7 @@ HOOK_KINDS: dict[str, str] = {
     "register_domains": "domain",
     "register_aligners": "aligner",
     "register_metrics": "metric",
+    "register_loss_networks": "loss_network",
 }
 #: hooks that receive something other than a ``register`` callback (see :meth:`Plugins.add_commands`)
 SPECIAL_HOOKS: tuple[str, ...] = ("register_commands",)
@@ -352,6 +354,7 @@ _CONTRACTS: dict[str, tuple[str, str]] = {
     "register_domains": ("idinvert_plugins.domain_spec", "Domain"),
     "register_aligners": ("idinvert_plugins.align.base", "Aligner"),
     "register_metrics": ("idinvert_plugins.metrics.registry", "Metric"),
+    "register_loss_networks": ("idinvert_plugins.losses.networks", "LossNetwork"),
 }
 
 
@@ -381,6 +384,8 @@ def _describe_item(hook_name: str, default_kind: str, obj: Any, name: str | None
             raise TypeError(f"{hook_name} expects an instance of {module}.{cls_name}, got {obj!r}")
     if hook_name == "register_metrics":  # group and needs too (bound by name, as the contracts are)
         importlib.import_module("idinvert_plugins.metrics.registry").check_metric(obj)
+    if hook_name == "register_loss_networks":  # a known kind, no ':' in the name (bound by name, as above)
+        importlib.import_module("idinvert_plugins.losses.networks").check_loss_network(obj)
     if hook_name == "register_domains":
         from .domain_spec import check_domain
 

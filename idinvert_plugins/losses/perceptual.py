@@ -13,7 +13,9 @@ network F: ``mean((F(x) - F(y))^2)``. IDInvert uses VGG16 ``conv4_3`` (after ReL
   domain's attribute classifier (layer ``stage2``; the bundled domain ships one) is the offline default for
   that domain's generators (its ``feature_net``, :mod:`idinvert_plugins.domains`).
 
-:func:`load_feature_network` builds one from a short spec string (see there).
+:func:`load_feature_network` builds one from a short spec string (see there). ``vgg16-conv43`` and ``classifier``
+are perceptual loss networks registered by name (:class:`VGG16Conv43`, :class:`ClassifierNetwork`;
+:mod:`.networks`), so ``NAME:PATH_OR_HUB_ID`` of any registered perceptual network works too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import nn
 from ..convert.vgg import load_vgg16
 from ..features import DEFAULT_CLASSIFIER_LAYER, ClassifierFeatures, FeatureNetwork
 from ..models.vgg import VGG16Features
+from .networks import PERCEPTUAL, LossNetwork, MissingWeightsError, load_loss_network, parse_loss_spec
 
 #: IDInvert's perceptual weight for VGG16 conv4_3 features of Caffe-scaled ([0, 255]) images.
 VGG16_LOSS_WEIGHT = 5e-5
@@ -59,7 +62,8 @@ def default_feature_network(generator: str | Path, resolution: int) -> str | Non
 
 
 def load_feature_network(spec: str | Path | nn.Module | None, *, device: str | torch.device | None = None,
-                         layer: str | None = None, loss_weight: float | None = None) -> FeatureNetwork | None:
+                         layer: str | None = None, loss_weight: float | None = None,
+                         option: str = "--feature-net") -> FeatureNetwork | None:
     """Build a perceptual feature network from a short description, in eval mode.
 
     ``spec`` is one of:
@@ -67,18 +71,24 @@ def load_feature_network(spec: str | Path | nn.Module | None, *, device: str | t
     * ``None``, ``""`` or ``"none"``: no feature network (returns None);
     * ``"vgg16-conv43:PATH"``: VGG16 up to ``relu4_3`` from ``PATH``, a ``.safetensors`` file in
       torchvision (``features.{idx}.weight``) or official IDInvert (``layer{idx}.weight``) layout, a
-      ``.pth`` state dict (read with the restricted unpickler) or a saved model folder. ``layer`` picks
-      another VGG16 layer (e.g. ``"relu3_3"``). VGG16 weights do not ship with this library;
+      ``.pth`` state dict (read with the restricted unpickler) or a saved model folder; or from a Hub id
+      ``org/repo[@revision]`` holding one of :attr:`VGG16Conv43.files`. ``layer`` picks another VGG16 layer
+      (e.g. ``"relu3_3"``). VGG16 weights do not ship with this library;
     * a path to such a VGG16 weights file (``.safetensors`` / ``.pth`` / ``.pt``) on its own;
-    * ``"classifier:NAME_OR_PATH"`` or just ``NAME_OR_PATH`` of a classifier model (e.g. a domain's
-      ``classifier``, :mod:`idinvert_plugins.domains`): its ``features(x, layer)``, ``layer`` default ``"stage2"``;
+    * ``"classifier:NAME_OR_PATH"`` (a name, folder or Hub id) or just ``NAME_OR_PATH`` of a classifier model
+      (e.g. a domain's ``classifier``, :mod:`idinvert_plugins.domains`): its ``features(x, layer)``, ``layer``
+      default ``"stage2"``; ``"classifier"`` alone: the default domain's classifier (bundled, offline);
+    * ``"NAME:PATH_OR_HUB_ID"`` or ``"NAME"`` of any perceptual network a plugin registered
+      (``register_loss_networks``, :mod:`.networks`);
     * a model folder / name of kind ``feature`` (a saved :class:`VGG16Features`);
     * an existing ``nn.Module``: a :class:`FeatureNetwork` is returned as is, a bare
       :class:`VGG16Features` is wrapped.
 
-    ``loss_weight`` overrides the network's recommended weight.
+    ``loss_weight`` overrides the network's recommended weight. ``option`` is how the user passes the spec
+    (``--feature-net`` on the command line, ``--set feature_net`` for the trainers): errors about missing
+    weights name it.
     """
-    net = _build(spec, layer)
+    net = _build(spec, layer, option)
     if net is None:
         return None
     if loss_weight is not None:
@@ -88,7 +98,7 @@ def load_feature_network(spec: str | Path | nn.Module | None, *, device: str | t
     return net.eval()
 
 
-def _build(spec: Any, layer: str | None) -> FeatureNetwork | None:
+def _build(spec: Any, layer: str | None, option: str) -> FeatureNetwork | None:
     if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "none")):
         return None
     if isinstance(spec, FeatureNetwork):
@@ -98,11 +108,16 @@ def _build(spec: Any, layer: str | None) -> FeatureNetwork | None:
     if isinstance(spec, nn.Module):
         return ClassifierFeatures(spec, layer or DEFAULT_CLASSIFIER_LAYER)
     text = str(spec)
-    if text.startswith(VGG_PREFIX):
-        return VGG16Perceptual(load_vgg16(text[len(VGG_PREFIX):], output_layer=layer or "relu4_3"))
-    if text.startswith(CLASSIFIER_PREFIX):
-        return _classifier(text[len(CLASSIFIER_PREFIX):], layer)
     path = Path(text).expanduser()
+    # a registered loss network by NAME:REF or NAME (a bare NAME that exists here as a file or folder stays a path)
+    if parse_loss_spec(text) is not None and not (":" not in text and path.exists()):
+        net = load_loss_network(text, PERCEPTUAL, option=option, freeze=False,
+                                **({"layer": layer} if layer is not None else {}))
+        if isinstance(net, VGG16Features):
+            return VGG16Perceptual(net)
+        if not isinstance(net, FeatureNetwork):
+            raise TypeError(f"the perceptual network {text!r} built a {type(net).__name__}, not a FeatureNetwork")
+        return net
     if path.is_file():
         if path.suffix in (".safetensors", ".pth", ".pt"):
             return VGG16Perceptual(load_vgg16(path, output_layer=layer or "relu4_3"))
@@ -133,3 +148,48 @@ def _classifier(name_or_path: str, layer: str | None) -> ClassifierFeatures:
 
     classifier = load_model(name_or_path, kind="classifier")
     return ClassifierFeatures(classifier, layer or DEFAULT_CLASSIFIER_LAYER)
+
+
+# -- the built-in perceptual loss networks (registered by idinvert_plugins.builtins.losses) ---------------------
+class VGG16Conv43(LossNetwork):
+    """``vgg16-conv43:PATH_OR_HUB_ID``: IDInvert's VGG16 ``conv4_3`` features (``layer`` picks another layer)."""
+
+    name = "vgg16-conv43"
+    kind = PERCEPTUAL
+    description = "IDInvert's perceptual network: VGG16 features up to conv4_3 (after ReLU), weight 5e-5"
+    weights = ("VGG16 ImageNet weights (torchvision's vgg16-397923af.pth or IDInvert's vgg16.pth, or a .safetensors "
+               "of them; none ship with idinvert-plugins)")
+    files = ("vgg16.safetensors", "model.safetensors", "vgg16.pth", "vgg16-397923af.pth")
+
+    def load(self, ref: str | None, *, option: str, alternative: str | None = None, **options: Any) -> nn.Module:
+        from ..hub import CONFIG_NAME
+
+        folder = Path(ref).expanduser() if ref else None
+        if folder is not None and (folder / CONFIG_NAME).is_file():  # a saved VGG16 model folder
+            return self.build(folder, **options)
+        return super().load(ref, option=option, alternative=alternative, **options)
+
+    def build(self, path: Path | None, layer: str | None = None) -> nn.Module:
+        assert path is not None
+        return VGG16Perceptual(load_vgg16(path, output_layer=layer or "relu4_3"))
+
+
+class ClassifierNetwork(LossNetwork):
+    """``classifier:NAME_OR_PATH_OR_HUB_ID``: a classifier model's ``features(x, layer)`` (``stage2`` by
+    default); ``classifier`` alone: the default domain's classifier, bundled, so it works offline."""
+
+    name = "classifier"
+    kind = PERCEPTUAL
+    description = ("a classifier model's features (layer stage2): classifier:NAME_OR_PATH_OR_HUB_ID; 'classifier' "
+                   "alone: the default domain's bundled classifier (offline)")
+
+    def load(self, ref: str | None, *, option: str, alternative: str | None = None, **options: Any) -> nn.Module:
+        if ref is None:
+            from ..domains import get_domain
+
+            domain = get_domain(None)
+            if not domain.classifier:
+                raise MissingWeightsError(f"the default domain {domain.name!r} has no classifier: pass "
+                                          f"{option}=classifier:NAME_OR_PATH_OR_HUB_ID")
+            ref = domain.classifier
+        return _classifier(ref, options.get("layer"))

@@ -11,17 +11,27 @@ The objectives follow the official coaches (facts: ``../shared/research/encoders
   ``delta_norm_lambda * sum_{i=1..stage} mean_n |w_i - w_0|`` and a latent discriminator
   (``LatentCodesDiscriminator``: an MLP on single w vectors) that tells E's codes from the mapping network's:
   E pays ``w_discriminator_lambda * softplus(-D(w_i))`` over the trained layers; D is trained with the logistic
-  loss and an R1 penalty (``r1``, every ``d_reg_every`` steps). Progressive training: only w0 until
-  ``progressive_start`` images, then one more layer's offset every ``progressive_step_every`` images.
+  loss and an R1 penalty (``r1``, every ``d_reg_every`` steps). D's fakes and reals pass through e4e's W pools
+  (:class:`LatentCodesPool`, ``w_pool_size`` 50, the official ``--use_w_pool``): one code per image (a random
+  trained layer for the fakes), which with probability 0.5 is swapped for one of the ``w_pool_size`` codes kept
+  from earlier steps; ``w_pool_size=0`` disables them, and D then sees every trained layer's code of this step.
+  The pools are saved in ``resume.pt`` (a resumed single-process run continues them exactly). Progressive training: only w0 until ``progressive_start`` images, then
+  one more layer's offset every ``progressive_step_every`` images.
 * **ReStyle** (``coach_restyle_psp.py``): ``n_iters_per_batch`` iterations per batch, each reading
   ``cat([x, y_prev])`` (the average image ``G(latent_avg)`` first) and adding its output to the previous codes; the
   inputs of each iteration are detached and the losses of all iterations are accumulated into one step.
 
-The loss networks: the perceptual network is the domain's feature network (``feature_net``, the forms of
-:func:`~idinvert_plugins.losses.load_feature_network`; by default the generator's domain's, e.g. its classifier's
-features). The identity loss needs ArcFace IR-SE50 weights (``model_ir_se50.pth`` of
-TreB1eN/InsightFace_Pytorch): ``l_id > 0`` with ``id_net=PATH`` (a missing file is an error naming it and the
-option). Adam replaces the official Ranger.
+The loss networks are plugins (``register_loss_networks``, :mod:`idinvert_plugins.losses.networks`), named
+``NAME:PATH_OR_HUB_ID`` (a local file, or a Hugging Face Hub id ``org/repo[@revision]`` holding the weights file):
+
+* the perceptual network ``feature_net`` (the forms of :func:`~idinvert_plugins.losses.load_feature_network`:
+  ``vgg16-conv43:PATH``, ``classifier:MODEL``, any registered perceptual network); ``"auto"`` (the default): the
+  generator's domain's, on the bundled domain its classifier's features, offline;
+* the identity network ``id_net`` for ``l_id > 0``: ``arcface-ir-se50:PATH_OR_HUB_ID`` (TreB1eN/InsightFace_Pytorch's
+  ``model_ir_se50.pth``; a bare ``PATH`` means that too) or any registered identity network. Missing weights are
+  an error naming the file and the option (``--set id_net=arcface-ir-se50:PATH``).
+
+Adam replaces the official Ranger.
 :func:`export_style_encoder` writes the encoder as a model folder with a card.
 """
 
@@ -78,11 +88,12 @@ class StyleEncoderTrainConfig:
     feature_net: str | None = "auto"  # perceptual network; "auto": the generator's domain's; None: none
     l_feat: float | None = None  # its weight (None: the network's recommended weight); the official lpips_lambda 0.8
     l_id: float = 0.0  # id_lambda (0.1 pSp / ReStyle faces, 0.5 e4e faces); needs id_net
-    id_net: str | None = None  # ArcFace IR-SE50 weights (model_ir_se50.pth)
+    id_net: str | None = None  # identity network: NAME:PATH_OR_HUB_ID (arcface-ir-se50:model_ir_se50.pth), or a PATH
     w_norm: float = 0.0  # w_norm_lambda (pSp)
     delta_norm: float = 2e-4  # delta_norm_lambda (e4e)
     w_discriminator: float = 0.1  # w_discriminator_lambda (e4e); 0: no latent discriminator
     w_discriminator_lr: float = 2e-5
+    w_pool_size: int = 50  # e4e's W pools of D's fakes and reals (official --use_w_pool --w_pool_size 50); 0: none
     r1: float = 10.0
     d_reg_every: int = 16
     progressive_start_kimg: float = 20.0  # e4e: w0 alone until here (official: 20000 steps of 8 images = 160 kimg)
@@ -122,8 +133,13 @@ class StyleEncoderTrainConfig:
             raise ValueError("no generator given: name the frozen generator the encoder is for")
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         if self.l_id and not self.id_net:
-            raise ValueError("l_id > 0 needs the ArcFace IR-SE50 weights of the identity loss: pass --set "
-                             "id_net=PATH/model_ir_se50.pth (TreB1eN/InsightFace_Pytorch), or l_id=0")
+            raise ValueError("l_id > 0 needs an identity network: pass --set id_net=arcface-ir-se50:PATH (ArcFace "
+                             "IR-SE50 weights, model_ir_se50.pth of TreB1eN/InsightFace_Pytorch, a local file or "
+                             "a Hub id org/repo) or id_net=NAME:PATH of another registered identity network "
+                             "(`idinvert plugins` lists them), or --set l_id=0")
+        if int(self.w_pool_size) < 0:
+            raise ValueError(f"w_pool_size {self.w_pool_size} must be >= 0 (0: no W pool)")
+        self.w_pool_size = int(self.w_pool_size)
         bad = sorted(set(self.encoder) & {"resolution", "num_layers", "w_dim"})
         if bad:
             raise ValueError(f"encoder settings {bad} come from the generator; leave them out")
@@ -134,7 +150,10 @@ class StyleEncoderTrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StyleEncoderTrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        if values.get("objective") == "e4e" and "w_pool_size" not in values:
+            values["w_pool_size"] = 0  # written before the W pools: trained without (resuming needs w_pool_size=0)
+        return cls(**values)
 
     def data_domain(self) -> Any:
         from ..domains import domain_for_model, get_domain
@@ -191,22 +210,64 @@ def build_style_encoder(cfg: StyleEncoderTrainConfig, G: nn.Module) -> nn.Module
     return E
 
 
-def load_id_network(path: str, device: torch.device) -> nn.Module:
-    """ArcFace IR-SE50 (TreB1eN layout) from ``path``, frozen; a clear error when the file is missing."""
-    from ..convert.safe_pickle import safe_load
-    from ..models.irse import ArcFaceIRSE50
+class LatentCodesPool:
+    """e4e's pool of past latent codes (``LatentCodesPool`` of encoder4editing, after CycleGAN's image pool): the
+    latent discriminator sees codes of earlier steps too, not only those of the latest encoder.
 
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise FileNotFoundError(f"identity network weights {p} not found: download model_ir_se50.pth "
-                                "(TreB1eN/InsightFace_Pytorch) and pass --set id_net=PATH, or --set l_id=0")
-    net = ArcFaceIRSE50()
-    state = safe_load(p)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{p} is not an ArcFace IR-SE50 state dict: {str(exc).splitlines()[0]}") from None
-    return net.to(device).eval().requires_grad_(False)
+    :meth:`query` returns one code per image of ``codes`` (``[N, w_dim]``, or ``[N, L, w_dim]``, of which one
+    random layer per image is taken). While fewer than ``size`` codes are stored, each code is stored and
+    returned; then, with probability 0.5, a random stored code is returned and the new one takes its place,
+    otherwise the new code is returned. ``size`` 0: ``codes`` are returned unchanged. The draws come from the
+    pool's own seeded generator, so a run is reproducible, and :meth:`state_dict` (the stored codes and the
+    generator's state) lets a resumed run continue exactly."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = int(size)
+        self.codes: list[torch.Tensor] = []
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def _randint(self, high: int) -> int:
+        return int(torch.randint(high, (1,), generator=self.generator))
+
+    def query(self, codes: torch.Tensor) -> torch.Tensor:
+        if self.size <= 0:
+            return codes
+        out = []
+        for w in codes.detach():
+            if w.ndim == 2:  # [L, w_dim]: a random layer of this image
+                w = w[self._randint(len(w))]
+            if len(self.codes) < self.size:
+                self.codes.append(w.clone())
+                out.append(w)
+            elif float(torch.rand((), generator=self.generator)) > 0.5:
+                i = self._randint(self.size)
+                out.append(self.codes[i].to(w))
+                self.codes[i] = w.clone()
+            else:
+                out.append(w)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        codes = torch.stack([c.detach().cpu() for c in self.codes]) if self.codes else torch.zeros(0)
+        return {"size": self.size, "codes": codes, "rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if int(state["size"]) != self.size:
+            raise ValueError(f"a W pool of size {state['size']} cannot be loaded into one of size {self.size}")
+        self.codes = [c.clone() for c in state["codes"]] if len(state["codes"]) else []
+        self.generator.set_state(state["rng"])
+
+
+def load_id_network(spec: str, device: torch.device) -> nn.Module:
+    """The identity network of ``id_net`` (``NAME:PATH_OR_HUB_ID`` of a registered identity network, or a bare
+    path / Hub id of ArcFace IR-SE50 weights), frozen; missing weights are an error naming the file and the
+    option (:func:`~idinvert_plugins.losses.networks.load_identity_network`)."""
+    from ..losses.networks import load_identity_network
+
+    return load_identity_network(spec, device=device)
 
 
 # -- the trainer ----------------------------------------------------------------------------------------------
@@ -230,7 +291,7 @@ class StyleEncoderTrainer:
         spec = cfg.feature_net
         if spec == "auto":
             spec = cfg.data_domain().feature_net
-        self.F = load_feature_network(spec, device=device) if spec else None
+        self.F = load_feature_network(spec, device=device, option="--set feature_net") if spec else None
         self.l_feat = resolve_feature_weight(cfg.l_feat, self.F)
         if self.F is not None:
             self.F.requires_grad_(False)
@@ -241,6 +302,10 @@ class StyleEncoderTrainer:
             self.D = LatentCodesDiscriminator(self.G.w_dim, 4).to(device).train()
             tdist.broadcast_module(self.D, self.info)
             self.D_opt = torch.optim.Adam(self.D.parameters(), lr=cfg.w_discriminator_lr, betas=(0.9, 0.999))
+        self.w_pools: dict[str, LatentCodesPool] | None = None
+        if self.D is not None and cfg.w_pool_size > 0:  # e4e's real_w_pool and fake_w_pool, seeded per rank
+            self.w_pools = {which: LatentCodesPool(cfg.w_pool_size, rank_seed(cfg.seed + 1 + i, self.info.rank, 0))
+                            for i, which in enumerate(("fake", "real"))}
         self.step = 0
         self.nimg = 0
         self.update_stage()
@@ -262,11 +327,10 @@ class StyleEncoderTrainer:
             self.E.set_progressive_stage(self.progressive_stage())
 
     def identity(self, x: torch.Tensor) -> torch.Tensor:
-        """ArcFace embeddings of the face region (pSp's crop [35:223, 32:220] of 256 px, scaled), 112 px."""
+        """Unit identity embeddings ``[N, D]`` of images by the identity network (ArcFace IR-SE50 reads pSp's
+        face crop [35:223, 32:220] of 256 px, scaled, at 112 px: :class:`~.losses.identity.ArcFaceIdentity`)."""
         assert self.ID is not None
-        s = x.shape[-1] / 256
-        crop = x[:, :, int(35 * s):int(223 * s), int(32 * s):int(220 * s)]
-        return self.ID(F.adaptive_avg_pool2d(crop, (112, 112)))
+        return F.normalize(self.ID(x).flatten(1).float(), dim=1)
 
     def losses(self, x: torch.Tensor, y: torch.Tensor, codes: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The reconstruction losses of one forward pass (``codes``: what produced ``y``)."""
@@ -346,14 +410,21 @@ class StyleEncoderTrainer:
 
     def discriminator_step(self, codes: torch.Tensor) -> dict[str, float]:
         """e4e's latent discriminator: E's codes of the trained layers against the mapping network's w, logistic
-        loss, R1 on the real w every ``d_reg_every`` steps."""
+        loss, R1 on the real w every ``d_reg_every`` steps. With W pools (``w_pool_size`` > 0, as the official
+        ``--use_w_pool``) both pass through their pool (:class:`LatentCodesPool`: one code per image, a random
+        trained layer for the fakes, swapped half the time for a stored earlier one); without, the fakes are every
+        trained layer's code of this step."""
         cfg, G, D = self.cfg, self.G, self.D
         assert D is not None and self.D_opt is not None
         stage = self.progressive_stage()
-        fake = codes[:, : stage + 1].reshape(-1, codes.shape[-1])
+        trained = codes[:, : stage + 1].detach()
         with torch.no_grad():
             real = G.mapping(torch.randn(codes.shape[0], G.z_dim, device=codes.device))
             real = real[:, 0] if real.ndim == 3 else real
+        if self.w_pools is not None:
+            fake, real = self.w_pools["fake"].query(trained), self.w_pools["real"].query(real)
+        else:
+            fake = trained.reshape(-1, codes.shape[-1])
         self.D_opt.zero_grad(set_to_none=True)
         r1_due = cfg.r1 > 0 and self.step % cfg.d_reg_every == 0
         real_ = real.detach().requires_grad_(r1_due)
@@ -409,6 +480,8 @@ class StyleEncoderTrainer:
         if self.D is not None and self.D_opt is not None:
             state["D"] = {k: v.detach().cpu() for k, v in self.D.state_dict().items()}
             state["D_opt"] = self.D_opt.state_dict()
+        if self.w_pools is not None:  # rank 0's pools (another world size on resume starts fresh ones)
+            state["w_pools"] = {k: pool.state_dict() for k, pool in self.w_pools.items()}
         return state
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
@@ -425,6 +498,9 @@ class StyleEncoderTrainer:
         self.step, self.nimg = int(ckpt["step"]), int(ckpt["nimg"])
         if int(ckpt["world_size"]) == 1 and self.info.world_size == 1:
             torch.set_rng_state(ckpt["rng"])
+            if self.w_pools is not None and "w_pools" in ckpt:
+                for k, pool in self.w_pools.items():
+                    pool.load_state_dict(ckpt["w_pools"][k])
         else:
             torch.manual_seed(rank_seed(self.cfg.seed, self.info.rank, self.step))
         self.update_stage()
@@ -491,9 +567,12 @@ def train_style_encoder(cfg: StyleEncoderTrainConfig, out_dir: str | Path, *, ma
         if info.is_main:
             (out_dir / LOG_NAME).unlink(missing_ok=True)
     commands.append(command or "idinvert_plugins.training.style_encoder.train_style_encoder (Python API)")
+    # the loader's own generator: its iterator draws a base seed, which from the global generator would shift
+    # every later draw of a resumed run against an uninterrupted one
     loader = torch.utils.data.DataLoader(
         StepBatches(source, cfg.batch, info, seed=cfg.seed), batch_size=None,
-        sampler=itertools.count(trainer.step), num_workers=cfg.workers, persistent_workers=cfg.workers > 0)
+        sampler=itertools.count(trainer.step), num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+        generator=torch.Generator().manual_seed(rank_seed(cfg.seed, info.rank, trainer.step)))
     data = iter(loader)
 
     def snapshot() -> float:
@@ -603,7 +682,6 @@ def cmd_train_style_encoder(args: Any) -> int:
     return 0
 
 
-__all__ = ["LatentCodesDiscriminator", "PRESETS", "STYLE_OBJECTIVES", "StyleEncoderTrainConfig",
+__all__ = ["LatentCodesDiscriminator", "LatentCodesPool", "PRESETS", "STYLE_OBJECTIVES", "StyleEncoderTrainConfig",
            "StyleEncoderTrainer", "build_style_encoder", "cmd_train_style_encoder", "default_name",
-           "export_style_encoder", "measure_speed",
-           "train_style_encoder"]
+           "export_style_encoder", "load_id_network", "measure_speed", "train_style_encoder"]
