@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 from conftest import tiny_stylegan2
 from PIL import Image
 
@@ -153,3 +154,74 @@ def test_pareto_front_and_domination():
     assert dominating(rows, ("idinvert", "image2stylegan"), "mse", "fd_edited") == ["a"]
     assert dominating({"idinvert": row(0.02, 3.0), "x": row(0.01, 1.0)}, ("idinvert", "image2stylegan"), "mse",
                       "fd_edited") == []  # a baseline missing: no claim
+
+
+#: evaluate's Table I methods and the bench rows that hold the same inversions
+SHARED_ROWS = {"conventional": "encoder@conventional", "domain-guided": "encoder", "image2stylegan": "image2stylegan",
+               "idinvert": "idinvert"}
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_bench_and_evaluate_share_one_cache(tmp_path, monkeypatch, capsys):
+    """`idinvert bench --quick` then `idinvert evaluate` on the same images with the same --cache: Table I is a view
+    of bench's inversions (nothing is inverted again, the same numbers); and the other way round. A file of the old
+    evaluation cache's layout in the folder is inverted again, not read."""
+    from safetensors.torch import save_file
+
+    gen = _tiny_pipeline(tmp_path / "models")
+    calls: list[int] = []
+    original = Inverter.invert
+
+    def counting(self, generator, images, **kwargs):
+        calls.append(len(images))
+        return original(self, generator, images, **kwargs)
+
+    monkeypatch.setattr(Inverter, "invert", counting)
+
+    def bench(cache):
+        args = ["bench", "--generator", str(gen), "--quick", "--methods", "idinvert,encoder,image2stylegan",
+                "--out", str(tmp_path / "bench"), "--report", str(tmp_path / "leaderboard.md"), "--cache", str(cache),
+                "--no-progress"]
+        assert main(args) == 0
+        return json.loads((tmp_path / "bench" / "leaderboard.json").read_text())["generators"][str(gen)]["rows"]
+
+    def evaluate(cache):  # bench --quick's images and steps; each pipeline's classifier and perceptual network
+        args = ["evaluate", "--generator", str(gen), "--n", "4", "--steps", "5", "--only", "table1", "--classifier",
+                "auto", "--feature-net", "auto", "--out", str(tmp_path / "eval"), "--report",
+                str(tmp_path / "results.md"), "--cache", str(cache)]
+        assert main(args) == 0
+        return json.loads((tmp_path / "eval" / "results.json").read_text())["generators"][str(gen)]["table1"]
+
+    # bench first: 4 rows, each a one-image warm-up and one batch of 4; then evaluate inverts nothing
+    rows = bench(tmp_path / "cache")
+    assert list(rows) == ["idinvert", "encoder", "encoder@conventional", "image2stylegan"]
+    assert sorted(calls) == [1] * 4 + [4] * 4 and all(r["reused"] == 0 for r in rows.values())
+    calls.clear()
+    t1 = evaluate(tmp_path / "cache")
+    assert calls == []
+    for method, key in SHARED_ROWS.items():
+        row, metrics = t1[method], rows[key]["metrics"]
+        assert row["reused_from_cache"] == 4 and row["n"] == 4, method
+        for name in ("mse", "psnr", "ssim"):
+            assert row[name] == pytest.approx(metrics[name], abs=1e-6), (method, name)
+        assert row["seconds_per_image"] == pytest.approx(metrics["seconds_per_image"], rel=1e-9)
+    assert t1["idinvert"]["mse"] < t1["domain-guided"]["mse"]  # real inversions, not a cache of zeros
+    assert f"**Inversions:** through `idinvert bench`'s per-method entries and cache (`{tmp_path / 'cache'}`)" in (
+        tmp_path / "results.md").read_text()
+
+    # evaluate first (a folder holding an old-layout evaluation file: codes without a record), then bench
+    other = tmp_path / "cache2"
+    stale = other / gen.as_posix().strip("/").replace("/", "_")
+    stale.mkdir(parents=True)
+    save_file({"codes": torch.zeros(4, 4, 8)}, str(stale / "idinvert.safetensors"),
+              metadata={"identity": "{}", "seconds": "1.0", "count": "4"})
+    calls.clear()
+    t1b = evaluate(other)
+    assert sorted(calls) == [1] * 4 + [4] * 4 and all(r["reused_from_cache"] == 0 for r in t1b.values())
+    assert t1b["idinvert"]["mse"] == pytest.approx(t1["idinvert"]["mse"], abs=1e-6)  # inverted, not the zeros
+    calls.clear()
+    again = bench(other)
+    assert calls == [] and "inverted anew: none" in capsys.readouterr().out
+    for method, key in SHARED_ROWS.items():
+        assert again[key]["reused"] == 4 and again[key]["metrics"]["mse"] == pytest.approx(t1b[method]["mse"],
+                                                                                           abs=1e-6)

@@ -85,8 +85,10 @@ def test_table1_rows_cache_reuse_and_extension(tmp_path, monkeypatch, classifier
     assert t1["idinvert"]["mse"] < t1["domain-guided"]["mse"] - 1e-3
     assert t1["image2stylegan"]["options"] == {"steps": 3} and t1["idinvert"]["options"] == {"steps": 3, "l_dom": 2.0}
     assert sorted(calls) == [1] * 4 + [4] * 4 and all(r["reused_from_cache"] == 0 for r in t1.values())
-    assert sorted(p.name for p in (tmp_path / "cache" / "tiny").iterdir()) == [
-        "conventional.safetensors", "domain-guided.safetensors", "idinvert.safetensors", "image2stylegan.safetensors"]
+    # idinvert bench's cache: the encoder alone is bench's 'encoder' row, the conventional one 'encoder@conventional'
+    assert sorted(p.name for p in (tmp_path / "cache" / "tiny").iterdir()) == sorted(
+        f"{k}.{ext}" for k in ("encoder", "encoder@encoders.conventional", "idinvert", "image2stylegan")
+        for ext in ("json", "safetensors"))
     fig = Image.open(tmp_path / "out" / res["figures"]["fig2"])
     assert fig.size[0] > 5 * 16 and fig.size[1] > 2 * 16  # 2 rows x (input + 4 methods), enlarged
 
@@ -116,7 +118,7 @@ def test_table1_rows_cache_reuse_and_extension(tmp_path, monkeypatch, classifier
 def test_interrupted_inversion_resumes(tmp_path, monkeypatch):
     G = tiny_stylegan2(16)
     test = inv_module.load_test_images(5, 16)
-    cache = inv_module.CodeCache(tmp_path)
+    cache = inv_module.LatentCache(tmp_path)
     original = Inverter.invert
     seen: list[int] = []
 

@@ -1,7 +1,8 @@
 """Evaluation of inversion and editing on a domain's test split (``idinvert evaluate``; the default domain
 unless ``--domain`` names another).
 
-* :mod:`.inversions`: the test split and the on-disk cache of every method's inverted codes;
+* :mod:`.inversions`: the test split, and every method's inversions with their on-disk cache (one path and one
+  cache for ``idinvert evaluate`` and ``idinvert bench``);
 * :mod:`.tables`: the paper's Table I, semantic property (Fig. 3) and l_dom sweep (Fig. 10) as functions;
 * :mod:`.editability`: attribute change per unit step, disentanglement, success rates (Table II);
 * :mod:`.runner`: :func:`evaluate` (one generator, loaded models) and :func:`run_evaluation` (by name);
@@ -9,7 +10,7 @@ unless ``--domain`` names another).
 """
 
 from .editability import AttributeTarget, measure_editability, resolve_targets
-from .inversions import METHOD_LABELS, METHODS, CodeCache, TestImages, invert_cached, load_test_images
+from .inversions import METHOD_LABELS, METHODS, LatentCache, TestImages, invert_cached, load_test_images
 from .report import write_report
 from .runner import SECTIONS, EvalConfig, evaluate, run_evaluation
 from .tables import (
@@ -23,7 +24,7 @@ from .tables import (
 )
 
 __all__ = [
-    "FD_NAME", "METHODS", "METHOD_LABELS", "SECTIONS", "AttributeTarget", "CodeCache", "EvalConfig", "TestImages",
+    "FD_NAME", "METHODS", "METHOD_LABELS", "SECTIONS", "AttributeTarget", "EvalConfig", "LatentCache", "TestImages",
     "average_precision", "evaluate", "invert_cached", "load_test_images", "measure_editability",
     "precision_recall_curve", "projection_scores", "reconstruction_metrics", "resolve_targets", "run_evaluation",
     "semantic_property", "table1", "write_report",

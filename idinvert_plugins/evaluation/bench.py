@@ -14,7 +14,8 @@ batches; its latents (W+ codes and every part: noise maps, weight offsets, ...),
 curves are cached per method (``CACHE/<generator>/<method>.safetensors`` + ``.json``), keyed by the method's
 options and description, the fingerprints of the generator, encoder and perceptual network and the images, so a
 rerun inverts only what changed (a new method, other options, retrained weights, more images) and reuses the
-metric values of an unchanged method.
+metric values of an unchanged method. The inversion and its cache are in :mod:`.inversions`, shared with ``idinvert
+evaluate``: with the same ``--cache``, the paper's tables reuse these inversions and the other way round.
 
 Each method is then measured by every registered metric (:mod:`idinvert_plugins.metrics.registry`): fidelity
 and realism of its reconstructions, the attribute classifier's agreement, and editability: every attribute
@@ -38,15 +39,25 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from ..latent import Latent, render
+from ..latent import Latent
 from ..metrics.registry import Metric, MetricData, compute_metrics, get_metrics, main_value
-from .inversions import TestImages, fingerprint, load_test_images
+from .inversions import (
+    DEFAULT_CACHE,
+    Entry,
+    LatentCache,
+    MethodRun,
+    TestImages,
+    domain_images_id,
+    fingerprint,
+    generator_cache,
+    invert_entry,
+    load_test_images,
+    render_latent,
+)
+from .inversions import jsonable as _jsonable
 from .runner import machine_info
 
 #: Registered compositions that solve another task than reconstruction (they need a hole, a second image, or
@@ -60,7 +71,6 @@ BASELINES = ("idinvert", "image2stylegan")
 PARETO_AXES = ("mse", "fd_edited")
 #: Real test images the attribute spreads (the unit of the cross-talk) are measured on, at least.
 SPREAD_IMAGES = 1000
-CACHE_VERSION = 2
 
 
 @dataclass
@@ -103,20 +113,6 @@ class BenchConfig:
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, tuple(value))
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One row of the leaderboard: a registered method run with one of the pipeline's encoders."""
-
-    key: str
-    method: str
-    encoder: str | None = None  # "encoder" (the pipeline's), "encoders.<name>", or None
-
-    @property
-    def cache_key(self) -> str:
-        """The cache file's name: the method and the encoder it ran with."""
-        return self.method if self.encoder in (None, "encoder") else f"{self.method}@{self.encoder}"
 
 
 # -- which methods --------------------------------------------------------------------------------------------------
@@ -189,134 +185,6 @@ def _row_key(method: str, encoder: str | None, first: bool) -> str:
     return f"{method}@{encoder.removeprefix('encoders.')}"
 
 
-# -- the per-method cache --------------------------------------------------------------------------------------------
-class LatentCache:
-    """One method's latents of the first ``count`` images (``<key>.safetensors``: ``wp`` and ``part/<name>/<key>``
-    tensors) and its record (``<key>.json``: identity, seconds, per-batch curves, the last metric values)."""
-
-    def __init__(self, folder: str | Path | None) -> None:
-        self.folder = Path(folder) if folder is not None else None
-
-    def _paths(self, key: str) -> tuple[Path, Path] | None:
-        if self.folder is None:
-            return None
-        stem = re.sub(r"[^\w.@+-]+", "_", key)
-        return self.folder / f"{stem}.safetensors", self.folder / f"{stem}.json"
-
-    def load(self, key: str, identity: Mapping[str, Any]) -> tuple[Latent, dict[str, Any]] | None:
-        paths = self._paths(key)
-        if paths is None or not paths[0].is_file() or not paths[1].is_file():
-            return None
-        try:
-            record = json.loads(paths[1].read_text(encoding="utf-8"))
-            if record.get("identity") != json.loads(json.dumps(dict(identity))):
-                return None
-            tensors: dict[str, torch.Tensor] = {}
-            with safe_open(str(paths[0]), framework="pt") as f:
-                for name in f.keys():  # noqa: SIM118 - safe_open has no __iter__
-                    tensors[name] = f.get_tensor(name)
-            parts: dict[str, dict[str, torch.Tensor]] = {}
-            for name, t in tensors.items():
-                if name.startswith("part/"):
-                    _, part, k = name.split("/", 2)
-                    parts.setdefault(part, {})[k] = t
-            latent = Latent(tensors["wp"], parts)
-        except Exception:  # noqa: BLE001 - a truncated file from a killed run, another tool's file: recompute
-            return None
-        if len(latent) != record.get("count"):
-            return None
-        return latent, record
-
-    def save(self, key: str, latent: Latent, record: dict[str, Any]) -> None:
-        paths = self._paths(key)
-        if paths is None:
-            return
-        paths[0].parent.mkdir(parents=True, exist_ok=True)
-        tensors = {"wp": latent.wp.detach().float().cpu().contiguous().clone()}
-        for part, values in latent.parts.items():
-            for k, t in values.items():
-                tensors[f"part/{part}/{k}"] = t.detach().cpu().contiguous().clone()
-        tmp = paths[0].with_suffix(".tmp")
-        save_file(tensors, str(tmp))
-        tmp.replace(paths[0])
-        self.save_record(key, {**record, "count": len(latent)})
-
-    def refusal(self, key: str, identity: Mapping[str, Any]) -> str | None:
-        """Why the method refused these inputs last time (e.g. an encoder of another architecture), if it did."""
-        paths = self._paths(key)
-        if paths is None or not paths[1].is_file() or paths[0].is_file():
-            return None
-        try:
-            record = json.loads(paths[1].read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            return None
-        if record.get("identity") != json.loads(json.dumps(dict(identity))):
-            return None
-        return record.get("refused")
-
-    def save_record(self, key: str, record: dict[str, Any]) -> None:
-        paths = self._paths(key)
-        if paths is None:
-            return
-        paths[1].parent.mkdir(parents=True, exist_ok=True)
-        tmp = paths[1].with_suffix(".jtmp")
-        tmp.write_text(json.dumps(_jsonable(record), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(paths[1])
-
-
-@dataclass
-class MethodRun:
-    """One entry's inversion: its latents for the test images, wall seconds in all, per-batch curves, how many
-    came from the cache, and the cache record (where metric values are kept)."""
-
-    entry: Entry
-    latent: Latent
-    seconds: float
-    batches: list[dict[str, Any]]
-    reused: int
-    options: dict[str, Any]
-    identity: dict[str, Any]
-    record: dict[str, Any]
-
-    @property
-    def seconds_per_image(self) -> float:
-        return self.seconds / max(len(self.latent), 1)
-
-    def curve(self) -> dict[str, list[float]]:
-        """Mean MSE against seconds per image along the steps, over the batches (weighted by their size)."""
-        lengths = [len(b["mse"]) for b in self.batches]
-        if not lengths:
-            return {"seconds": [], "mse": []}
-        k = min(lengths)
-        total = sum(b["n"] for b in self.batches)
-        mse = [sum(b["n"] * b["mse"][i] for b in self.batches) / total for i in range(k)]
-        if all(len(b.get("t") or ()) == k for b in self.batches):  # step timestamps the method reported
-            secs = [sum(b["t"][i] for b in self.batches) / total for i in range(k)]
-        elif k > 1:  # no timestamps: the steps spread evenly over the method's time, the first point at 0
-            secs = [sum(b["seconds"] * i / (k - 1) for b in self.batches) / total for i in range(k)]
-        else:
-            secs = [sum(b["seconds"] for b in self.batches) / total]
-        return {"seconds": secs, "mse": mse}
-
-
-def _batch_curve(result: Any, images: torch.Tensor, stamps: Sequence[float]) -> tuple[list[float], list[float] | None]:
-    """The mean MSE at each step's start and at the end (the pixel term of the method's losses where it has one,
-    its unweighted per-pixel MSE, and the final reconstruction's error measured here), and when it was reached
-    (seconds since the call began): from the step callback's timestamps ``stamps`` where the method reports its
-    last ``len(losses)`` steps through it (the refiners' steps come last), else None."""
-    final = float((result.images.detach().float().cpu().clamp(-1, 1) - images.cpu()).pow(2).flatten(1).mean(1).mean())
-    steps = [float(np.mean(s["pix"])) for s in result.losses if "pix" in s]
-    if len(steps) != len(result.losses) or not steps:
-        return [final], [float(result.seconds)]
-    times = None
-    n = len(steps)
-    if len(stamps) >= n:
-        last = list(stamps[-n:])  # last[j]: the end of step j + 1, i.e. the state after j + 1 steps
-        first = last[0] - (last[1] - last[0] if n > 1 else 0.0)  # the state before the first step
-        times = [first, *last[:-1], float(result.seconds)]
-    return [*steps, final], times
-
-
 def method_options(inverter: Any, cfg: BenchConfig, method: str) -> dict[str, Any]:
     """The options a method runs with under ``cfg``: ``steps`` overridden or capped where it declares it, plus
     ``cfg.options[method]``."""
@@ -335,86 +203,7 @@ def method_options(inverter: Any, cfg: BenchConfig, method: str) -> dict[str, An
     return options
 
 
-def invert_entry(entry: Entry, inverter: Any, pipe: Any, test: TestImages, images_id: dict[str, Any],
-                 cfg: BenchConfig, cache: LatentCache, *, encoder: nn.Module | None, bar: Any = None
-                 ) -> MethodRun:
-    """Invert the test images with one entry, reusing and extending its cache (see the module docstring). Before
-    inverting, an untimed one-image warm-up (one step) pays one-off costs and tells whether the method accepts the
-    encoder: a ``ValueError`` there means it does not."""
-    G = pipe.generator
-    feature_net = pipe.feature_net if getattr(inverter, "uses_feature_net", False) else None
-    options = method_options(inverter, cfg, entry.method)
-    describe = inverter.describe() if hasattr(inverter, "describe") else {"name": entry.method}
-    identity = {
-        "version": CACHE_VERSION, "method": entry.method, "options": _jsonable(options),
-        "described": hashlib.sha1(json.dumps(_jsonable(describe), sort_keys=True).encode()).hexdigest()[:16],
-        "generator": fingerprint(G), "encoder": fingerprint(encoder), "feature_net": fingerprint(feature_net),
-        **images_id,
-    }  # fmt: skip
-    refused = cache.refusal(entry.cache_key, identity)
-    if refused:
-        raise ValueError(refused)
-    found = cache.load(entry.cache_key, identity)
-    latent = found[0] if found is not None else None
-    record = found[1] if found is not None else {}
-    seconds = float(record.get("seconds", 0.0))
-    batches: list[dict[str, Any]] = list(record.get("batches", []))
-    done = len(latent) if latent is not None else 0
-    reused = min(done, len(test))
-    device = G.w_avg.device
-    if done < len(test):
-        declared = {p.name for p in getattr(inverter, "params", ())}
-        warm = {**options, "steps": 1} if "steps" in declared else options
-        try:
-            inverter.invert(G, test.images[:1].to(device), encoder=encoder, feature_net=feature_net, **warm)
-        except ValueError as exc:  # refused (e.g. the encoder does not fit): remembered, so reruns skip it at once
-            cache.save_record(entry.cache_key, {"identity": identity, "refused": str(exc)})
-            raise
-    for start in range(done, len(test), cfg.batch):
-        images = test.images[start : start + cfg.batch]
-        stamps: list[float] = []
-        t0 = time.perf_counter()
-
-        def stamp(step: int, codes: torch.Tensor, terms: Any, stamps: list[float] = stamps, t0: float = t0) -> None:
-            stamps.append(time.perf_counter() - t0)
-
-        result = inverter.invert(G, images.to(device), encoder=encoder, feature_net=feature_net, callback=stamp,
-                                 **options)
-        got = result.latent.detach().to("cpu")
-        latent = got if latent is None else Latent.cat([latent, got])
-        seconds += result.seconds
-        mse, times = _batch_curve(result, images, stamps)
-        batches.append({"n": len(images), "seconds": result.seconds, "mse": mse, "t": times})
-        record = {**record, "identity": identity, "seconds": seconds, "batches": batches, "metrics": None}
-        cache.save(entry.cache_key, latent, record)
-        if bar is not None:
-            bar.update(len(images))
-    assert latent is not None
-    if len(latent) > len(test):  # a larger earlier run: its first images, and their share of the time
-        share = sum(b["n"] for b in batches)
-        keep, count = [], 0
-        for b in batches:
-            if count >= len(test):
-                break
-            keep.append(b)
-            count += b["n"]
-        seconds = seconds * len(test) / max(share, 1)
-        latent, batches = latent[: len(test)], keep
-    elif bar is not None and reused:
-        bar.update(reused)
-    return MethodRun(entry, latent, seconds, batches, reused, options, identity, record)
-
-
 # -- editing and measuring ------------------------------------------------------------------------------------------
-@torch.no_grad()
-def render_latent(G: Any, latent: Latent, batch: int = 32) -> torch.Tensor:
-    """Images of a latent with all its parts, in batches, on the CPU, clamped to [-1, 1]."""
-    device = G.w_avg.device
-    out = [render(G, latent[i : i + batch].to(device), noise_mode="const").float().cpu()
-           for i in range(0, len(latent), batch)]
-    return torch.cat(out).clamp(-1, 1)
-
-
 @dataclass
 class EditSetup:
     """The directions measured, how the classifier scores them, and the real images' spreads."""
@@ -517,13 +306,12 @@ def bench_generator(
     if test is None:
         test = load_test_images(cfg.n, G.resolution, seed=cfg.seed, domain=dom)
         test.domain_images = True
-        images_id = {"images": "domain", "domain": dom.name, "seed": test.seed, "n_total": test.n_total,
-                     "first_index": test.indices[0], "resolution": int(G.resolution)}
+        images_id = domain_images_id(test, dom.name)
     else:
         test.domain_images = getattr(test, "domain_images", False)
         images_id = {"images": hashlib.sha1(test.images.float().numpy().tobytes()).hexdigest()[:16],
                      "count": len(test)}
-    cache = LatentCache(Path(cache_dir) / _slug(name) if cache_dir is not None else None)
+    cache = generator_cache(cache_dir, name)
     plugins = get_plugins()
     metrics = get_metrics(cfg.metrics)
     names, excluded = benchmark_methods(cfg.methods)
@@ -558,7 +346,9 @@ def bench_generator(
             entry = Entry(_row_key(method, enc_key, accepted == 0), method, enc_key)
             bar = tqdm(total=len(test), desc=f"  {entry.key}", unit="img", leave=False, disable=not progress)
             try:
-                run = invert_entry(entry, inverter, pipe, test, images_id, cfg, cache, encoder=encoder, bar=bar)
+                run = invert_entry(entry, inverter, G, test, images_id, cache,
+                                   options=method_options(inverter, cfg, method), encoder=encoder,
+                                   feature_net=pipe.feature_net, batch=cfg.batch, bar=bar)
             except ValueError as exc:
                 why = str(exc)
                 continue
@@ -657,7 +447,7 @@ def run_bench(
     cfg: BenchConfig | None = None,
     out_dir: str | Path = "runs/bench",
     report: str | Path | None = None,
-    cache_dir: str | Path | None = "runs/bench-cache",
+    cache_dir: str | Path | None = DEFAULT_CACHE,
     images: str | Path | None = None,
     device: str = "cpu",
     command: str = "",
@@ -712,27 +502,6 @@ def folder_images(folder: str | Path, n: int, resolution: int) -> TestImages:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name).strip("_") or "generator"
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN becomes None, infinities the strings "inf"/"-inf" (JSON has neither); tuples become lists."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return _jsonable(value.item())
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return _jsonable(value.item())
-    if isinstance(value, (str, int, bool)) or value is None:
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    return repr(value)
 
 
 __all__ = ["BASELINES", "BenchConfig", "Entry", "LatentCache", "MethodRun", "REFERENCE", "TASK_METHODS",

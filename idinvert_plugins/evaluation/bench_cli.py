@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .bench import BenchConfig
+from .inversions import DEFAULT_CACHE
 
 DEFAULT_OUT, QUICK_OUT = "runs/bench", "runs/bench-quick"
 
@@ -129,7 +130,9 @@ def add_bench_command(cli: Any) -> None:
                                                "the project's page: --out docs/leaderboard --report "
                                                "docs/leaderboard.md)")
     p.add_argument("--report", default=None, help="the markdown leaderboard to (re)write (default OUT/leaderboard.md)")
-    p.add_argument("--cache", default="runs/bench-cache", help="folder for the cached inversions ('none': no cache)")
+    p.add_argument("--cache", default=DEFAULT_CACHE,
+                   help="folder for the cached inversions, shared with `idinvert evaluate` (default %(default)s; "
+                        "'none': no cache)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_bench)

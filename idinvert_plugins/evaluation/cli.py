@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from .inversions import DEFAULT_CACHE
 from .runner import FROM_DOMAIN, SECTIONS, EvalConfig
 
 
@@ -135,7 +136,8 @@ def add_parser(sub: Any) -> None:
                     "encoder, Image2StyleGAN and IDInvert, measure, and write a report + figures (under runs/ "
                     "unless --out/--report say otherwise). Inverted "
                     "codes are cached per method (--cache), so an interrupted run resumes and a larger --n extends "
-                    "a smaller one.")  # fmt: skip
+                    "a smaller one; the cache is `idinvert bench`'s, so a method either command inverted is not "
+                    "inverted again.")  # fmt: skip
     p.add_argument("--generator", action="append", required=True, metavar="NAME",
                    help="generator to evaluate (named model, Hub id or folder; repeatable)")
     p.add_argument("--encoder", action="append", metavar="NAME",
@@ -171,7 +173,8 @@ def add_parser(sub: Any) -> None:
                    help=f"folder for results.json and figures/ (default {DEFAULT_OUT}; the project's page: "
                         "--out docs/results --report docs/results.md)")
     p.add_argument("--report", default=None, help="the markdown report to (re)write (default OUT/results.md)")
-    p.add_argument("--cache", default="runs/evaluate-cache",
-                   help="folder for the cached inverted codes ('none': no cache)")
+    p.add_argument("--cache", default=DEFAULT_CACHE,
+                   help="folder for the cached inversions, shared with `idinvert bench` (default %(default)s: "
+                        "either command reuses the other's inversions of the same images; 'none': no cache)")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=cmd_evaluate)

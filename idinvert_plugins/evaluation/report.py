@@ -89,6 +89,11 @@ def _header(results: Mapping[str, Any]) -> list[str]:
                      f"{cfg.get('i2s_steps')} steps, Adam lr 0.01, batch {cfg.get('batch')}; manipulation step "
                      f"{cfg.get('edit_step')} along unit directions; l_dom sweep on the first {cfg.get('ldom_n')} "
                      "images")
+    if meta.get("shared_cache"):  # runs since evaluate and bench invert through one path into one cache
+        lines += ["- **Inversions:** through `idinvert bench`'s per-method entries and cache "
+                  f"(`{meta.get('cache') or 'no cache'}`): a method that `idinvert bench` inverted on the same images "
+                  "with the same options and networks is read from the cache, not inverted again (and the other way "
+                  "round); Table I's metrics are the registered ones of the leaderboard."]
     lines += [f"- **Perceptual network of the optimisers:** {meta.get('feature_net') or 'none (pixel loss only)'}; "
               f"**attribute classifier:** {meta.get('classifier') or 'none'}",
               f"- **{fd_title}:** the Fréchet distance between the real test images and the "

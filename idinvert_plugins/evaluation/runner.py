@@ -38,14 +38,17 @@ from .editability import (
     summarise,
 )
 from .inversions import (
+    DEFAULT_CACHE,
     METHODS,
     SHORT_LABELS,
-    CodeCache,
-    Inversion,
+    LatentCache,
+    MethodRun,
     TestImages,
+    generator_cache,
     invert_cached,
     load_test_images,
     render_codes,
+    render_latent,
 )
 from .plots import labelled_grid, line_plot, tile_pngs
 from .tables import fd_between, fd_name, ldom_sweep_row, semantic_property, swd_between, table1
@@ -100,22 +103,24 @@ class _Context:
     generator: Generator
     test: TestImages
     cfg: EvalConfig
-    cache: CodeCache
+    cache: LatentCache
     encoders: dict[str, nn.Module]
     feature_net: nn.Module | None
     fig_dir: Path
     progress: bool
-    inversions: dict[str, Inversion] = field(default_factory=dict)
+    inversions: dict[str, MethodRun] = field(default_factory=dict)
 
-    def invert(self, method: str, test: TestImages | None = None, key: str | None = None,
-               options: dict[str, Any] | None = None) -> Inversion:
+    def invert(self, method: str, test: TestImages | None = None, variant: str | None = None,
+               options: dict[str, Any] | None = None) -> MethodRun:
+        """One method's inversion of the test images (``test``: a prefix of them), through the cache ``idinvert
+        bench`` shares (``variant``: a run with other ``options`` kept beside the method's main one)."""
         test = test or self.test
-        if options is None and key is None and test is self.test and method in self.inversions:
+        if options is None and variant is None and test is self.test and method in self.inversions:
             return self.inversions[method]
         inv = invert_cached(method, self.generator, test, encoders=self.encoders, feature_net=self.feature_net,
                             options=options if options is not None else method_options(method, self.cfg),
-                            cache=self.cache, key=key, batch=self.cfg.batch, progress=self.progress)
-        if options is None and key is None and test is self.test:
+                            cache=self.cache, variant=variant, batch=self.cfg.batch, progress=self.progress)
+        if options is None and variant is None and test is self.test:
             self.inversions[method] = inv
         return inv
 
@@ -185,7 +190,8 @@ def evaluate(
             predictions. None skips both.
         directions: attribute directions of ``generator`` by name (see :func:`generator_directions`).
         out_dir: figures go to ``out_dir/figures/<name>/``.
-        cache_dir: inverted codes are cached in ``cache_dir/<name>/`` (None: no cache).
+        cache_dir: inversions are cached in ``cache_dir/<name>/`` (None: no cache), the layout of ``idinvert
+            bench``'s cache: with the same folder, either command reuses the other's inversions.
 
     Returns the generator's results (plain dicts and lists; figure paths relative to ``out_dir``).
     """
@@ -197,7 +203,7 @@ def evaluate(
     out_dir = Path(out_dir)
     ctx = _Context(
         generator=G, test=load_test_images(cfg.n, G.resolution, seed=cfg.seed, domain=dom), cfg=cfg,
-        cache=CodeCache(Path(cache_dir) / slug if cache_dir is not None else None),
+        cache=generator_cache(cache_dir, name),
         encoders={k: v for k, v in (encoders or {}).items() if v is not None}, feature_net=feature_net,
         fig_dir=out_dir / "figures" / slug, progress=progress,
     )  # fmt: skip
@@ -259,7 +265,7 @@ def _rel(path: Path, out_dir: Path) -> str:
 # -- sections -----------------------------------------------------------------------------------------------
 def _table1(ctx: _Context, available: list[str], fd_fn, result: dict, out_dir: Path) -> None:
     inversions = {m: ctx.invert(m) for m in available}
-    recon = {m: ctx.render(inv.codes) for m, inv in inversions.items()}
+    recon = {m: render_latent(ctx.generator, inv.latent) for m, inv in inversions.items()}
     result["table1"] = table1(ctx.test.images, recon, {m: inv.seconds_per_image for m, inv in inversions.items()},
                               fd_fn)
     for m, inv in inversions.items():
@@ -315,8 +321,8 @@ def _ldom(ctx: _Context, targets, dirs, fd_fn, result: dict, out_dir: Path) -> N
     rows = []
     for v in cfg.ldom_values:
         # the main IDInvert run uses l_dom = cfg.l_dom: its cached codes serve that point of the sweep
-        key = "idinvert" if v == cfg.l_dom else f"idinvert-ldom{v:g}"
-        inv = ctx.invert("idinvert", sub, key=key, options={"steps": cfg.steps, "l_dom": v})
+        variant = None if v == cfg.l_dom else f"ldom{v:g}"
+        inv = ctx.invert("idinvert", sub, variant=variant, options={"steps": cfg.steps, "l_dom": v})
         manipulated = _push_to_other_side(ctx, inv.codes, sub, targets, dirs) if dirs else None
         row = ldom_sweep_row(v, sub.images, ctx.render(inv.codes), manipulated, fd_fn)
         row["seconds_per_image"] = inv.seconds_per_image
@@ -482,7 +488,7 @@ def run_evaluation(
     domain: str | None = None,
     out_dir: str | Path = "docs/results",
     report: str | Path | None = "docs/results.md",
-    cache_dir: str | Path | None = "runs/evaluate-cache",
+    cache_dir: str | Path | None = DEFAULT_CACHE,
     config: EvalConfig | None = None,
     device: str = "cpu",
     command: str = "",
@@ -546,7 +552,8 @@ def run_evaluation(
     merged["meta"] = {"machine": machine_info(device), "date": time.strftime("%Y-%m-%d %H:%M"),
                       "wall_seconds": time.perf_counter() - started, "command": command,
                       "classifier": classifier, "feature_net": feature_net, "sections": list(cfg.sections),
-                      "domain": dom.name, "domain_label": dom.label, "fd_name": fd_name(dom)}
+                      "domain": dom.name, "domain_label": dom.label, "fd_name": fd_name(dom),
+                      "cache": None if cache_dir is None else str(cache_dir), "shared_cache": True}
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(_jsonable(merged), indent=1) + "\n", encoding="utf-8")
     if report is not None:
