@@ -1,5 +1,6 @@
 """Built-in StyleGAN (v1) backend, as released with IDInvert: generator, discriminator, the domain-guided
-encoder, and the converter for genforce/IDInvert ``.pth`` files."""
+encoder (and its noise-space variant of the paper's Sec. VI-C, for either StyleGAN), and the converter for
+genforce/IDInvert ``.pth`` files."""
 
 from ..hookspecs import hookimpl
 
@@ -15,8 +16,10 @@ def register_generators(register):
 def register_networks(register):
     from ..models.discriminator import StyleGANDiscriminator
     from ..models.idinvert_encoder import IDInvertEncoder
+    from ..models.noise_encoder import NoiseEncoder
 
     register(IDInvertEncoder, kind="encoder")
+    register(NoiseEncoder, kind="encoder")
     register(StyleGANDiscriminator, kind="discriminator")
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..latent import Latent
+from ..models.base import Generator
 from ..params import Param
 from .base import ADD_W_AVG, CHUNK_SIZE, L_FEAT, L_PIX, NOISE_MODE, lr_param, steps_param
 from .optimize import (
@@ -22,14 +24,41 @@ from .stages import Embedder, InversionContext
 
 class EncoderEmbedder(Embedder):
     name = "encoder"
-    description = "E(x): the encoder's W+ code in one forward pass (plus G.w_avg for offset encoders)"
+    description = ("E(x): the encoder's W+ code in one forward pass (plus G.w_avg for offset encoders); a "
+                   "noise-space encoder's predicted noise maps go into the latent's noise part")
     params = (ADD_W_AVG, CHUNK_SIZE)
     requires_encoder = True
 
     def embed(self, ctx: InversionContext, *, add_w_avg: bool | None, chunk_size: int | None,
               **_: Any) -> Latent:
+        from ..models.noise_encoder import NoiseEncoder
+
         assert ctx.encoder is not None
+        if isinstance(ctx.encoder, NoiseEncoder) and ctx.encoder.noise_heads:
+            return encode_noise_latent(ctx.encoder, ctx.generator, ctx.images, chunk_size)
         return Latent(encode_images(ctx.encoder, ctx.generator, ctx.images, add_w_avg, chunk_size))
+
+
+def encode_noise_latent(encoder: nn.Module, generator: Generator, images: torch.Tensor,
+                        chunk_size: int | None = None) -> Latent:
+    """A noise-space encoder's latent of ``images``: its W+ codes and its noise maps as the ``noise`` part (the
+    paper's Sec. VI-C encoder; see :mod:`idinvert_plugins.models.noise_encoder`), checked against ``generator``."""
+    from ..latent import get_part_type
+
+    n, L, D = images.shape[0], generator.num_layers, generator.w_dim
+    codes, maps = [], []
+    with frozen(encoder), torch.no_grad():
+        for c in batch_chunks(n, chunk_size):
+            wp, noise = encoder.forward_with_noise(images[c])
+            codes.append(wp.float())
+            maps.append(noise)
+    wp = torch.cat(codes)
+    if tuple(wp.shape) != (n, L, D):
+        raise ValueError(f"encoder output {list(wp.shape)} does not fit the generator's W+ code [{n}, {L}, {D}]: "
+                         "the encoder belongs to another generator")
+    noise = {k: torch.cat([m[k] for m in maps]).float().contiguous() for k in maps[0]}
+    get_part_type("noise").check(generator, noise)
+    return Latent(wp, {"noise": noise}, {"noise_blocks": int(encoder.noise_blocks)})
 
 
 class MeanEmbedder(Embedder):

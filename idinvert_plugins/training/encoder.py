@@ -15,6 +15,13 @@ discriminator (``<generator>-d``) and trains alongside. G runs frozen with its s
 as the official code runs it with ``randomize_noise=False``. Optimiser: Adam (0.9, 0.99) with lr 1e-4 for both
 networks and an exponential learning-rate decay (0.8 per quarter of the run in the official recipe).
 
+**Noise** (the paper's Sec. VI-C, objective ``noise``): the domain-guided objective for
+:class:`~idinvert_plugins.models.noise_encoder.NoiseEncoder`, which also predicts the noise maps of the generator's
+first ``noise_blocks`` synthesis blocks (B-1 ... B-k); G renders ``G(E_w(x), noise=E_n(x))``. Its noise heads
+train at ``noise_lr_mul`` times the learning rate (they start at zero on top of G's stored noise, while the rest
+of E usually starts trained: ``init_encoder`` takes a domain-guided encoder, whose body and W+ head are copied).
+``noise_blocks=0`` trains the plain encoder through the same code (the paper's k = 0 row).
+
 **Conventional** (the paper's baseline [9]): the same encoder and budget, trained on G's own samples: z -> W
 (broadcast to W+ for StyleGAN2; IDInvert's StyleGAN v1 models map z straight to W+), x = G.synthesis(w), loss
 ``mean((w - E(x))^2)``. No D, no feature network.
@@ -74,7 +81,7 @@ from .loop import (
 CHECKPOINT_NAME = "resume.pt"
 LOG_NAME = "log.jsonl"
 CHECKPOINT_VERSION = 1
-OBJECTIVES = ("domain-guided", "conventional")
+OBJECTIVES = ("domain-guided", "conventional", "noise")
 
 # Fields that only steer a run (how long, how often to write); they may change between resumptions.
 RUN_CONTROL_FIELDS = ("total_kimg", "checkpoint_kimg", "snapshot_kimg", "log_kimg", "workers")
@@ -110,7 +117,8 @@ class EncoderTrainConfig:
     """Every hyperparameter of an encoder training run. Build one with :meth:`preset`."""
 
     generator: str = ""  # the frozen generator: a named model, Hub id or model folder
-    objective: str = "domain-guided"  # "domain-guided" (IDInvert) | "conventional" (regress w from G's samples)
+    # "domain-guided" (IDInvert) | "conventional" (regress w from G's samples) | "noise" (Sec. VI-C: + noise maps)
+    objective: str = "domain-guided"
     discriminator: str | None = None  # D's initial weights (domain-guided); None = "<generator>-d"
     # F (domain-guided; see load_feature_network); "auto": the feature_net of the generator's domain (by its naming
     # rule), else of ``domain`` / the default domain, resolved when the config is made
@@ -118,6 +126,8 @@ class EncoderTrainConfig:
     encoder: dict[str, Any] = field(default_factory=dict)  # IDInvertEncoder kwargs besides G's shape
     init_from_codes: bool = True  # output BatchNorm starts at G's code mean (shift) and spread (scale)
     init_encoder: str | None = None  # warm start: E starts as this encoder (named model, Hub id or folder)
+    noise_blocks: int = 0  # objective "noise": predict the noise maps of the generator's first k synthesis blocks
+    noise_lr_mul: float = 10.0  # objective "noise": learning-rate multiplier of the noise heads (they start at zero)
     head_bn_scale: bool = True  # train the output BatchNorm's scale (frozen in the official encoder)
     batch: int = 32  # global batch: all ranks together
     lr: float = 1e-4  # Adam, E
@@ -167,13 +177,21 @@ class EncoderTrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown objective {self.objective!r}: use 'domain-guided' (IDInvert's encoder, "
-                             "trained on real images) or 'conventional' (regresses w from the generator's samples)")
+                             "trained on real images), 'conventional' (regresses w from the generator's samples) "
+                             "or 'noise' (the domain-guided encoder that also predicts noise maps, noise_blocks=K)")
         if not self.generator:
             raise ValueError("no generator given: name the frozen generator the encoder is for "
                              "(e.g. generator='my-stylegan2-64' or a model folder)")
         if self.feature_net == "auto":
             self.feature_net = self.data_domain(by_generator=True).feature_net
         self.betas = (float(self.betas[0]), float(self.betas[1]))
+        if isinstance(self.noise_blocks, bool) or not isinstance(self.noise_blocks, int) or self.noise_blocks < 0:
+            raise ValueError(f"noise_blocks must be an integer >= 0, got {self.noise_blocks!r}")
+        if self.noise_blocks and self.objective != "noise":
+            raise ValueError(f"noise_blocks={self.noise_blocks} is a setting of objective 'noise' (the encoder that "
+                             f"predicts noise maps); this run's objective is {self.objective!r}")
+        if self.noise_lr_mul <= 0:
+            raise ValueError(f"noise_lr_mul must be positive, got {self.noise_lr_mul}")
         if self.r1_interval < 1:
             raise ValueError(f"r1_interval must be >= 1, got {self.r1_interval}")
         if self.batch < 1 or self.n_eval < 1:
@@ -226,11 +244,14 @@ def train_encoder_command(args: Any, preset: str) -> str:
 
 def default_encoder_name(cfg: EncoderTrainConfig) -> str:
     """``<generator>-encoder`` (domain-guided) or ``<generator>-encoder-conventional`` (see
-    :data:`idinvert_plugins.hub.ENCODER_SUFFIXES`, by which the CLI, the app and the evaluation find it)."""
+    :data:`idinvert_plugins.hub.ENCODER_SUFFIXES`, by which the CLI, the app and the evaluation find it);
+    ``<generator>-encoder-noise-k<K>`` for the noise objective."""
     from ..hub import ENCODER_SUFFIXES
 
     base = Path(cfg.generator).name if Path(cfg.generator).expanduser().is_dir() else cfg.generator
     base = base.replace("/", "--").replace("@", "-")
+    if cfg.objective == "noise":
+        return f"{base}-encoder-noise-k{cfg.noise_blocks}"
     return base + ENCODER_SUFFIXES[cfg.objective]
 
 
@@ -264,15 +285,22 @@ def code_stats(G: nn.Module, n: int = 10_000, seed: int = 0, batch: int = 1000) 
 
 def build_encoder(cfg: EncoderTrainConfig, G: nn.Module, source: nn.Module | None = None) -> nn.Module:
     """A fresh :class:`IDInvertEncoder` shaped for G (initialised from the current torch RNG; with
-    ``cfg.init_from_codes`` its output BatchNorm starts at the mean and spread of G's codes).
+    ``cfg.init_from_codes`` its output BatchNorm starts at the mean and spread of G's codes); for the noise
+    objective a :class:`~idinvert_plugins.models.noise_encoder.NoiseEncoder` predicting the noise of G's first
+    ``cfg.noise_blocks`` synthesis blocks.
 
     With ``cfg.init_encoder`` it starts as that encoder instead (a warm start: the previous release's encoder
     after its generator was trained on, or a published encoder to fine-tune on your own images); it must
-    have the architecture ``cfg.encoder`` describes for G (pass it as ``source`` if already loaded)."""
+    have the architecture ``cfg.encoder`` describes for G (pass it as ``source`` if already loaded). A noise
+    encoder takes the body and W+ head of a plain one (its noise heads stay fresh) or all of a noise encoder."""
     from ..models.idinvert_encoder import IDInvertEncoder
+    from ..models.noise_encoder import NoiseEncoder
 
-    E = IDInvertEncoder(resolution=G.resolution, num_layers=G.num_layers, w_dim=G.w_dim,
-                        img_channels=G.img_channels, **cfg.encoder)  # fmt: skip
+    if cfg.objective == "noise":
+        E: nn.Module = NoiseEncoder.for_generator(G, cfg.noise_blocks, **cfg.encoder)
+    else:
+        E = IDInvertEncoder(resolution=G.resolution, num_layers=G.num_layers, w_dim=G.w_dim,
+                            img_channels=G.img_channels, **cfg.encoder)  # fmt: skip
     if cfg.init_encoder:
         _copy_initial_encoder(E, source if source is not None else load_initial_encoder(cfg.init_encoder),
                               cfg.init_encoder)
@@ -323,16 +351,26 @@ def describe_initial_encoder(source: nn.Module) -> str:
     return ", ".join(parts)
 
 
+#: the configuration of a noise encoder beyond the plain encoder's: a plain encoder warm-starts one all the same
+NOISE_CONFIG_KEYS = ("noise_layers", "noise_hidden")
+
+
 def _copy_initial_encoder(E: nn.Module, source: nn.Module, name: str) -> None:
-    """Copy the weights of ``source`` (the warm start ``name``) into ``E``, or say what differs."""
+    """Copy the weights of ``source`` (the warm start ``name``) into ``E``, or say what differs. A noise encoder
+    ``E`` starting from a plain encoder takes its body and W+ head; its noise heads keep their fresh weights."""
     theirs, ours = getattr(source, "config", {}), E.config
-    differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+    partial = "noise_layers" in ours and "noise_layers" not in theirs
+    skip = NOISE_CONFIG_KEYS if partial else ()
+    differ = sorted(k for k in set(theirs) | set(ours) if k not in skip and theirs.get(k) != ours.get(k))
     if differ:
         detail = ", ".join(f"{k}: {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in differ)
         raise ValueError(f"init_encoder {name!r} has another architecture than this run's encoder ({detail}); "
                          "set the run's `encoder` settings to match it, or leave init_encoder unset")
+    state = {k: v.float() for k, v in source.state_dict().items()}
     with torch.no_grad():
-        E.load_state_dict({k: v.float() for k, v in source.state_dict().items()})
+        if partial:
+            state.update({k: v for k, v in E.state_dict().items() if k.startswith("noise_heads.")})
+        E.load_state_dict(state)
 
 
 def load_discriminator(cfg: EncoderTrainConfig, G: nn.Module, device: torch.device) -> nn.Module:
@@ -403,9 +441,42 @@ def generator_digest(G: nn.Module) -> str:
     return h.hexdigest()
 
 
+@torch.no_grad()
+def reconstruct(E: nn.Module, G: nn.Module, images: torch.Tensor, chunk: int = 32,
+                memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """``G(E(x))`` in float32 with E in eval mode (running statistics), rendered with E's noise maps when it
+    predicts them (the rest of G's noise: its stored maps)."""
+    from ..models.noise_encoder import encode_with_noise
+
+    was_training = E.training
+    E.eval()
+    device = G.w_avg.device
+    try:
+        out = []
+        for x in images.split(chunk):
+            codes, noise = encode_with_noise(E, x.to(device).contiguous(memory_format=memory_format))
+            kwargs = {"noise": {k: v.float() for k, v in noise.items()}} if noise else {}
+            out.append(G.synthesis(codes.float(), noise_mode="const", **kwargs).float())
+        return torch.cat(out)
+    finally:
+        E.train(was_training)
+
+
+def encoder_class(architecture: str | None) -> type[nn.Module]:
+    """The encoder class a checkpoint's ``encoder_architecture`` names (checkpoints before it: IDInvertEncoder)."""
+    from ..models.idinvert_encoder import IDInvertEncoder
+    from ..models.noise_encoder import NoiseEncoder
+
+    classes = {cls.architecture: cls for cls in (IDInvertEncoder, NoiseEncoder)}
+    if architecture is not None and architecture not in classes:
+        raise ValueError(f"this checkpoint's encoder is a {architecture!r}, not one this trainer makes "
+                         f"({', '.join(classes)})")
+    return classes[architecture or IDInvertEncoder.architecture]
+
+
 # -- the trainer ---------------------------------------------------------------------------------------
 class EncoderTrainer:
-    """E (and D, F for the domain-guided objective), the frozen G, the optimisers and one training step.
+    """E (and D, F for the domain-guided and noise objectives), the frozen G, the optimisers and one training step.
     :func:`train_encoder` drives it. With ``initialise=False`` E skips its initialisation (``init_encoder`` /
     ``init_from_codes``): for a run about to :meth:`load_state_dict` a checkpoint."""
 
@@ -429,13 +500,17 @@ class EncoderTrainer:
         del source
         tdist.broadcast_module(self.E, self.info)
         self.E_params = [p for p in self.E.parameters() if p.requires_grad]
-        self.E_opt = torch.optim.Adam(self.E_params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+        heads = {id(p) for name, p in self.E.named_parameters() if name.startswith("noise_heads.")}
+        groups = [{"params": [p for p in self.E_params if id(p) not in heads], "lr_mul": 1.0}]
+        if heads:  # the noise heads start at zero: their own learning rate (noise_lr_mul)
+            groups.append({"params": [p for p in self.E_params if id(p) in heads], "lr_mul": cfg.noise_lr_mul})
+        self.E_opt = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
 
         self.D: nn.Module | None = None
         self.D_opt: torch.optim.Optimizer | None = None
         self.F: nn.Module | None = None
         self.l_feat = 0.0
-        if cfg.objective == "domain-guided":
+        if cfg.objective in ("domain-guided", "noise"):
             D = load_discriminator(cfg, self.G, device)
             self.D = D.to(device, memory_format=self.memory_format).train().requires_grad_(False)
             tdist.broadcast_module(self.D, self.info)
@@ -469,13 +544,26 @@ class EncoderTrainer:
         with self.autocast():
             return self.E(images.contiguous(memory_format=self.memory_format)).float()
 
-    def domain_guided_step(self, real: torch.Tensor) -> dict[str, float]:
-        """E's step on this rank's real batch, then D's (on the same reconstructions)."""
-        cfg, G, D = self.cfg, self.G, self.D
-        assert D is not None and self.D_opt is not None
-        codes = self.encode(real)
+    def encode_with_noise(self, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """E's W+ codes (float32) and, for a noise encoder, its noise maps ``{layer: [N, 1, r, r]}`` (else ``{}``)."""
+        from ..models.noise_encoder import encode_with_noise
+
         with self.autocast():
-            rec = G.synthesis(codes, noise_mode="const")
+            codes, noise = encode_with_noise(self.E, images.contiguous(memory_format=self.memory_format))
+        return codes.float(), {k: v.float() for k, v in noise.items()}
+
+    def synthesize(self, codes: torch.Tensor, noise: dict[str, torch.Tensor]) -> torch.Tensor:
+        """G's render of codes with the given noise maps (the layers not given: G's stored noise)."""
+        return self.G.synthesis(codes, noise_mode="const", **({"noise": noise} if noise else {}))
+
+    def domain_guided_step(self, real: torch.Tensor) -> dict[str, float]:
+        """E's step on this rank's real batch, then D's (on the same reconstructions). The noise objective
+        renders with E's noise maps as well."""
+        cfg, D = self.cfg, self.D
+        assert D is not None and self.D_opt is not None
+        codes, noise = self.encode_with_noise(real)
+        with self.autocast():
+            rec = self.synthesize(codes, noise)
         pix = (rec.float() - real).square().mean()
         loss = cfg.l_pix * pix
         stats = {"pix": pix.item()}
@@ -531,8 +619,8 @@ class EncoderTrainer:
         for opt, lr in ((self.E_opt, self.cfg.lr), (self.D_opt, self.cfg.d_lr)):
             if opt is not None:
                 for group in opt.param_groups:
-                    group["lr"] = lr * factor
-        if self.cfg.objective == "domain-guided":
+                    group["lr"] = lr * factor * group.get("lr_mul", 1.0)
+        if self.cfg.objective in ("domain-guided", "noise"):
             if real is None:
                 raise ValueError("the domain-guided objective trains on real images: pass real=")
             stats = self.domain_guided_step(real)
@@ -546,17 +634,8 @@ class EncoderTrainer:
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, chunk: int = 32) -> torch.Tensor:
-        """G(E(x)) with E in eval mode (running statistics), in float32."""
-        was_training = self.E.training
-        self.E.eval()
-        try:
-            out = []
-            for x in images.split(chunk):
-                codes = self.E(x.to(self.info.device).contiguous(memory_format=self.memory_format)).float()
-                out.append(self.G.synthesis(codes, noise_mode="const").float())
-            return torch.cat(out)
-        finally:
-            self.E.train(was_training)
+        """G(E(x)) with E in eval mode (running statistics), in float32 (with E's noise maps, if it has them)."""
+        return reconstruct(self.E, self.G, images, chunk, self.memory_format)
 
     def evaluate(self, images: torch.Tensor) -> tuple[float, torch.Tensor]:
         """Reconstruction MSE of ``images`` (float NCHW in [-1, 1]) and the reconstructions."""
@@ -584,6 +663,7 @@ class EncoderTrainer:
             "version": CHECKPOINT_VERSION,
             "config": json.dumps(self.cfg.to_dict()),
             "encoder_config": json.dumps(self.E.config),
+            "encoder_architecture": self.E.architecture,
             "generator_digest": generator_digest(self.G),
             "init_source": self.init_source,
             "E": cpu(self.E.state_dict()),
@@ -683,7 +763,7 @@ def train_encoder(
     trainer = EncoderTrainer(cfg, info, initialise=not resumed)  # a resumed E comes from the checkpoint
     resolution = trainer.G.resolution
     # Check the data before anything is written.
-    source = real_images(cfg, resolution) if cfg.objective == "domain-guided" else None
+    source = real_images(cfg, resolution) if cfg.objective != "conventional" else None
     eval_uint8, eval_what = heldout_images(cfg, resolution)
     eval_images = to_float(torch.from_numpy(eval_uint8), torch.device("cpu"), False)
     if info.is_main:
@@ -784,13 +864,12 @@ def export_encoder(
     from .. import metrics
     from ..cards import ModelCard, card_stub
     from ..hub import load_encoder, save_pretrained
-    from ..models.idinvert_encoder import IDInvertEncoder
 
     out_dir = Path(out_dir)
     ckpt = load_checkpoint(out_dir)
     cfg = EncoderTrainConfig.from_dict(json.loads(ckpt["config"]))
     name = name or default_encoder_name(cfg)
-    E = IDInvertEncoder(**json.loads(ckpt["encoder_config"]))
+    E = encoder_class(ckpt.get("encoder_architecture"))(**json.loads(ckpt["encoder_config"]))
     E.load_state_dict(ckpt["E"])
     E.eval()
     folder = Path(dest_root) / name
@@ -803,16 +882,18 @@ def export_encoder(
     E_saved = load_encoder(folder)
     eval_uint8, eval_what = heldout_images(cfg, G.resolution)
     x = to_float(torch.from_numpy(eval_uint8), torch.device("cpu"), False)
-    with torch.no_grad():
-        rec = torch.cat([G.synthesis(E_saved(c), noise_mode="const") for c in x.split(32)])
+    rec = reconstruct(E_saved, G, x)
     mse = float(metrics.mse(rec, x, reduction="mean"))
     psnr = float(metrics.psnr(rec, x, reduction="mean"))
 
     last = _last_log_record(out_dir)
     losses = {k: round(v, 6) for k, v in last.items() if k not in LOG_META_KEYS and isinstance(v, float)}
-    objective = ("domain-guided (IDInvert: pixel + perceptual + adversarial, on real images)"
-                 if cfg.objective == "domain-guided" else
-                 "conventional (regress W+ codes of the generator's samples)")  # fmt: skip
+    objective = {
+        "domain-guided": "domain-guided (IDInvert: pixel + perceptual + adversarial, on real images)",
+        "conventional": "conventional (regress W+ codes of the generator's samples)",
+        "noise": (f"noise (IDInvert Sec. VI-C: the domain-guided objective, the encoder also predicting the noise "
+                  f"maps of the generator's first {cfg.noise_blocks} synthesis blocks)"),
+    }[cfg.objective]
     notes = {
         "objective": objective,
         "generator": cfg.generator,
@@ -835,7 +916,11 @@ def export_encoder(
         "(to be written by the model's author)",
         f"Encoder for `{cfg.generator}` ({objective}). It maps an image [N, {E.img_channels}, {E.resolution}, "
         f"{E.resolution}] in [-1, 1] to a W+ code [N, {E.num_layers}, {E.w_dim}] of that generator (absolute "
-        "codes: no add_w_avg). Use it with the `encoder` and `idinvert` inverters of idinvert-plugins.",
+        "codes: no add_w_avg)" + (
+            f" and the noise maps of its layers {', '.join(n for n, _ in E.noise_layers)} (the latent's `noise` "
+            "part: `idinvert invert GENERATOR IMAGE --method encoder --encoder THIS` renders with them)"
+            if getattr(E, "noise_layers", None) else "")
+        + ". Use it with the `encoder` and `idinvert` inverters of idinvert-plugins.",
     ).replace('idinvert_plugins.load_model("PATH/TO/', 'idinvert_plugins.load_encoder("PATH/TO/')
     (folder / "README.md").write_text(ModelCard(data=data, body=body).render(), encoding="utf-8")
     return folder
