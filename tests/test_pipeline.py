@@ -254,9 +254,13 @@ def test_space_export_ships_a_pipeline_json_of_what_it_copies(tmp_path, monkeypa
     out = export_space(tmp_path / "space", "toyfaces-stylegan2-64", vendor=False)
     gen = out / "models" / "toyfaces-stylegan2-64"
     config = json.loads((gen / PIPELINE_NAME).read_text())
-    assert config == {"generator": ".", "encoder": "../toyfaces-stylegan2-64-encoder", "encoders": {},
+    bundled = json.loads((hub.resolve_model("toyfaces-stylegan2-64").folder / PIPELINE_NAME).read_text())
+    named = {k: f"../{v}" for k, v in bundled["encoders"].items()}  # every named encoder travels too
+    assert named["conventional"] == "../toyfaces-stylegan2-64-encoder-conventional"
+    assert config == {"generator": ".", "encoder": "../toyfaces-stylegan2-64-encoder", "encoders": named,
                       "feature_net": "classifier:../toyfaces-classifier-64", "classifier": "../toyfaces-classifier-64",
                       "directions": "directions/", "default_method": "idinvert"}
+    assert all((gen / ref / "model.safetensors").is_file() for ref in named.values())
     # away from the named models (no cards), the Space's pipeline loads everything from its own folders
     (tmp_path / "no-cards").mkdir()
     monkeypatch.setenv("IDINVERT_MODEL_CARDS", str(tmp_path / "no-cards"))

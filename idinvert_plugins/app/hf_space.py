@@ -192,6 +192,16 @@ def export_space(out_dir: str | Path, model: str | None = None, *, encoder: str 
             shipped["encoder"] = f"../{enc_slug}"
             parts[f"models/{enc_slug}/"] = f"the encoder {_shown(resolved)}"
             hub_models += [resolved.repo_id] if resolved.repo_id else []
+    for key, ref in sorted(refs["encoders"].items()):  # named extra encoders: --method conventional, psp, e4e...
+        resolved = resolve_model(ref) if isinstance(ref, str) else None
+        if resolved is None:
+            continue
+        enc_slug = _slug(resolved.name)
+        if not (models_dir / enc_slug).is_dir():
+            _copy_model(resolved.folder, models_dir / enc_slug)
+            parts[f"models/{enc_slug}/"] = f"the {key} encoder {_shown(resolved)}"
+            hub_models += [resolved.repo_id] if resolved.repo_id else []
+        shipped["encoders"][key] = f"../{enc_slug}"
 
     feature_expr = "None"
     if refs["feature_net"] is not None:
