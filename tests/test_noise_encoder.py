@@ -182,6 +182,9 @@ def test_noise_objective_trains_the_heads_and_resumes(tmp_path, models):
         assert all(torch.equal(a[k], b[k]) for k in a), net
     ckpt = load_checkpoint(tmp_path / "split")
     assert ckpt["step"] == 4 and ckpt["encoder_architecture"] == "idinvert-noise-encoder"
+    # and the global RNG ends as the straight run's (no step draws from it, so the weights alone would not show a
+    # DataLoader that took its seed from it again on resuming)
+    assert torch.equal(ckpt["rng"][0]["cpu"], load_checkpoint(tmp_path / "straight")["rng"][0]["cpu"])
     records = [json.loads(line) for line in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 4] and all(r["pix"] > 0 and r["eval_mse"] > 0 for r in records)
 

@@ -190,6 +190,9 @@ def test_resume_continues_the_same_run(tmp_path, models, objective):
 
     ckpt = load_checkpoint(tmp_path / "split")  # weights_only=True
     assert ckpt["step"] == 4 and ckpt["nimg"] == 16 and ("D" in ckpt) == (objective == "domain-guided")
+    # the global RNG ends where the straight run's does: a domain-guided step draws nothing from it (G's noise is
+    # const), so equal weights alone would not show a DataLoader that took its seed from it again on resuming
+    assert torch.equal(ckpt["rng"][0]["cpu"], load_checkpoint(tmp_path / "straight")["rng"][0]["cpu"])
     assert EncoderTrainConfig.from_dict(json.loads(ckpt["config"])) == cfg
     assert ckpt["commands"][-1] == "second call" and len(ckpt["commands"]) == 2
     log = [json.loads(line) for line in (tmp_path / "split" / "log.jsonl").read_text().splitlines()]
