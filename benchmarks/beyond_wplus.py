@@ -1,5 +1,5 @@
-"""Beyond W+ on the bundled toyfaces-stylegan2-64: reconstruction and editability of PTI and Image2StyleGAN++ next
-to IDInvert and Image2StyleGAN, and restoration by inversion against simple baselines.
+"""Beyond W+ on a bundled generator: reconstruction and editability of PTI and Image2StyleGAN++ next to IDInvert and
+Image2StyleGAN, and restoration by inversion against simple baselines.
 
 1. Reconstruction: ``idinvert bench``'s harness (:func:`~idinvert_plugins.evaluation.bench.bench_generator`) runs
    ``--methods`` at their default settings on the first ``--n`` held-out test faces: MSE, PSNR, SSIM, FD and SWD
@@ -12,11 +12,19 @@ to IDInvert and Image2StyleGAN, and restoration by inversion against simple base
    restoration.consistent`), next to the simple baselines (bicubic upsampling; the grayscale input; the hole
    filled with the mean colour of the known pixels).
 
-Writes ``docs/results-beyond-wplus.json`` and the tables of ``docs/results-beyond-wplus.md`` (printed; with
-``--write`` the generated section of the page between its markers is replaced) and a strip per restoration task
-(``docs/figures/beyond-wplus-restoration.png``: observation | baseline | restored | consistent | truth).
+The tables are printed; with ``--write`` they replace the generator's own section of
+``docs/results-beyond-wplus.md`` (between ``<!-- beyond_wplus.py GENERATOR: begin/end -->``; a missing section is
+appended), its entry of ``docs/results-beyond-wplus.json`` (keyed by generator) and its restoration strip
+(``docs/figures/beyond-wplus-restoration-GENERATOR.png``: observation | baseline | restored | consistent | truth),
+so a run on one generator leaves the other generators' numbers alone (:func:`write_results`).
 
-    OMP_NUM_THREADS=1 python benchmarks/beyond_wplus.py --n 4 --restore-n 4 --write
+Methods are inverter names, including compositions from ``--plugins-dir`` (default ``benchmarks/bench_plugins``:
+``pti@encoder``, PTI around the encoder's code, the PTI that runs on a StyleGAN v1, which has no single W space
+for the official W pivot).
+
+    OMP_NUM_THREADS=1 python benchmarks/beyond_wplus.py --n 4 --restore-n 4 --ablation --write
+    OMP_NUM_THREADS=1 python benchmarks/beyond_wplus.py --generator toyfaces-stylegan-64 --n 4 --restore-n 4 \\
+        --methods idinvert,image2stylegan,pti@encoder,image2stylegan++ --ablation --write
 """
 
 from __future__ import annotations
@@ -38,11 +46,42 @@ from idinvert_plugins.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "results-beyond-wplus.md"
-BEGIN, END = "<!-- beyond_wplus.py: begin -->", "<!-- beyond_wplus.py: end -->"
+RESULTS = ROOT / "docs" / "results-beyond-wplus.json"
+FIGURES = ROOT / "docs" / "figures"
 COLUMNS = (("mse", "MSE", "{:.4f}"), ("psnr", "PSNR dB", "{:.2f}"), ("ssim", "SSIM", "{:.3f}"),
            ("fd", "FD", "{:.1f}"), ("swd", "SWD", "{:.1f}"), ("seconds_per_image", "s/img", "{:.1f}"),
            ("edit_success", "edit success", "{:.2f}"), ("fd_edited", "FD edited", "{:.1f}"))
 TASKS = {"superres": "x4 super-resolution", "colorize": "colorization", "inpaint": "inpainting, 25 % hole"}
+
+
+def markers(generator: str) -> tuple[str, str]:
+    """The begin and end markers of one generator's generated section of the page."""
+    return f"<!-- beyond_wplus.py {generator}: begin -->", f"<!-- beyond_wplus.py {generator}: end -->"
+
+
+def figure_path(generator: str, figures: Path = FIGURES) -> Path:
+    """Where the restoration strip of one generator goes."""
+    return figures / f"beyond-wplus-restoration-{generator}.png"
+
+
+def write_results(generator: str, results: dict, body: str, page: Path = PAGE, results_json: Path = RESULTS) -> None:
+    """Put one generator's results in the JSON (keyed by generator) and its section in the page (between its
+    markers, appended under a heading if the page has none yet), leaving every other generator's entry and section
+    as they were. ``body``: the section's markdown without the markers. A JSON in the old one-generator layout
+    (a top-level ``generator`` key) is kept under that generator."""
+    data = json.loads(results_json.read_text()) if results_json.is_file() else {}
+    if "generator" in data and "generators" not in data:
+        data = {"generators": {data["generator"]: data}}
+    data.setdefault("generators", {})[generator] = results
+    results_json.write_text(json.dumps(data, indent=1, default=str) + "\n")
+    begin, end = markers(generator)
+    section = f"{begin}\n\n{body.strip()}\n\n{end}"
+    text = page.read_text() if page.is_file() else "# Beyond W+\n"
+    if begin in text and end in text:
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: section, text, count=1, flags=re.S)
+    else:
+        text = text.rstrip("\n") + f"\n\n### {generator}\n\n{section}\n"
+    page.write_text(text)
 
 
 def log(msg: str) -> None:
@@ -119,7 +158,7 @@ def restoration(pipe: Pipeline, args: argparse.Namespace) -> tuple[dict, list[st
         lines.append(f"| {TASKS[task]} | {names[task]} | {r['baseline']:.2f} | {r['restored']:.2f} | "
                      f"{r['consistent']:.2f} | {r['seconds_per_image']:.1f} |")
     if args.write:
-        figure = ROOT / "docs" / "figures" / "beyond-wplus-restoration.png"
+        figure = figure_path(args.generator)
         figure.parent.mkdir(parents=True, exist_ok=True)
         import numpy as np
 
@@ -140,12 +179,18 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--cache", default="runs/beyond-wplus-cache", help="the bench harness's latent cache")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--plugins-dir", action="append", default=None, metavar="DIR",
+                    help="plugins directories for compositions such as pti@encoder (default: the repo's hooks/ "
+                         "and benchmarks/bench_plugins)")
     ap.add_argument("--skip-reconstruction", action="store_true")
     ap.add_argument("--ablation", action="store_true",
                     help="also run image2stylegan++ with noise=false (W+ alone through the same loop)")
     ap.add_argument("--write", action="store_true", help="write docs/results-beyond-wplus.{json,md} and the figure")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from idinvert_plugins.plugins import configure
+
+    configure(args.plugins_dir or [d for d in (ROOT / "hooks", ROOT / "benchmarks" / "bench_plugins") if d.is_dir()])
     t0 = time.perf_counter()
     pipe = Pipeline.from_pretrained(args.generator)
     results: dict = {"generator": args.generator, "n": args.n, "restore_n": args.restore_n}
@@ -157,30 +202,26 @@ def main() -> None:
         if args.ablation:
             results["ablation"], line = ablation(pipe, args)
             lines.append(line)
-        sections.append(f"### Reconstruction and editability ({args.n} held-out test faces, default settings)\n\n"
+        sections.append(f"#### Reconstruction and editability ({args.n} held-out test faces, default settings)\n\n"
                         + "\n".join(lines))
         print("\n".join(lines), flush=True)
     restored, lines = restoration(pipe, args)
     results["restoration"] = restored
-    sections.append(f"### Restoration PSNR ({args.restore_n} held-out test faces; encoder start, default settings)"
+    sections.append(f"#### Restoration PSNR ({args.restore_n} held-out test faces; encoder start, default settings)"
                     "\n\n" + "\n".join(lines))
     print("\n".join(lines))
     seconds = time.perf_counter() - t0
     results["seconds"] = seconds
-    command = (f"OMP_NUM_THREADS=1 python benchmarks/beyond_wplus.py --n {args.n} --restore-n {args.restore_n} "
+    command = (f"OMP_NUM_THREADS=1 python benchmarks/beyond_wplus.py --generator {args.generator} "
+               f"--n {args.n} --restore-n {args.restore_n} "
                f"--methods {args.methods}{' --ablation' if args.ablation else ''} --write")
     log(f"done in {seconds:.0f} s")
     if args.write:
-        (ROOT / "docs" / "results-beyond-wplus.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
-        body = (f"{BEGIN}\n\n`{command}` (this run: {seconds / 60:.1f} min, {args.threads} thread(s); methods "
-                f"already in `{args.cache}` are measured, not inverted again; every number in "
-                f"`docs/results-beyond-wplus.json`).\n\n" + "\n\n".join(sections) + f"\n\n{END}")
-        text = PAGE.read_text() if PAGE.is_file() else f"# Beyond W+\n\n{BEGIN}\n{END}\n"
-        if BEGIN not in text:
-            text += f"\n{BEGIN}\n{END}\n"
-        PAGE.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: body, text, flags=re.S))
-        log(f"wrote {PAGE.relative_to(ROOT)}")
-
+        body = (f"`{command}` (this run: {seconds / 60:.1f} min, {args.threads} thread(s); methods already in "
+                f"`{args.cache}` are measured, not inverted again; every number under `{args.generator}` in "
+                f"`docs/results-beyond-wplus.json`).\n\n" + "\n\n".join(sections))
+        write_results(args.generator, results, body)
+        log(f"wrote {PAGE.relative_to(ROOT)} ({args.generator}'s section) and {RESULTS.relative_to(ROOT)}")
 
 if __name__ == "__main__":
     main()
