@@ -15,8 +15,9 @@ The objectives follow the official coaches (facts: ``../shared/research/encoders
   (:class:`LatentCodesPool`, ``w_pool_size`` 50, the official ``--use_w_pool``): one code per image (a random
   trained layer for the fakes), which with probability 0.5 is swapped for one of the ``w_pool_size`` codes kept
   from earlier steps; ``w_pool_size=0`` disables them, and D then sees every trained layer's code of this step.
-  The pools are saved in ``resume.pt`` (a resumed single-process run continues them exactly). Progressive training: only w0 until ``progressive_start`` images, then
-  one more layer's offset every ``progressive_step_every`` images.
+  The pools are saved in ``resume.pt`` (a resumed single-process run continues them exactly). Progressive
+  training: only w0 until ``progressive_start`` images, then one more layer's offset every
+  ``progressive_step_every`` images.
 * **ReStyle** (``coach_restyle_psp.py``): ``n_iters_per_batch`` iterations per batch, each reading
   ``cat([x, y_prev])`` (the average image ``G(latent_avg)`` first) and adding its output to the previous codes; the
   inputs of each iteration are detached and the losses of all iterations are accumulated into one step.
