@@ -31,10 +31,10 @@ class EncoderEmbedder(Embedder):
 
     def embed(self, ctx: InversionContext, *, add_w_avg: bool | None, chunk_size: int | None,
               **_: Any) -> Latent:
-        from ..models.noise_encoder import NoiseEncoder
-
         assert ctx.encoder is not None
-        if isinstance(ctx.encoder, NoiseEncoder) and ctx.encoder.noise_heads:
+        # the contract of a noise-space encoder (models.noise_encoder, or a plugin's): ``noise_blocks`` > 0 and
+        # ``forward_with_noise(images) -> (wp, {noise name: map})``
+        if getattr(ctx.encoder, "noise_blocks", 0) and callable(getattr(ctx.encoder, "forward_with_noise", None)):
             return encode_noise_latent(ctx.encoder, ctx.generator, ctx.images, chunk_size)
         return Latent(encode_images(ctx.encoder, ctx.generator, ctx.images, add_w_avg, chunk_size))
 
