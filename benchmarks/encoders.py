@@ -58,7 +58,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -76,6 +75,7 @@ from idinvert_plugins.evaluation.inversions import (
     METHOD_LABELS,
     TestImages,
     invert_cached,
+    jsonable,
     load_test_images,
     render_codes,
 )
@@ -129,18 +129,6 @@ def pct(value: Any) -> str:
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
-
-
-def jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (np.floating, np.integer)):
-        return jsonable(value.item())
-    return value
 
 
 # -- the encoders ----------------------------------------------------------------------------------------------------
@@ -274,20 +262,12 @@ def published_rows(path: Path, name: str, test: TestImages, cfg: EvalConfig, dom
     return rows, f"Table I rows of {', '.join(SHORT[m] for m in rows)}: {path.name} ({date}, `idinvert evaluate`)"
 
 
-def code_cache(cache_dir: str | None, name: str) -> Any:
-    """``idinvert evaluate``'s cache of ``name``'s inversions (the layout shared with ``idinvert bench`` where the
-    library has it, ``generator_cache``; else the older per-method code files)."""
-    if hasattr(inversions, "generator_cache"):
-        return inversions.generator_cache(cache_dir, name)
-    return inversions.CodeCache(Path(cache_dir) / slug(name) if cache_dir else None)
-
-
 def baseline_codes(pipe: Any, name: str, test: TestImages, cfg: EvalConfig, cache_dir: str | None,
                    skip_optimised: bool, progress: bool) -> tuple[dict[str, Any], list[str]]:
     """The codes of the four Table I methods (:class:`~idinvert_plugins.evaluation.inversions.Inversion`), from
     ``idinvert evaluate``'s code cache or inverted into it; methods without their encoder are noted."""
     encoders = {"domain-guided": pipe.encoder, "conventional": pipe.encoders.get("conventional")}
-    cache = code_cache(cache_dir, name)
+    cache = inversions.generator_cache(cache_dir, name)  # shared with idinvert evaluate and bench
     out, notes = {}, []
     for method in BASELINES:
         needs = {"conventional": "conventional", "domain-guided": "domain-guided", "idinvert": "domain-guided"}
