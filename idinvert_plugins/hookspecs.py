@@ -270,12 +270,14 @@ class IdinvertHookSpecs:
         ``name`` (the JSON key), ``group`` (``"fidelity"``, ``"realism"``, ``"attributes"``, ``"editability"`` or
         ``"cost"``), ``description``, ``higher_is_better`` (None: neither), ``needs`` (the
         :class:`~idinvert_plugins.metrics.registry.MetricData` fields it reads beyond ``inputs`` and
-        ``reconstructions``: ``feature_net``, ``fd_features``, ``classifier``, ``edited``, ``crosstalk``, ``curve``,
-        ``mse_target``) and ``compute(data)`` returning a float, or a dict of floats whose ``"value"`` is the
-        table's number. Every method of the benchmark is measured with every registered metric; one whose needs
-        are missing is listed as not measured. Built in: ``mse``, ``psnr``, ``ssim``, ``perceptual``, ``fd``,
-        ``swd``, ``attributes``, ``edit_success``, ``crosstalk``, ``fd_edited``, ``seconds_per_image``,
-        ``time_to_quality``. Example (the mean absolute error)::
+        ``reconstructions``: ``feature_net``, ``fd_features``, ``classifier``, ``edited``, ``crosstalk``,
+        ``interpolated``, ``curve``, ``mse_target``), optionally ``table = False`` (JSON only), and
+        ``compute(data)`` returning a float, or a dict of floats whose ``"value"`` is the table's number. Every
+        method of the benchmark is measured with every registered metric; one whose needs are missing is listed as
+        not measured. ``idinvert evaluate`` measures its methods with the same metrics (its tables read theirs).
+        Built in: ``mse``, ``psnr``, ``ssim``, ``perceptual``, ``fd``, ``swd``, ``attributes``, ``edit_success``,
+        ``crosstalk``, ``fd_edited``, ``swd_edited``, ``fd_interpolated``, ``swd_interpolated``,
+        ``seconds_per_image``, ``time_to_quality``. Example (the mean absolute error)::
 
             from idinvert_plugins.metrics.registry import Metric
 

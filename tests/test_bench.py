@@ -4,6 +4,7 @@ the per-method cache (a rerun inverts nothing, a changed option re-inverts one m
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 
 import numpy as np
@@ -185,12 +186,13 @@ def test_bench_and_evaluate_share_one_cache(tmp_path, monkeypatch, capsys):
         assert main(args) == 0
         return json.loads((tmp_path / "bench" / "leaderboard.json").read_text())["generators"][str(gen)]["rows"]
 
-    def evaluate(cache):  # bench --quick's images and steps; each pipeline's classifier and perceptual network
-        args = ["evaluate", "--generator", str(gen), "--n", "4", "--steps", "5", "--only", "table1", "--classifier",
-                "auto", "--feature-net", "auto", "--out", str(tmp_path / "eval"), "--report",
+    def evaluate(cache, sections="table1"):  # bench --quick's images, steps and spreads; each pipeline's networks
+        args = ["evaluate", "--generator", str(gen), "--n", "4", "--steps", "5", "--only", sections, "--classifier",
+                "auto", "--feature-net", "auto", "--spread-images", "0", "--out", str(tmp_path / "eval"), "--report",
                 str(tmp_path / "results.md"), "--cache", str(cache)]
         assert main(args) == 0
-        return json.loads((tmp_path / "eval" / "results.json").read_text())["generators"][str(gen)]["table1"]
+        result = json.loads((tmp_path / "eval" / "results.json").read_text())["generators"][str(gen)]
+        return result if sections != "table1" else result["table1"]
 
     # bench first: 4 rows, each a one-image warm-up and one batch of 4; then evaluate inverts nothing
     rows = bench(tmp_path / "cache")
@@ -206,6 +208,21 @@ def test_bench_and_evaluate_share_one_cache(tmp_path, monkeypatch, capsys):
             assert row[name] == pytest.approx(metrics[name], abs=1e-6), (method, name)
         assert row["seconds_per_image"] == pytest.approx(metrics["seconds_per_image"], rel=1e-9)
     assert t1["idinvert"]["mse"] < t1["domain-guided"]["mse"]  # real inversions, not a cache of zeros
+    # the metrics too are bench's: read back, not measured again; and Table II / editability are views of the same
+    # cross-talk and edited-image metrics
+    assert all(t1[m]["metrics_reused"] for m in SHARED_ROWS)
+    both = evaluate(tmp_path / "cache", "table1,editability")
+    assert 4 not in calls  # no test image inverted again (the one-image calls are the diffusion figure's)
+    for method in ("idinvert", "image2stylegan"):
+        ed, metrics = both["editability"]["methods"][method], rows[method]["metrics"]
+        assert set(ed["attributes"]) == set(rows[method]["metrics"]["edit_success"]) - {"value"}
+        for direction, r in ed["attributes"].items():
+            assert r["success_rate"] == pytest.approx(metrics["edit_success"][direction], abs=1e-9), direction
+        assert ed["summary"]["success_rate"] == pytest.approx(metrics["edit_success"]["value"], abs=1e-9)
+        assert ed["crosstalk"] == pytest.approx(metrics["crosstalk"]["value"], abs=1e-9)
+        for mine, theirs in (("fd_manipulated", "fd_edited"), ("fd_interpolated", "fd_interpolated")):
+            assert ed[mine] == pytest.approx(metrics[theirs], rel=1e-9) and math.isfinite(ed[mine]), mine
+        assert ed["n_manipulated"] == 4 * len(ed["attributes"]) and ed["n_interpolated"] == 12
     assert f"**Inversions:** through `idinvert bench`'s per-method entries and cache (`{tmp_path / 'cache'}`)" in (
         tmp_path / "results.md").read_text()
 

@@ -57,7 +57,9 @@ class CrossTalk:
 
     ``matrix[i, j]``: mean change of attribute ``columns[j]`` per unit step along direction ``rows[i]``, in
     spreads of ``columns[j]``. ``families`` maps every row and column name to its family; ``success`` every
-    row to its success rate; ``samples`` says which faces were edited (``"generator"``, ``"test_faces"``).
+    row to its success rate; ``flip`` every row to the share of faces whose own attribute crossed its threshold
+    (empty for matrices saved before it was recorded); ``samples`` says which faces were edited
+    (``"generator"``, ``"test_faces"``); ``extra["scales"]`` the spreads the columns were divided by.
     """
 
     rows: list[str]
@@ -69,6 +71,7 @@ class CrossTalk:
     n: int
     samples: str = "generator"
     extra: dict[str, Any] = field(default_factory=dict)
+    flip: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.matrix = np.asarray(self.matrix, dtype=np.float64)
@@ -123,13 +126,13 @@ class CrossTalk:
         """Everything, JSON-serialisable (:meth:`from_json` reads it back)."""
         return {"rows": self.rows, "columns": self.columns, "families": self.families,
                 "matrix": [[round(float(v), 5) for v in r] for r in self.matrix], "success": self.success,
-                "step": self.step, "n": self.n, "samples": self.samples, "extra": self.extra}
+                "step": self.step, "n": self.n, "samples": self.samples, "extra": self.extra, "flip": self.flip}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CrossTalk:
         return cls(list(data["rows"]), list(data["columns"]), dict(data["families"]), np.array(data["matrix"]),
                    dict(data["success"]), float(data["step"]), int(data["n"]), data.get("samples", "generator"),
-                   dict(data.get("extra") or {}))
+                   dict(data.get("extra") or {}), dict(data.get("flip") or {}))
 
     def table(self) -> str:
         """A markdown table: direction, success, target change, worst cross-talk and attribute, clean."""
@@ -187,9 +190,10 @@ def measure_crosstalk(
     spread = {c: float(scales[c]) if scales and scales.get(c) else 1.0 for c in columns}
     rows = list(directions)
     matrix = np.zeros((len(rows), len(columns)))
-    success = {}
+    success, flip = {}, {}
     for i, name in enumerate(rows):
-        sign = torch.where(base[name] > float(thresholds[name]), -1.0, 1.0).double()
+        threshold = float(thresholds[name])
+        sign = torch.where(base[name] > threshold, -1.0, 1.0).double()
         offsets = directions[name].offsets(codes.shape[1], codes.shape[2]).to(codes)
         edited = codes + (sign * step).to(codes).view(-1, 1, 1) * offsets
         after = score(render(edited))
@@ -199,11 +203,12 @@ def measure_crosstalk(
                 change = change.abs()
             matrix[i, j] = float(change.mean()) / step / spread[c]
         success[name] = float(((after[name].double() - base[name]) * sign > 0).double().mean())
+        flip[name] = float(((base[name] > threshold) != (after[name].double() > threshold)).double().mean())
         if progress is not None:
             progress(name)
     fams = {c: str(families[c]) for c in columns}
     return CrossTalk(rows, columns, fams, matrix, success, float(step), int(len(codes)), samples,
-                     extra={"statistic": statistic})
+                     extra={"statistic": statistic, "scales": spread}, flip=flip)
 
 
 # -- heatmap ------------------------------------------------------------------------------------------------

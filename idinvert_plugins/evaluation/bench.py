@@ -34,7 +34,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..latent import Latent
-from ..metrics.registry import Metric, MetricData, compute_metrics, get_metrics, main_value
+from ..metrics.registry import Metric, get_metrics, main_value
 from .inversions import (
     DEFAULT_CACHE,
     Entry,
@@ -55,9 +54,9 @@ from .inversions import (
     generator_cache,
     invert_entry,
     load_test_images,
-    render_latent,
 )
 from .inversions import jsonable as _jsonable
+from .measures import SPREAD_IMAGES, EditSetup, edit_setup, measure_run
 from .runner import machine_info
 
 #: Registered compositions that solve another task than reconstruction (they need a hole, a second image, or
@@ -69,8 +68,6 @@ REFERENCE = "idinvert"
 BASELINES = ("idinvert", "image2stylegan")
 #: Pareto plot axes: (x metric, y metric), both lower is better.
 PARETO_AXES = ("mse", "fd_edited")
-#: Real test images the attribute spreads (the unit of the cross-talk) are measured on, at least.
-SPREAD_IMAGES = 1000
 
 
 @dataclass
@@ -203,85 +200,6 @@ def method_options(inverter: Any, cfg: BenchConfig, method: str) -> dict[str, An
     return options
 
 
-# -- editing and measuring ------------------------------------------------------------------------------------------
-@dataclass
-class EditSetup:
-    """The directions measured, how the classifier scores them, and the real images' spreads."""
-
-    directions: dict[str, Any]
-    targets: dict[str, Any]
-    score: Callable[[torch.Tensor], dict[str, torch.Tensor]]
-    scales: dict[str, float]
-    skipped: dict[str, str]
-
-
-def edit_setup(pipe: Any, test: TestImages, cfg: BenchConfig, domain: Any,
-               cache_dir: str | Path | None = None) -> EditSetup | None:
-    """Directions of the pipeline that a classifier head reads (``cfg.directions``: these only), or None without a
-    classifier or directions. The attribute spreads over ``cfg.spread_images`` real test images are kept in
-    ``cache_dir``."""
-    from .editability import classifier_scorer, real_spreads, resolve_targets
-
-    clf = pipe.classifier
-    dirs = dict(pipe.directions)
-    if clf is None or not dirs:
-        return None
-    if cfg.directions is not None:
-        unknown = [d for d in cfg.directions if d not in dirs]
-        if unknown:
-            raise ValueError(f"--editors: no direction {unknown} for this generator; it has {', '.join(dirs)}")
-        dirs = {d: dirs[d] for d in cfg.directions}
-    targets, skipped = resolve_targets(dirs, clf.attributes, domain)
-    if not targets:
-        return EditSetup({}, {}, lambda x: {}, {}, skipped)
-    score = classifier_scorer(clf, targets)
-    many = cfg.spread_images > len(test) and getattr(test, "domain_images", False)
-    key = hashlib.sha1(json.dumps({"classifier": fingerprint(clf), "targets": sorted(targets), "domain": domain.name,
-                                   "seed": test.seed, "n": cfg.spread_images if many else None,
-                                   "images": None if many else hashlib.sha1(test.images.numpy().tobytes()).hexdigest(),
-                                   "resolution": pipe.resolution}, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / f"spreads-{key}.json" if cache_dir is not None else None
-    scales = json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else None
-    if scales is None:  # the real images' spreads: the same for every generator of the domain at this resolution
-        spread_set = load_test_images(cfg.spread_images, pipe.resolution, seed=test.seed, domain=domain) if many \
-            else test
-        scales = real_spreads(score(spread_set.images))
-        if path is not None:  # atomic: benches of two generators may share the cache folder
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(scales, indent=1) + "\n", encoding="utf-8")
-            tmp.replace(path)
-    return EditSetup({n: dirs[n] for n in targets}, targets, score, scales, skipped)
-
-
-def measure_edits(G: Any, latent: Latent, setup: EditSetup, step: float) -> tuple[Any, dict[str, torch.Tensor]]:
-    """Cross-talk (``statistic="absolute"``) of every direction on these latents, and the edited images."""
-    from ..editors.crosstalk import measure_crosstalk
-
-    rendered: list[torch.Tensor] = []
-
-    def render_codes(codes: torch.Tensor) -> torch.Tensor:
-        images = render_latent(G, latent.with_wp(codes))
-        rendered.append(images)
-        return images
-
-    ct = measure_crosstalk(latent.wp, setup.directions, render_codes, setup.score,
-                           thresholds={n: t.threshold for n, t in setup.targets.items()},
-                           families={n: t.attribute for n, t in setup.targets.items()}, step=step,
-                           scales=setup.scales, samples="test_images", statistic="absolute")
-    edited = dict(zip(setup.directions, rendered[1:], strict=True))
-    return ct, edited
-
-
-def _metrics_key(run: MethodRun, cfg: BenchConfig, setup: EditSetup | None, metrics: Sequence[Metric],
-                 mse_target: float | None, networks: Mapping[str, str]) -> str:
-    parts = {"identity": run.identity, "n": len(run.latent), "edit_step": cfg.edit_step,
-             "directions": sorted(setup.directions) if setup else [], "metrics": [m.describe() for m in metrics],
-             "mse_target": None if mse_target is None else round(mse_target, 9), "networks": dict(networks),
-             "scales": {k: round(v, 6) for k, v in sorted(setup.scales.items())} if setup else {}}
-    return hashlib.sha1(json.dumps(_jsonable(parts), sort_keys=True).encode()).hexdigest()[:16]
-
-
 # -- the run --------------------------------------------------------------------------------------------------------
 def bench_generator(
     pipe: Any,
@@ -316,7 +234,8 @@ def bench_generator(
     metrics = get_metrics(cfg.metrics)
     names, excluded = benchmark_methods(cfg.methods)
     roles = _encoder_roles(plugins)
-    setup = edit_setup(pipe, test, cfg, dom, cache_dir)
+    setup = edit_setup(pipe.classifier, pipe.directions, test, dom, resolution=pipe.resolution,
+                       selected=cfg.directions, spread_images=cfg.spread_images, cache_dir=cache_dir)
     fd_features = None
     if pipe.classifier is not None:
         from ..features import frechet_features
@@ -382,30 +301,14 @@ def bench_generator(
 def _measure(run: MethodRun, pipe: Any, test: TestImages, cfg: BenchConfig, setup: EditSetup | None,
              metrics: Sequence[Metric], fd_features: Any, mse_target: float | None, networks: Mapping[str, str],
              cache: LatentCache, reg: Any, inverter: Any) -> dict[str, Any]:
-    key = _metrics_key(run, cfg, setup, metrics, mse_target, networks)
-    stored = run.record.get("metrics") if run.record else None
-    if stored and stored.get("key") == key:
-        values, skipped, recomputed = stored["values"], stored["skipped"], False
-    else:
-        G = pipe.generator
-        recon = render_latent(G, run.latent)
-        crosstalk, edited = (measure_edits(G, run.latent, setup, cfg.edit_step) if setup and setup.directions
-                             else (None, {}))
-        data = MetricData(test.images, recon, seconds_per_image=run.seconds_per_image, feature_net=pipe.feature_net,
-                          fd_features=fd_features, classifier=pipe.classifier, edited=edited, crosstalk=crosstalk,
-                          curve=run.curve(), mse_target=mse_target,
-                          info={"method": run.entry.method, "options": run.options})
-        values, skipped = compute_metrics(data, metrics)
-        values, recomputed = _jsonable(values), True
-        run.record = {**run.record, "identity": run.identity, "seconds": run.record.get("seconds", run.seconds),
-                      "batches": run.record.get("batches", run.batches),
-                      "metrics": {"key": key, "values": values, "skipped": skipped}}
-        cache.save_record(run.entry.cache_key, {**run.record, "count": run.record.get("count", len(run.latent))})
+    m = measure_run(run, pipe.generator, test, cache, metrics=metrics, setup=setup, edit_step=cfg.edit_step,
+                    feature_net=pipe.feature_net, fd_features=fd_features, classifier=pipe.classifier,
+                    mse_target=mse_target, networks=networks)
     return {
         "method": run.entry.method, "encoder": run.entry.encoder, "description": getattr(inverter, "description", ""),
         "plugin": reg.plugin, "source": reg.source, "third_party": not reg.plugin.startswith("idinvert_plugins."),
-        "options": run.options, "n": len(run.latent), "reused": run.reused, "metrics_recomputed": recomputed,
-        "parts": sorted(run.latent.parts), "metrics": values, "not_measured": skipped, "curve": run.curve(),
+        "options": run.options, "n": len(run.latent), "reused": run.reused, "metrics_recomputed": m.recomputed,
+        "parts": sorted(run.latent.parts), "metrics": m.values, "not_measured": m.skipped, "curve": run.curve(),
     }
 
 

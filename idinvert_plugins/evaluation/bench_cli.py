@@ -42,7 +42,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         options.setdefault(method, {})[key] = value
     given = {"n": args.n, "methods": args.methods, "directions": args.editors, "metrics": args.metrics,
              "steps": args.steps, "edit_step": args.edit_step, "batch": args.batch, "seed": args.seed,
-             "options": options}
+             "spread_images": args.spread_images, "options": options}
     given = {k: v for k, v in given.items() if v is not None}
     return BenchConfig.quick(**given) if args.quick else BenchConfig(**given)
 
@@ -59,7 +59,8 @@ def _command(args: argparse.Namespace, out: str, report: str) -> str:
             parts += [flag, ",".join(value)]
     parts += ["--quick"] if args.quick else []
     for flag, value in (("--n", args.n), ("--steps", args.steps), ("--edit-step", args.edit_step),
-                        ("--batch", args.batch), ("--seed", args.seed), ("--images", args.images)):
+                        ("--batch", args.batch), ("--seed", args.seed), ("--spread-images", args.spread_images),
+                        ("--images", args.images)):
         if value is not None:
             parts += [flag, str(value)]
     for method, key, value in args.set or ():
@@ -122,6 +123,9 @@ def add_bench_command(cli: Any) -> None:
                                                                   f"{d.edit_step:g})")
     p.add_argument("--batch", type=int, default=None, help=f"images per inversion call (default {d.batch})")
     p.add_argument("--seed", type=int, default=None, help="the domain's dataset seed (default 0)")
+    p.add_argument("--spread-images", type=int, default=None,
+                   help="real test images the attribute spreads (the unit of the cross-talk) are measured on; the "
+                        f"test images themselves when fewer (default {d.spread_images}; --quick: 0)")
     p.add_argument("--images", default=None, metavar="DIR",
                    help="invert the first N images of this folder instead of the domain's test split")
     p.add_argument("--quick", action="store_true",

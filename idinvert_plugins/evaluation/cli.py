@@ -52,7 +52,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     given: dict[str, Any] = {k: v for k, v in {
         "n": args.n, "steps": args.steps, "i2s_steps": args.i2s_steps, "l_dom": args.l_dom,
         "ldom_values": args.ldom_values, "ldom_n": args.ldom_n, "edit_step": args.edit_step, "batch": args.batch,
-        "sections": args.only, "seed": args.seed,
+        "sections": args.only, "seed": args.seed, "spread_images": args.spread_images,
     }.items() if v is not None}  # fmt: skip
     if not args.quick:
         return EvalConfig(**given)
@@ -82,7 +82,7 @@ def _command(args: argparse.Namespace, out: str, report: str) -> str:
     parts += ["--quick"] if args.quick else []
     for flag, value in (("--n", args.n), ("--steps", args.steps), ("--i2s-steps", args.i2s_steps),
                         ("--l-dom", args.l_dom), ("--ldom-n", args.ldom_n), ("--edit-step", args.edit_step),
-                        ("--batch", args.batch), ("--seed", args.seed)):
+                        ("--batch", args.batch), ("--seed", args.seed), ("--spread-images", args.spread_images)):
         if value is not None:
             parts += [flag, str(value)]
     if args.ldom_values is not None:
@@ -165,6 +165,10 @@ def add_parser(sub: Any) -> None:
                    help=f"manipulation step along the unit directions (default {d.edit_step})")
     p.add_argument("--batch", type=int, default=None, help=f"images per inversion call (default {d.batch})")
     p.add_argument("--seed", type=int, default=None, help="the domain's dataset seed (default 0)")
+    p.add_argument("--spread-images", type=int, default=None,
+                   help="real test images the attribute spreads (the unit of the editability's changes) are "
+                        f"measured on; the test images themselves when fewer (default {d.spread_images}; "
+                        "`idinvert bench --quick` uses 0)")
     p.add_argument("--only", type=_sections, default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true",
                    help="a few minutes, to size a real run: at most 8 images, 10 steps, 4 in the l_dom sweep (caps "

@@ -13,8 +13,10 @@ by an attribute predictor (the domain's attribute classifier). Reported per attr
 * ``others``: the mean absolute change per unit step of every *other* attribute (in spreads of the real
   images): disentanglement, smaller is better; ``others_mean`` averages them.
 
-The core, :func:`measure_editability`, takes a ``render`` and a ``score`` callable, so it is tested with a
-stub whose scores are linear in the code.
+These are read from the cross-talk measurement of :mod:`idinvert_plugins.editors.crosstalk`
+(:func:`editability_rows`), the one ``idinvert bench`` ranks methods by (:mod:`.measures`).
+:func:`measure_editability` measures and reads in one call, with a ``render`` and a ``score`` callable, so it is
+tested with a stub whose scores are linear in the code.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..editors.crosstalk import CrossTalk
 from ..editors.directions import Direction
 
 ScoreFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
@@ -178,6 +181,32 @@ def edit_codes(codes: torch.Tensor, direction: Direction, strengths: torch.Tenso
     return codes + strengths.to(codes).view(-1, 1, 1) * offsets
 
 
+def editability_rows(crosstalk: CrossTalk) -> dict[str, dict[str, Any]]:
+    """The per-attribute editability of the module docstring, read from a measured cross-talk
+    (``statistic="absolute"``: the other attributes' changes are mean absolute changes): what ``idinvert evaluate``
+    prints for the same edits that ``idinvert bench`` ranks."""
+    ct = crosstalk
+    if ct.extra.get("statistic") != "absolute":
+        raise ValueError("editability rows need a cross-talk measured with statistic='absolute' (the other "
+                         f"attributes' mean absolute change), got {ct.extra.get('statistic', 'signed')!r}")
+    scales = ct.extra.get("scales") or {}
+    rows: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(ct.rows):
+        target = ct.target(name)
+        others = {c: float(ct.matrix[i, j]) for j, c in enumerate(ct.columns) if c != name}
+        rows[name] = {
+            "step": float(ct.step),
+            "change_per_unit": target * float(scales.get(name, 1.0)),
+            "change_per_unit_std": target,
+            "success_rate": float(ct.success[name]),
+            "flip_rate": float(ct.flip.get(name, float("nan"))),
+            "others": others,
+            "others_mean": float(np.mean(list(others.values()))) if others else float("nan"),
+            "n": int(ct.n),
+        }
+    return rows
+
+
 def measure_editability(
     codes: torch.Tensor,
     directions: Mapping[str, Direction],
@@ -190,38 +219,31 @@ def measure_editability(
     keep_images: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, torch.Tensor]]:
     """Edit every code along every direction by ``step`` towards the attribute's other side and measure the
-    changes (see the module docstring). ``score`` must return a score for every name in ``directions``.
+    changes (see the module docstring): :func:`~idinvert_plugins.editors.crosstalk.measure_crosstalk`, read by
+    :func:`editability_rows`. ``score`` must return a score for every name in ``directions`` (other readings are
+    ignored).
 
     Returns ``(rows, edited)``: per direction its measurements, and (with ``keep_images``) the rendered edits.
     """
-    if step <= 0:
-        raise ValueError(f"step must be positive, got {step}")
+    from ..editors.crosstalk import measure_crosstalk
+
     names = list(directions)
-    scales = {n: float(scales[n]) if scales and scales.get(n) else 1.0 for n in names}
-    base = score(render(codes))
-    rows: dict[str, dict[str, Any]] = {}
-    edited_images: dict[str, torch.Tensor] = {}
-    for name in names:
-        thr = float(thresholds[name])
-        sign = torch.where(base[name] > thr, -1.0, 1.0)
-        images = render(edit_codes(codes, directions[name], sign * step))
-        after = score(images)
-        delta = {n: (after[n] - base[n]).double() for n in names}
-        along = sign.double() * delta[name]
-        others = {o: float(delta[o].abs().mean() / step / scales[o]) for o in names if o != name}
-        rows[name] = {
-            "step": float(step),
-            "change_per_unit": float(along.mean() / step),
-            "change_per_unit_std": float(along.mean() / step / scales[name]),
-            "success_rate": float((along > 0).double().mean()),
-            "flip_rate": float(((base[name] > thr) != (after[name] > thr)).double().mean()),
-            "others": others,
-            "others_mean": float(np.mean(list(others.values()))) if others else float("nan"),
-            "n": int(len(codes)),
-        }
+    rendered: list[torch.Tensor] = []
+
+    def render_kept(c: torch.Tensor) -> torch.Tensor:
+        images = render(c)
         if keep_images:
-            edited_images[name] = images
-    return rows, edited_images
+            rendered.append(images)
+        return images
+
+    def score_names(images: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = score(images)
+        return {n: out[n] for n in names if n in out}
+
+    ct = measure_crosstalk(codes, directions, render_kept, score_names, thresholds=thresholds,
+                           families={n: n for n in names}, step=step, scales=scales, statistic="absolute")
+    edited = dict(zip(names, rendered[1:], strict=True)) if keep_images else {}
+    return editability_rows(ct), edited
 
 
 def interpolation_codes(codes: torch.Tensor, ts: Sequence[float] = (0.25, 0.5, 0.75)) -> torch.Tensor:

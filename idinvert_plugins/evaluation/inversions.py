@@ -365,7 +365,9 @@ def invert_entry(entry: Entry, inverter: Any, generator: Any, test: TestImages, 
         seconds += result.seconds
         mse, times = _batch_curve(result, images, stamps)
         batches.append({"n": len(images), "seconds": result.seconds, "mse": mse, "t": times})
-        record = {**record, "identity": identity, "seconds": seconds, "batches": batches, "metrics": None}
+        # the record's count is the stored latents' (a record written later, e.g. with metric values, keeps it)
+        record = {**record, "identity": identity, "seconds": seconds, "batches": batches, "metrics": None,
+                  "count": len(latent)}
         cache.save(entry.cache_key, latent, record)
         if bar is not None:
             bar.update(len(images))

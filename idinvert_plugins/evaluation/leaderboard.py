@@ -19,7 +19,7 @@ from .plots import PALETTE, _text_size, _ticks, font
 NOTES_MARKER = "<!-- notes: everything below this line is kept when the leaderboard is regenerated -->"
 #: The columns shown first, in this order (any other measured metric follows, third-party ones included).
 COLUMN_ORDER = ("mse", "psnr", "ssim", "perceptual", "fd", "swd", "attributes", "edit_success", "crosstalk",
-                "fd_edited", "seconds_per_image", "time_to_quality")
+                "fd_edited", "fd_interpolated", "seconds_per_image", "time_to_quality")
 
 
 def _fmt(value: Any, fmt: str = "{:.4g}") -> str:
@@ -32,7 +32,9 @@ def _fmt(value: Any, fmt: str = "{:.4g}") -> str:
 
 
 def _columns(gen: Mapping[str, Any]) -> list[str]:
-    measured = {name for r in gen["rows"].values() for name in r["metrics"]}
+    meta = gen.get("metrics", {})
+    measured = {name for r in gen["rows"].values() for name in r["metrics"]
+                if meta.get(name, {}).get("table", True)}
     known = [c for c in COLUMN_ORDER if c in measured]
     return known + sorted(measured - set(known))
 

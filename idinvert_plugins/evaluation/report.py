@@ -93,7 +93,8 @@ def _header(results: Mapping[str, Any]) -> list[str]:
         lines += ["- **Inversions:** through `idinvert bench`'s per-method entries and cache "
                   f"(`{meta.get('cache') or 'no cache'}`): a method that `idinvert bench` inverted on the same images "
                   "with the same options and networks is read from the cache, not inverted again (and the other way "
-                  "round); Table I's metrics are the registered ones of the leaderboard."]
+                  "round); Table I and the editability section are views of the same measurements as the "
+                  "leaderboard's rows (one function measures both and keeps the values beside the latents)."]
     lines += [f"- **Perceptual network of the optimisers:** {meta.get('feature_net') or 'none (pixel loss only)'}; "
               f"**attribute classifier:** {meta.get('classifier') or 'none'}",
               f"- **{fd_title}:** the Fréchet distance between the real test images and the "
@@ -229,11 +230,16 @@ def _editability_section(ed: Mapping[str, Any], fig, figures: Mapping[str, Any])
              f"the classifier's reading over the first {ed.get('spread_images', 'n')} real test images); "
              "*others*: the mean absolute change of all other attributes per unit step, in spreads (smaller = "
              "more disentangled); *success*: share of images whose attribute moved the intended "
-             "way; *flip*: share that crossed the attribute's threshold.", ""]
+             "way; *flip*: share that crossed the attribute's threshold; *cross-talk*: the median over the "
+             "directions of the other-family attribute that moves most, relative to the target's change (the "
+             "leaderboard's column, `editors/crosstalk.py`). Interpolations: each code moved 1/4, 1/2 and 3/4 of "
+             "the way to the next test image's code.", ""]
     rows = [[SHORT_LABELS[m], _num(ed["methods"][m]["fd_manipulated"], 3), _num(ed["methods"][m]["swd_manipulated"], 3),
-             _num(ed["methods"][m]["fd_interpolated"], 3), _num(ed["methods"][m]["swd_interpolated"], 3)]
+             _num(ed["methods"][m]["fd_interpolated"], 3), _num(ed["methods"][m]["swd_interpolated"], 3),
+             _num(ed["methods"][m].get("crosstalk"), 3)]
             for m in methods]
-    lines += _table(["Codes", "FD manipulated ↓", "SWD manipulated ↓", "FD interpolated ↓", "SWD interpolated ↓"], rows)
+    lines += _table(["Codes", "FD manipulated ↓", "SWD manipulated ↓", "FD interpolated ↓", "SWD interpolated ↓",
+                     "cross-talk ↓"], rows)
     attrs = list(ed["methods"][methods[-1]]["attributes"])
     header = ["Attribute"]
     for m in methods:

@@ -24,19 +24,10 @@ from torch import nn
 
 from ..domains import Domain, get_domain
 from ..editors.directions import Direction
+from ..metrics.registry import get_metrics, main_value
 from ..models.base import Generator
 from ..models.classifier import heads_from_specs
-from .editability import (
-    SPREAD_IMAGES,
-    SUCCESS_TARGET,
-    classifier_scorer,
-    edit_codes,
-    interpolation_codes,
-    measure_editability,
-    real_spreads,
-    resolve_targets,
-    summarise,
-)
+from .editability import SUCCESS_TARGET, edit_codes, editability_rows, resolve_targets, summarise
 from .inversions import (
     DEFAULT_CACHE,
     METHODS,
@@ -50,8 +41,9 @@ from .inversions import (
     render_codes,
     render_latent,
 )
+from .measures import INTERPOLATION_TS, SPREAD_IMAGES, EditSetup, Measured, edit_setup, measure_run
 from .plots import labelled_grid, line_plot, tile_pngs
-from .tables import fd_between, fd_name, ldom_sweep_row, semantic_property, swd_between, table1
+from .tables import fd_name, ldom_sweep_row, semantic_property
 
 SECTIONS = ("table1", "semantic", "ldom", "editability")
 #: ``run_evaluation(classifier=, feature_net=)``: the evaluation domain's network serves every generator
@@ -77,6 +69,7 @@ class EvalConfig:
     seed: int = 0
     n_figure: int = 8
     diffusion_examples: int = 3
+    spread_images: int = SPREAD_IMAGES
 
     @classmethod
     def quick(cls, **overrides: Any) -> EvalConfig:
@@ -108,7 +101,11 @@ class _Context:
     feature_net: nn.Module | None
     fig_dir: Path
     progress: bool
+    classifier: nn.Module | None = None
+    fd_features: Any = None
+    setup: EditSetup | None = None
     inversions: dict[str, MethodRun] = field(default_factory=dict)
+    measured: dict[str, Measured] = field(default_factory=dict)
 
     def invert(self, method: str, test: TestImages | None = None, variant: str | None = None,
                options: dict[str, Any] | None = None) -> MethodRun:
@@ -126,6 +123,22 @@ class _Context:
 
     def render(self, codes: torch.Tensor) -> torch.Tensor:
         return render_codes(self.generator, codes)
+
+    def mse_target(self) -> float | None:
+        """IDInvert's final reconstruction MSE, the time-to-quality target (as in ``idinvert bench``)."""
+        if "domain-guided" not in self.encoders:
+            return None
+        return self.invert("idinvert").curve()["mse"][-1]
+
+    def measure(self, method: str) -> Measured:
+        """Every registered metric of one method's inversions, through :func:`~.measures.measure_run`: the values
+        ``idinvert bench`` reports for the same method, images and settings (read back when it measured them)."""
+        if method not in self.measured:
+            self.measured[method] = measure_run(
+                self.invert(method), self.generator, self.test, self.cache, metrics=get_metrics(None),
+                setup=self.setup, edit_step=self.cfg.edit_step, feature_net=self.feature_net,
+                fd_features=self.fd_features, classifier=self.classifier, mse_target=self.mse_target())
+        return self.measured[method]
 
 
 def method_options(method: str, cfg: EvalConfig) -> dict[str, Any]:
@@ -201,11 +214,12 @@ def evaluate(
     name = name or getattr(getattr(G, "resolved", None), "name", None) or type(G).__name__
     slug = _slug(name)
     out_dir = Path(out_dir)
+    test = load_test_images(cfg.n, G.resolution, seed=cfg.seed, domain=dom)
+    test.domain_images = True
     ctx = _Context(
-        generator=G, test=load_test_images(cfg.n, G.resolution, seed=cfg.seed, domain=dom), cfg=cfg,
-        cache=generator_cache(cache_dir, name),
+        generator=G, test=test, cfg=cfg, cache=generator_cache(cache_dir, name),
         encoders={k: v for k, v in (encoders or {}).items() if v is not None}, feature_net=feature_net,
-        fig_dir=out_dir / "figures" / slug, progress=progress,
+        fig_dir=out_dir / "figures" / slug, progress=progress, classifier=classifier,
     )  # fmt: skip
     start = time.perf_counter()
     available = [m for m in METHODS if m == "image2stylegan" or
@@ -226,6 +240,7 @@ def evaluate(
         from ..features import frechet_features
 
         fd_fn = frechet_features(classifier, "pool", name=fd_name(dom))
+        ctx.fd_features = fd_fn
     else:
         result["notes"].append("no attribute classifier: Fréchet distances and editability are not measured")
     heads = classifier.attributes if classifier is not None else heads_from_specs(dom.attributes)
@@ -237,6 +252,9 @@ def evaluate(
                                "table, the manipulated-image distances and editability are not measured "
                                "(learn them with `idinvert directions learn`)")
     dirs = {n: directions[n] for n in targets} if directions else {}
+    if classifier is not None and dirs:  # the edits every method's metrics measure, as idinvert bench's
+        ctx.setup = edit_setup(classifier, dirs, ctx.test, dom, resolution=G.resolution,
+                               spread_images=cfg.spread_images, cache_dir=cache_dir)
 
     def timed(section: str, fn, *args) -> None:
         t0 = time.perf_counter()
@@ -253,7 +271,7 @@ def evaluate(
         else:
             result["notes"].append("l_dom sweep: not measured (it needs the domain-guided encoder)")
     if "editability" in cfg.sections and dirs and classifier is not None:
-        timed("editability", _editability, ctx, available, targets, dirs, classifier, fd_fn, result, out_dir)
+        timed("editability", _editability, ctx, available, targets, dirs, result, out_dir)
     result["wall_seconds"] = time.perf_counter() - start
     return _jsonable(result)
 
@@ -264,14 +282,16 @@ def _rel(path: Path, out_dir: Path) -> str:
 
 # -- sections -----------------------------------------------------------------------------------------------
 def _table1(ctx: _Context, available: list[str], fd_fn, result: dict, out_dir: Path) -> None:
-    inversions = {m: ctx.invert(m) for m in available}
-    recon = {m: render_latent(ctx.generator, inv.latent) for m, inv in inversions.items()}
-    result["table1"] = table1(ctx.test.images, recon, {m: inv.seconds_per_image for m, inv in inversions.items()},
-                              fd_fn)
-    for m, inv in inversions.items():
-        result["table1"][m]["reused_from_cache"] = inv.reused
-        result["table1"][m]["options"] = inv.options
+    """The paper's Table I: a view of each method's measured metrics (:meth:`_Context.measure`)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for m in available:
+        inv, measured = ctx.invert(m), ctx.measure(m)
+        row = {k: main_value(measured.values.get(k)) for k in ("mse", "psnr", "ssim", "swd", "fd")}
+        rows[m] = {**row, "seconds_per_image": float(inv.seconds_per_image), "n": len(inv.latent),
+                   "reused_from_cache": inv.reused, "metrics_reused": not measured.recomputed, "options": inv.options}
+    result["table1"] = rows
     k = min(ctx.cfg.n_figure, len(ctx.test))
+    recon = {m: render_latent(ctx.generator, ctx.invert(m).latent[:k]) for m in available}
     tiles = torch.stack([torch.stack([ctx.test.images[i], *(recon[m][i] for m in available)]) for i in range(k)])
     path = labelled_grid(tiles.flatten(0, 1), k, 1 + len(available), ctx.fig_dir / "fig2_inversions.png",
                          col_labels=["input", *(SHORT_LABELS[m] for m in available)], scale=_scale(ctx))
@@ -340,30 +360,25 @@ def _ldom(ctx: _Context, targets, dirs, fd_fn, result: dict, out_dir: Path) -> N
     result["figures"]["ldom"] = _rel(tile_pngs(plots, ctx.fig_dir / "ldom_sweep.png", cols=2), out_dir)
 
 
-def _editability(ctx: _Context, available: list[str], targets, dirs, classifier: nn.Module, fd_fn, result: dict,
-                 out_dir: Path) -> None:
-    cfg = ctx.cfg
+def _editability(ctx: _Context, available: list[str], targets, dirs, result: dict, out_dir: Path) -> None:
+    """The paper's Table II and the per-attribute editability: a view of each method's measured edits and metrics
+    (:meth:`_Context.measure`, the cross-talk ``idinvert bench`` ranks by)."""
+    cfg, setup = ctx.cfg, ctx.setup
     methods = [m for m in ("image2stylegan", "idinvert") if m in available]
-    scorer = classifier_scorer(classifier, targets)
-    spread_set = ctx.test if len(ctx.test) >= SPREAD_IMAGES else load_test_images(
-        SPREAD_IMAGES, ctx.generator.resolution, seed=cfg.seed)
-    scales = real_spreads(scorer(spread_set.images))
-    thresholds = {n: t.threshold for n, t in targets.items()}
-    out: dict[str, Any] = {"step": cfg.edit_step, "scales": scales, "spread_images": len(spread_set), "methods": {}}
+    out: dict[str, Any] = {"step": cfg.edit_step, "scales": setup.scales, "spread_images": setup.spread_images,
+                           "methods": {}}
     for m in methods:
-        codes = ctx.invert(m).codes
-        rows, edited = measure_editability(
-            codes, dirs, lambda c: to_uint8_nchw(ctx.render(c)), lambda x: scorer(x.float() / 127.5 - 1.0),
-            step=cfg.edit_step, thresholds=thresholds, scales=scales, keep_images=True)  # fmt: skip
-        manipulated = torch.cat(list(edited.values()))
-        interpolated = ctx.render(interpolation_codes(codes))
+        measured = ctx.measure(m)
+        rows = editability_rows(measured.crosstalk)
+        v = measured.values
+        n = len(ctx.test)
         out["methods"][m] = {
             "attributes": rows, "summary": summarise(rows),
-            "fd_manipulated": fd_between(ctx.test.images, manipulated, fd_fn) if fd_fn else float("nan"),
-            "swd_manipulated": swd_between(ctx.test.images, manipulated),
-            "fd_interpolated": fd_between(ctx.test.images, interpolated, fd_fn) if fd_fn else float("nan"),
-            "swd_interpolated": swd_between(ctx.test.images, interpolated),
-            "n_manipulated": len(manipulated), "n_interpolated": len(interpolated),
+            "fd_manipulated": main_value(v.get("fd_edited")), "swd_manipulated": main_value(v.get("swd_edited")),
+            "fd_interpolated": main_value(v.get("fd_interpolated")),
+            "swd_interpolated": main_value(v.get("swd_interpolated")),
+            "crosstalk": main_value(v.get("crosstalk")), "edit_success": main_value(v.get("edit_success")),
+            "n_manipulated": n * len(rows), "n_interpolated": n * len(INTERPOLATION_TS) if n > 1 else 0,
         }  # fmt: skip
     if "idinvert" in out["methods"]:
         ours = out["methods"]["idinvert"]["attributes"]

@@ -15,7 +15,8 @@ group          metrics
 fidelity       ``mse``, ``psnr``, ``ssim`` (pixels), ``perceptual`` (the pipeline's feature network)
 realism        ``fd`` (Fréchet distance of the reconstructions in the FD feature space), ``swd``
 attributes     ``attributes``: the classifier's readings of input and reconstruction agree
-editability    ``edit_success``, ``crosstalk`` (per direction), ``fd_edited`` (FD of the edited images)
+editability    ``edit_success``, ``crosstalk`` (per direction), ``fd_edited`` / ``swd_edited`` (of the edited
+               images), ``fd_interpolated`` / ``swd_interpolated`` (of interpolations between the codes)
 cost           ``seconds_per_image``, ``time_to_quality``
 =============  ==========================================================================================
 
@@ -37,8 +38,8 @@ from torch import nn
 #: The groups metrics belong to, in the order the leaderboard shows them.
 GROUPS: tuple[str, ...] = ("fidelity", "realism", "attributes", "editability", "cost")
 #: The :class:`MetricData` fields a metric may declare in ``needs``.
-NEEDS: tuple[str, ...] = ("feature_net", "fd_features", "classifier", "edited", "crosstalk", "curve",
-                          "mse_target")
+NEEDS: tuple[str, ...] = ("feature_net", "fd_features", "classifier", "edited", "crosstalk", "interpolated",
+                          "curve", "mse_target")
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -56,6 +57,8 @@ class MetricData:
       attribute's other side, rendered ``[N, C, R, R]``;
     * ``crosstalk``: the :class:`~idinvert_plugins.editors.crosstalk.CrossTalk` of those edits
       (``statistic="absolute"``), or None;
+    * ``interpolated``: renders between each input's latent and the next input's W+ code (at 1/4, 1/2, 3/4,
+      keeping the input's other parts) ``[3N, C, R, R]``, or None (the paper's Table II);
     * ``curve``: ``{"seconds": [...], "mse": [...]}``, the mean reconstruction MSE against seconds per image
       along the method's steps (its final point the measured reconstruction);
     * ``mse_target``: the MSE a method must reach for ``time_to_quality`` (IDInvert's after its steps);
@@ -70,6 +73,7 @@ class MetricData:
     classifier: nn.Module | None = None
     edited: Mapping[str, torch.Tensor] = field(default_factory=dict)
     crosstalk: Any = None
+    interpolated: torch.Tensor | None = None
     curve: Mapping[str, Sequence[float]] | None = None
     mse_target: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -92,7 +96,8 @@ class MetricData:
 class Metric:
     """Base class of metric plugins: set ``name``, ``group`` (one of :data:`GROUPS`), ``description``,
     ``higher_is_better`` (None: neither) and ``needs`` (the :class:`MetricData` fields it reads beyond inputs and
-    reconstructions), and implement :meth:`compute`.
+    reconstructions), and implement :meth:`compute`. ``table = False`` keeps a metric out of the leaderboard's
+    table (it is still measured and written to the JSON file).
 
     :meth:`compute` returns a float, or a dict of named floats whose ``"value"`` entry is the leaderboard's
     number (the others, e.g. per-direction values, go to the JSON file only).
@@ -107,6 +112,8 @@ class Metric:
     label: ClassVar[str] = ""
     #: how the table prints the value
     fmt: ClassVar[str] = "{:.4g}"
+    #: whether the leaderboard's table shows it (False: the JSON file only)
+    table: ClassVar[bool] = True
 
     def unavailable(self, data: MetricData) -> str | None:
         """Why this metric cannot be measured on ``data`` (None: it can). Default: a missing ``needs`` input."""
@@ -119,7 +126,7 @@ class Metric:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "group": self.group, "description": self.description,
                 "higher_is_better": self.higher_is_better, "needs": list(self.needs),
-                "label": self.label or self.name, "fmt": self.fmt}
+                "label": self.label or self.name, "fmt": self.fmt, "table": self.table}
 
 
 def check_metric(metric: Any) -> None:
@@ -390,6 +397,59 @@ class FDEdited(Metric):
         return fd_of(data.inputs, torch.cat(list(data.edited.values())), data.fd_features)
 
 
+class SWDEdited(Metric):
+    name = "swd_edited"
+    group = "editability"
+    label = "SWD edited"
+    needs = ("edited",)
+    fmt = "{:.3g}"
+    table = False
+    description = "multi-scale SWD (x 1e3) between the inputs and the edited images (the paper's Table II)"
+
+    def unavailable(self, data: MetricData) -> str | None:
+        return _below_swd(data) or super().unavailable(data)
+
+    def compute(self, data: MetricData) -> float:
+        from .swd import swd
+
+        return float(swd(data.inputs, torch.cat(list(data.edited.values())), seed=0)["mean"])
+
+
+class FDInterpolated(Metric):
+    name = "fd_interpolated"
+    group = "editability"
+    label = "FD interp."
+    needs = ("fd_features", "interpolated")
+    fmt = "{:.3g}"
+    description = ("Fréchet distance between the inputs and interpolations between the codes of consecutive "
+                   "inputs (at 1/4, 1/2, 3/4: the paper's Table II, how real the code space between two faces is)")
+
+    def compute(self, data: MetricData) -> float:
+        return fd_of(data.inputs, data.interpolated, data.fd_features)
+
+
+class SWDInterpolated(Metric):
+    name = "swd_interpolated"
+    group = "editability"
+    label = "SWD interp."
+    needs = ("interpolated",)
+    fmt = "{:.3g}"
+    table = False
+    description = "multi-scale SWD (x 1e3) between the inputs and the interpolations (the paper's Table II)"
+
+    def unavailable(self, data: MetricData) -> str | None:
+        return _below_swd(data) or super().unavailable(data)
+
+    def compute(self, data: MetricData) -> float:
+        from .swd import swd
+
+        return float(swd(data.inputs, data.interpolated, seed=0)["mean"])
+
+
+def _below_swd(data: MetricData) -> str | None:
+    return "images below SWD's 16 px coarsest level" if data.inputs.shape[-1] < 16 else None
+
+
 # -- cost -----------------------------------------------------------------------------------------------------------
 class SecondsPerImage(Metric):
     name = "seconds_per_image"
@@ -427,7 +487,7 @@ def time_to_reach(seconds: Sequence[float], errors: Sequence[float], target: flo
 
 BUILTIN_METRICS: tuple[type[Metric], ...] = (
     MSEMetric, PSNRMetric, SSIMMetric, PerceptualMetric, FDMetric, SWDMetric, AttributePreservation, EditSuccess,
-    CrossTalkMetric, FDEdited, SecondsPerImage, TimeToQuality,
+    CrossTalkMetric, FDEdited, SWDEdited, FDInterpolated, SWDInterpolated, SecondsPerImage, TimeToQuality,
 )
 
 __all__ = ["BUILTIN_METRICS", "GROUPS", "NEEDS", "Metric", "MetricData", "check_metric", "compute_metrics",
