@@ -275,6 +275,36 @@ def test_editability_on_a_linear_stub():
         measure_editability(codes, directions, lambda c: c, score, step=0, thresholds=thresholds)
 
 
+def test_editability_rows_are_a_view_of_the_crosstalk():
+    """The editability rows read a cross-talk measurement (what bench ranks by): the same numbers before and after a
+    JSON round trip, and a signed measurement is refused (its others would be signed means)."""
+    from idinvert_plugins.editors.crosstalk import CrossTalk, measure_crosstalk
+    from idinvert_plugins.evaluation.editability import editability_rows
+
+    codes = torch.randn(20, 2, 4, generator=torch.Generator().manual_seed(2))
+    e = torch.eye(4)
+    directions = {"a": Direction(e[0], name="a"), "b": Direction(e[1], name="b")}
+
+    def score(x):
+        return {"a": x.mean(1)[:, 0] + 0.5 * x.mean(1)[:, 1], "b": x.mean(1)[:, 1]}
+
+    kwargs = {"thresholds": {"a": 0.0, "b": 0.0}, "families": {"a": "a", "b": "b"}, "step": 2.0,
+              "scales": {"a": 2.0, "b": 1.0}}
+    ct = measure_crosstalk(codes, directions, lambda c: c, score, statistic="absolute", **kwargs)
+    rows = editability_rows(ct)
+    assert rows["a"]["change_per_unit"] == pytest.approx(1.0) and rows["a"]["change_per_unit_std"] == pytest.approx(0.5)
+    assert rows["b"]["others"] == {"a": pytest.approx(0.5 / 2.0)} and rows["b"]["success_rate"] == 1.0
+    assert 0 < rows["a"]["flip_rate"] <= 1 and rows["a"]["n"] == 20
+    back = editability_rows(CrossTalk.from_json(ct.to_json()))  # the matrix is stored to 5 decimals
+    for name, row in rows.items():
+        assert back[name]["others"] == pytest.approx(row["others"], abs=1e-5)
+        assert {k: v for k, v in back[name].items() if k != "others"} == pytest.approx(
+            {k: v for k, v in row.items() if k != "others"}, abs=1e-5)
+    signed = measure_crosstalk(codes, directions, lambda c: c, score, **kwargs)
+    with pytest.raises(ValueError, match="statistic='absolute'"):
+        editability_rows(signed)
+
+
 def test_resolve_targets_and_labels():
     D = 4
     dirs = {n: Direction(torch.ones(D), name=n) for n in

@@ -68,6 +68,38 @@ def test_editability_metrics_read_the_crosstalk_and_edited_images():
     assert main_value(values["crosstalk"]) == pytest.approx(1.0) and values["fd_edited"] > 0
 
 
+def test_table_two_metrics_edited_and_interpolated_images():
+    """The paper's Table II as metrics: SWD of the edited images, FD and SWD of the interpolations; images equal to
+    the inputs score (about) zero, shifted ones more; below SWD's 16 px only the SWDs are not measured."""
+    from idinvert_plugins.metrics.swd import swd
+
+    x = _images(0, n=8)
+    names = ["swd_edited", "fd_interpolated", "swd_interpolated"]
+    feats = lambda t: t.mean(dim=(2, 3))  # noqa: E731
+    same, _ = compute_metrics(MetricData(x, x, edited={"a": x.clone()}, interpolated=torch.cat([x, x, x]),
+                                         fd_features=feats), get_metrics(names))
+    y = x * 0.5 + 0.3
+    shifted, _ = compute_metrics(MetricData(x, x, edited={"a": y}, interpolated=torch.cat([y, y, y]),
+                                            fd_features=feats), get_metrics(names))
+    assert same["swd_edited"] == pytest.approx(0, abs=1e-3) and same["fd_interpolated"] == pytest.approx(0, abs=1e-4)
+    assert shifted["swd_edited"] == pytest.approx(float(swd(x, y, seed=0)["mean"]), rel=1e-6)
+    assert shifted["swd_interpolated"] > same["swd_interpolated"] + 1 and shifted["fd_interpolated"] > 0.1
+    small = _images(0, n=4, res=8)
+    _, skipped = compute_metrics(MetricData(small, small, edited={"a": small}, interpolated=small,
+                                            fd_features=feats), get_metrics(names))
+    assert skipped == {"swd_edited": "images below SWD's 16 px coarsest level",
+                       "swd_interpolated": "images below SWD's 16 px coarsest level"}
+    _, skipped = compute_metrics(MetricData(x, x, fd_features=feats), get_metrics(names))
+    assert skipped == {"swd_edited": "needs edited", "fd_interpolated": "needs interpolated",
+                       "swd_interpolated": "needs interpolated"}
+    # JSON-only metrics stay out of the leaderboard's table
+    from idinvert_plugins.evaluation.leaderboard import _columns
+
+    described = {m.name: m.describe() for m in get_metrics()}
+    gen = {"rows": {"a": {"metrics": {"mse": 0.1, "swd_edited": 3.0, "fd_interpolated": 0.2}}}, "metrics": described}
+    assert _columns(gen) == ["mse", "fd_interpolated"]
+
+
 def test_time_to_reach():
     assert time_to_reach([0.0, 1.0, 2.0, 3.0], [0.5, 0.3, 0.2, 0.1], 0.2) == 2.0
     assert time_to_reach([0.0, 1.0], [0.5, 0.3], 0.2) == math.inf
