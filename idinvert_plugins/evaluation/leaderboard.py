@@ -110,8 +110,10 @@ def render_leaderboard(results: Mapping[str, Any], base: Path, json_path: str | 
              "method, built-in or third-party, inverts the same held-out images of each generator and is measured by "
              "every registered metric (`idinvert plugins` lists both). FD is a Fréchet distance in the domain "
              "classifier's features, not FID. ↓ lower is better, ↑ higher is better. The inversions are cached per "
-             "method (`--cache`) in the one cache that `idinvert evaluate` also inverts through: its paper tables "
-             "reuse these inversions of the same images, and this table reuses its."
+             "method (`--cache`) in the one cache that `idinvert evaluate` also inverts and measures through "
+             "(`evaluation/measures.py`): its paper tables are views of the same inversions and metric values on "
+             "the same images, and this table reuses its. Metrics marked JSON-only (the SWDs of the edited and "
+             "interpolated images) are in the JSON file."
              + (f" Every number: [{json_path}]({json_path})." if json_path else ""), ""]
     for gen in results["generators"].values():
         parts += [generator_section(gen, base), ""]
