@@ -3,8 +3,11 @@ unless ``--domain`` names another).
 
 * :mod:`.inversions`: the test split, and every method's inversions with their on-disk cache (one path and one
   cache for ``idinvert evaluate`` and ``idinvert bench``);
+* :mod:`.measures`: every registered metric of one method's inversions, kept in its cache record (the one
+  measuring path: ``idinvert bench``'s rows and ``idinvert evaluate``'s Table I and editability read its values);
 * :mod:`.tables`: the paper's Table I, semantic property (Fig. 3) and l_dom sweep (Fig. 10) as functions;
-* :mod:`.editability`: attribute change per unit step, disentanglement, success rates (Table II);
+* :mod:`.editability`: attribute change per unit step, disentanglement, success rates (Table II), read from the
+  cross-talk measurement;
 * :mod:`.runner`: :func:`evaluate` (one generator, loaded models) and :func:`run_evaluation` (by name);
 * :mod:`.report`: the markdown report; :mod:`.plots`: figures drawn with Pillow.
 """
