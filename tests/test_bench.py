@@ -223,6 +223,12 @@ def test_bench_and_evaluate_share_one_cache(tmp_path, monkeypatch, capsys):
         for mine, theirs in (("fd_manipulated", "fd_edited"), ("fd_interpolated", "fd_interpolated")):
             assert ed[mine] == pytest.approx(metrics[theirs], rel=1e-9) and math.isfinite(ed[mine]), mine
         assert ed["n_manipulated"] == 4 * len(ed["attributes"]) and ed["n_interpolated"] == 12
+    # a measurement under other settings (spreads over 8 real images) is kept beside bench's, not instead of it
+    args = ["evaluate", "--generator", str(gen), "--n", "4", "--steps", "5", "--only", "editability", "--classifier",
+            "auto", "--feature-net", "auto", "--spread-images", "8", "--out", str(tmp_path / "eval8"), "--cache",
+            str(tmp_path / "cache")]
+    assert main(args) == 0
+    assert not any(r["metrics_recomputed"] for r in bench(tmp_path / "cache").values())
     assert f"**Inversions:** through `idinvert bench`'s per-method entries and cache (`{tmp_path / 'cache'}`)" in (
         tmp_path / "results.md").read_text()
 

@@ -8,8 +8,8 @@ of the attribute, as :func:`~idinvert_plugins.editors.crosstalk.measure_crosstal
 keeping every other part of the latent); the interpolations between each code and the next (the paper's Table II);
 its seconds and per-step error curve. The values and the cross-talk matrix are stored under a key of everything
 they depend on (the inversion's identity, the image count, the step, the directions, the metrics, the networks,
-the attribute spreads, the time-to-quality target), so whichever command measures a method first, the other reads
-the same numbers.
+the attribute spreads, the time-to-quality target; the last few keys are kept), so whichever command measures a
+method first, the other reads the same numbers.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from .inversions import LatentCache, MethodRun, TestImages, fingerprint, jsonabl
 
 #: Real test images the attribute spreads (the unit of the cross-talk) are measured on, at least.
 SPREAD_IMAGES = 1000
+#: Measurements kept per method (different image counts, steps or directions of the same inversions).
+KEPT_MEASUREMENTS = 4
 #: Where between each code and the next the interpolation metrics render (the paper's Table II).
 INTERPOLATION_TS = (0.25, 0.5, 0.75)
 
@@ -150,8 +152,9 @@ def measure_run(run: MethodRun, G: Any, test: TestImages, cache: LatentCache, *,
     key = metrics_key(run, setup=setup, edit_step=edit_step, metrics=metrics, mse_target=mse_target,
                       networks=networks)
     edits = bool(setup and setup.directions)
-    stored = run.record.get("metrics") if run.record else None
-    if stored and stored.get("key") == key and (stored.get("crosstalk") is not None or not edits):
+    slots = _slots(run.record.get("metrics") if run.record else None)
+    stored = slots.get(key)
+    if stored and (stored.get("crosstalk") is not None or not edits):
         ct = CrossTalk.from_json(stored["crosstalk"]) if stored.get("crosstalk") is not None else None
         return Measured(stored["values"], stored["skipped"], ct, False)
     recon = render_latent(G, run.latent)
@@ -167,11 +170,28 @@ def measure_run(run: MethodRun, G: Any, test: TestImages, cache: LatentCache, *,
     values = jsonable(values)
     run.record = {**run.record, "identity": run.identity, "seconds": run.record.get("seconds", run.seconds),
                   "batches": run.record.get("batches", run.batches),
-                  "metrics": {"key": key, "values": values, "skipped": skipped,
-                              "crosstalk": ct.to_json() if ct is not None else None}}
+                  "metrics": _keep(slots, key, {"key": key, "values": values, "skipped": skipped,
+                                                "crosstalk": ct.to_json() if ct is not None else None})}
     cache.save_record(run.entry.cache_key, {**run.record, "count": run.record.get("count", len(run.latent))})
     # as stored (rounded), so a value is the same whether measured now or read back
     return Measured(values, skipped, CrossTalk.from_json(ct.to_json()) if ct is not None else None, True)
+
+
+def _slots(stored: Any) -> dict[str, Any]:
+    """A record's measurements by key (a record of the one-measurement layout holds one)."""
+    if not stored:
+        return {}
+    if "key" in stored:
+        return {stored["key"]: stored}
+    return dict(stored)
+
+
+def _keep(slots: Mapping[str, Any], key: str, measured: dict[str, Any]) -> dict[str, Any]:
+    """The record's measurements with ``measured`` added under ``key``: the last :data:`KEPT_MEASUREMENTS`, so the
+    leaderboard's image count and the paper tables' do not measure each other's away."""
+    out = {k: v for k, v in slots.items() if k != key}
+    out[key] = measured
+    return dict(list(out.items())[-KEPT_MEASUREMENTS:])
 
 
 __all__ = ["INTERPOLATION_TS", "SPREAD_IMAGES", "EditSetup", "Measured", "edit_setup", "interpolations",
