@@ -229,8 +229,10 @@ def test_bench_and_evaluate_share_one_cache(tmp_path, monkeypatch, capsys):
             str(tmp_path / "cache")]
     assert main(args) == 0
     assert not any(r["metrics_recomputed"] for r in bench(tmp_path / "cache").values())
-    assert f"**Inversions:** through `idinvert bench`'s per-method entries and cache (`{tmp_path / 'cache'}`)" in (
-        tmp_path / "results.md").read_text()
+    page = (tmp_path / "results.md").read_text()
+    assert f"**Inversions:** through `idinvert bench`'s per-method entries and cache (`{tmp_path / 'cache'}`)" in page
+    assert ("Metric values read from it (measured before on the same images and settings): conventional, "
+            "domain-guided, Image2StyleGAN, IDInvert.") in page
 
     # evaluate first (a folder holding an old-layout evaluation file: codes without a record), then bench
     other = tmp_path / "cache2"

@@ -130,7 +130,7 @@ def _generator_section(g: Mapping[str, Any], out_dir: Path, report_dir: Path) ->
         lines += _table(["Method", "MSE ↓", "PSNR (dB) ↑", "SSIM ↑", "SWD ↓", "FD ↓", "s / image"], rows)
         lines += ["Seconds per image: inversion wall time / images, in batches of "
                   f"{g.get('config', {}).get('batch')} on this machine (see `benchmarks/inversion.py` for batch-1 "
-                  "timings).", ""]
+                  "timings)." + _provenance(t1), ""]
         lines += fig(figures.get("fig2"), "inputs and their reconstructions by each method (paper Fig. 2)")
         findings += _table1_findings(t1)
 
@@ -218,6 +218,19 @@ def _ldom_findings(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                    f"images {_num(lo['fd_manipulated'], 3)} at l_dom {_num(lo['l_dom'], 3)} vs "
                    f"{_num(hi['fd_manipulated'], 3)} at {_num(hi['l_dom'], 3)}: "
                    f"{_verdict(_lt(hi['fd_manipulated'], lo['fd_manipulated']))}.")
+    return out
+
+
+def _provenance(t1: Mapping[str, Any]) -> str:
+    """Which rows' inversions and metric values this run read from the shared cache (``idinvert bench``'s or an
+    earlier run's) rather than computed."""
+    inverted = [SHORT_LABELS.get(m, m) for m, r in t1.items() if r.get("reused_from_cache", 0) >= r.get("n", 1)]
+    measured = [SHORT_LABELS.get(m, m) for m, r in t1.items() if r.get("metrics_reused")]
+    out = ""
+    if inverted:
+        out += f" Inversions read from the shared cache: {', '.join(inverted)}."
+    if measured:
+        out += f" Metric values read from it (measured before on the same images and settings): {', '.join(measured)}."
     return out
 
 
