@@ -174,21 +174,16 @@ def pareto_plot(gen: Mapping[str, Any], path: str | Path, x: str = "mse", y: str
         front = [k for k in gen.get("pareto", []) if k in pts]
         if len(front) > 1:
             draw.line([to_px(*pts[k]) for k in front], fill=(150, 150, 150), width=2)
-        placed: list[tuple[float, float, float, float]] = []
-        for i, (k, (a, b)) in enumerate(sorted(pts.items())):
-            px, py = to_px(a, b)
+        pixels = {k: to_px(a, b) for k, (a, b) in pts.items()}
+        placed = [(px - 6, py - 6, px + 6, py + 6) for px, py in pixels.values()]  # labels keep off every point
+        for i, k in enumerate(sorted(pts)):
+            px, py = pixels[k]
             colour = PALETTE[i % len(PALETTE)]
             r = 5 if k in front else 4
             draw.ellipse([px - r, py - r, px + r, py + r], fill=colour if k in front else "white", outline=colour,
                          width=2)
             tw, th = _text_size(draw, k, small)
-            lx, ly = px + 7, py - th / 2 - 1
-            if lx + tw > box[2]:
-                lx = px - 7 - tw
-            for _ in range(8):  # step labels down until they do not overlap an earlier one
-                if not any(lx < q[2] and lx + tw > q[0] and ly < q[3] and ly + th > q[1] for q in placed):
-                    break
-                ly += th + 2
+            lx, ly = _label_position(px, py, tw, th, placed, box)
             placed.append((lx, ly, lx + tw, ly + th))
             draw.text((lx, ly), k, fill=colour, font=small)
     else:
@@ -205,6 +200,26 @@ def pareto_plot(gen: Mapping[str, Any], path: str | Path, x: str = "mse", y: str
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     return path
+
+
+def _label_position(px: float, py: float, tw: float, th: float, taken: list[tuple[float, float, float, float]],
+                    box: tuple[float, float, float, float]) -> tuple[float, float]:
+    """Where a ``tw`` x ``th`` label of the point ``(px, py)`` goes: the first of right, left, above, below (then the
+    same further out) that stays in ``box`` and overlaps no earlier label or point; else the least overlapping."""
+    def overlap(x: float, y: float) -> float:
+        area = sum(max(0.0, min(x + tw, q[2]) - max(x, q[0])) * max(0.0, min(y + th, q[3]) - max(y, q[1]))
+                   for q in taken)
+        outside = x < box[0] + 1 or x + tw > box[2] - 1 or y < box[1] + 1 or y + th > box[3] - 1
+        return area + (1e6 if outside else 0.0)
+
+    candidates = []
+    for reach in (0, 1, 2, 3):
+        dy = reach * (th + 2)
+        candidates += [(px + 7, py - th / 2 - 1 + dy), (px - 7 - tw, py - th / 2 - 1 + dy),
+                       (px - tw / 2, py - 8 - th - dy), (px - tw / 2, py + 8 + dy),
+                       (px + 7, py - th / 2 - 1 - dy), (px - 7 - tw, py - th / 2 - 1 - dy)]
+    scored = [(overlap(x, y), n, (x, y)) for n, (x, y) in enumerate(candidates)]
+    return min(scored)[2]
 
 
 def _pad(lo: float, hi: float) -> tuple[float, float]:
