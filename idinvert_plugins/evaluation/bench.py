@@ -280,7 +280,7 @@ def bench_generator(
             if method == REFERENCE and mse_target is None:  # the target of every method's time to quality
                 mse_target = run.curve()["mse"][-1]
             rows[entry.key] = _measure(run, pipe, test, cfg, setup, metrics, fd_features, mse_target, networks,
-                                       cache, reg, inverter)
+                                       cache, reg, inverter, progress)
             if not per_encoder:
                 break
         if not accepted:
@@ -300,10 +300,10 @@ def bench_generator(
 
 def _measure(run: MethodRun, pipe: Any, test: TestImages, cfg: BenchConfig, setup: EditSetup | None,
              metrics: Sequence[Metric], fd_features: Any, mse_target: float | None, networks: Mapping[str, str],
-             cache: LatentCache, reg: Any, inverter: Any) -> dict[str, Any]:
+             cache: LatentCache, reg: Any, inverter: Any, progress: bool = False) -> dict[str, Any]:
     m = measure_run(run, pipe.generator, test, cache, metrics=metrics, setup=setup, edit_step=cfg.edit_step,
                     feature_net=pipe.feature_net, fd_features=fd_features, classifier=pipe.classifier,
-                    mse_target=mse_target, networks=networks)
+                    mse_target=mse_target, networks=networks, progress=progress)
     return {
         "method": run.entry.method, "encoder": run.entry.encoder, "description": getattr(inverter, "description", ""),
         "plugin": reg.plugin, "source": reg.source, "third_party": not reg.plugin.startswith("idinvert_plugins."),

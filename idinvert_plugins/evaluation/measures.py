@@ -89,8 +89,10 @@ def edit_setup(classifier: nn.Module | None, directions: Mapping[str, Any], test
                      spread_images if many else len(test))
 
 
-def measure_edits(G: Any, latent: Latent, setup: EditSetup, step: float) -> tuple[Any, dict[str, torch.Tensor]]:
-    """Cross-talk (``statistic="absolute"``) of every direction on these latents, and the edited images."""
+def measure_edits(G: Any, latent: Latent, setup: EditSetup, step: float,
+                  progress: Callable[[str], None] | None = None) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Cross-talk (``statistic="absolute"``) of every direction on these latents, and the edited images
+    (``progress``: called with each direction's name when it is measured)."""
     from ..editors.crosstalk import measure_crosstalk
 
     rendered: list[torch.Tensor] = []
@@ -103,7 +105,7 @@ def measure_edits(G: Any, latent: Latent, setup: EditSetup, step: float) -> tupl
     ct = measure_crosstalk(latent.wp, setup.directions, render_codes, setup.score,
                            thresholds={n: t.threshold for n, t in setup.targets.items()},
                            families={n: t.attribute for n, t in setup.targets.items()}, step=step,
-                           scales=setup.scales, samples="test_images", statistic="absolute")
+                           scales=setup.scales, samples="test_images", statistic="absolute", progress=progress)
     edited = dict(zip(setup.directions, rendered[1:], strict=True))
     return ct, edited
 
@@ -142,9 +144,10 @@ def metrics_key(run: MethodRun, *, setup: EditSetup | None, edit_step: float, me
 def measure_run(run: MethodRun, G: Any, test: TestImages, cache: LatentCache, *, metrics: Sequence[Metric],
                 setup: EditSetup | None, edit_step: float, feature_net: nn.Module | None = None,
                 fd_features: Any = None, classifier: nn.Module | None = None, mse_target: float | None = None,
-                networks: Mapping[str, str] | None = None) -> Measured:
+                networks: Mapping[str, str] | None = None, progress: bool = False) -> Measured:
     """Every metric of one method's inversions of ``test`` (see the module docstring), read from its cache record
-    when measured before under the same key, else computed and stored there."""
+    when measured before under the same key, else computed and stored there (``progress``: a bar over the
+    directions while it measures)."""
     from ..editors.crosstalk import CrossTalk
 
     networks = dict(networks) if networks is not None else {"classifier": fingerprint(classifier),
@@ -157,8 +160,16 @@ def measure_run(run: MethodRun, G: Any, test: TestImages, cache: LatentCache, *,
     if stored and (stored.get("crosstalk") is not None or not edits):
         ct = CrossTalk.from_json(stored["crosstalk"]) if stored.get("crosstalk") is not None else None
         return Measured(stored["values"], stored["skipped"], ct, False)
+    from tqdm.auto import tqdm
+
     recon = render_latent(G, run.latent)
-    ct, edited = measure_edits(G, run.latent, setup, edit_step) if edits else (None, {})
+    bar = tqdm(total=len(setup.directions) if edits else 0, desc=f"  measure {run.entry.key}", unit="direction",
+               leave=False, disable=not (progress and edits))
+    try:
+        ct, edited = (measure_edits(G, run.latent, setup, edit_step, progress=lambda name: bar.update(1)) if edits
+                      else (None, {}))
+    finally:
+        bar.close()
     wants_interpolation = any("interpolated" in m.needs for m in metrics)
     data = MetricData(test.images, recon, seconds_per_image=run.seconds_per_image, feature_net=feature_net,
                       fd_features=fd_features, classifier=classifier, edited=edited, crosstalk=ct,

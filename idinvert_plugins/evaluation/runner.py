@@ -137,7 +137,8 @@ class _Context:
             self.measured[method] = measure_run(
                 self.invert(method), self.generator, self.test, self.cache, metrics=get_metrics(None),
                 setup=self.setup, edit_step=self.cfg.edit_step, feature_net=self.feature_net,
-                fd_features=self.fd_features, classifier=self.classifier, mse_target=self.mse_target())
+                fd_features=self.fd_features, classifier=self.classifier, mse_target=self.mse_target(),
+                progress=self.progress)
         return self.measured[method]
 
 
