@@ -372,15 +372,16 @@ def invert_entry(entry: Entry, inverter: Any, generator: Any, test: TestImages, 
         if bar is not None:
             bar.update(len(images))
     assert latent is not None
-    if len(latent) > len(test):  # a larger earlier run: its first images, and their share of the time
-        share = sum(b["n"] for b in batches)
+    if len(latent) > len(test):  # a larger earlier run: its first images, and the time of the batches that hold them
         keep, count = [], 0
         for b in batches:
             if count >= len(test):
                 break
             keep.append(b)
             count += b["n"]
-        seconds = seconds * len(test) / max(share, 1)
+        # per image as in the kept batches, whose per-step curve the time to quality reads (batches of one run may
+        # have been inverted at different times, under different loads)
+        seconds = sum(b["seconds"] for b in keep) * len(test) / max(count, 1) if keep else seconds
         latent, batches = latent[: len(test)], keep
     elif bar is not None and reused:
         bar.update(reused)

@@ -7,9 +7,9 @@ reconstructions; its codes edited along every attribute direction by the documen
 of the attribute, as :func:`~idinvert_plugins.editors.crosstalk.measure_crosstalk` does (``statistic="absolute"``,
 keeping every other part of the latent); the interpolations between each code and the next (the paper's Table II);
 its seconds and per-step error curve. The values and the cross-talk matrix are stored under a key of everything
-they depend on (the inversion's identity, the image count, the step, the directions, the metrics, the networks,
-the attribute spreads, the time-to-quality target; the last few keys are kept), so whichever command measures a
-method first, the other reads the same numbers.
+they depend on (the inversion's identity, the image count, its time and per-step curve, the step, the directions,
+the metrics, the networks, the attribute spreads, the time-to-quality target; the last few keys are kept), so
+whichever command measures a method first, the other reads the same numbers.
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def metrics_key(run: MethodRun, *, setup: EditSetup | None, edit_step: float, me
              "directions": sorted(setup.directions) if setup else [], "metrics": [m.describe() for m in metrics],
              "mse_target": None if mse_target is None else round(mse_target, 9), "networks": dict(networks),
              "scales": {k: round(v, 6) for k, v in sorted(setup.scales.items())} if setup else {},
-             "interpolation": list(INTERPOLATION_TS)}
+             "interpolation": list(INTERPOLATION_TS), "seconds": round(run.seconds, 6),
+             "curve": hashlib.sha1(json.dumps(jsonable(run.curve()), sort_keys=True).encode()).hexdigest()[:16]}
     return hashlib.sha1(json.dumps(jsonable(parts), sort_keys=True).encode()).hexdigest()[:16]
 
 
