@@ -250,3 +250,36 @@ def test_bench_and_evaluate_share_one_cache(tmp_path, monkeypatch, capsys):
     for method, key in SHARED_ROWS.items():
         assert again[key]["reused"] == 4 and again[key]["metrics"]["mse"] == pytest.approx(t1b[method]["mse"],
                                                                                            abs=1e-6)
+
+
+def test_measurements_of_two_processes_are_both_kept(tmp_path):
+    """Bench and evaluate measuring the same cached inversion at once (each holding the record it read): the later
+    write keeps the other's measurement instead of overwriting it."""
+    from idinvert_plugins.evaluation.inversions import Entry, LatentCache, MethodRun, TestImages
+    from idinvert_plugins.evaluation.measures import measure_run
+    from idinvert_plugins.latent import Latent
+    from idinvert_plugins.metrics.registry import get_metrics
+
+    G = tiny_stylegan2().eval()
+    cache = LatentCache(tmp_path)
+    wp = G.to_wplus(G.mapping(torch.randn(3, 32, generator=torch.Generator().manual_seed(0))).detach())
+    identity = {"method": "x", "images": "abc"}
+    record = {"identity": identity, "seconds": 1.0, "batches": [{"n": 3, "seconds": 1.0, "mse": [0.1], "t": [1.0]}],
+              "metrics": None, "count": 3}
+    cache.save("x", Latent(wp), record)
+    test = TestImages(G.synthesis(wp, noise_mode="const").detach().clamp(-1, 1), [0, 1, 2], {}, 0, 3, None)
+
+    def run() -> MethodRun:  # what each process holds after reading the record
+        return MethodRun(Entry("x", "x"), Latent(wp), 1.0, record["batches"], 3, {}, identity, dict(record))
+
+    first, second = run(), run()
+    a = measure_run(first, G, test, cache, metrics=get_metrics(["mse"]), setup=None, edit_step=3.0)
+    b = measure_run(second, G, test, cache, metrics=get_metrics(["mse", "psnr"]), setup=None, edit_step=3.0)
+    assert a.recomputed and b.recomputed and "psnr" in b.values and "psnr" not in a.values
+    on_disk = cache.read_record("x")
+    assert len(on_disk["metrics"]) == 2 and on_disk["count"] == 3
+    # a later run reading the record finds both without measuring again
+    later = run()
+    later.record = cache.read_record("x")
+    again = measure_run(later, G, test, cache, metrics=get_metrics(["mse"]), setup=None, edit_step=3.0)
+    assert not again.recomputed and again.values["mse"] == pytest.approx(a.values["mse"])

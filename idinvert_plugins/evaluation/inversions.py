@@ -209,6 +209,16 @@ class LatentCache:
             return None
         return record.get("refused")
 
+    def read_record(self, key: str) -> dict[str, Any] | None:
+        """The record of ``key`` as it is on disk now (None: none, or unreadable)."""
+        paths = self._paths(key)
+        if paths is None or not paths[1].is_file():
+            return None
+        try:
+            return json.loads(paths[1].read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+
     def save_record(self, key: str, record: dict[str, Any]) -> None:
         """Write the record alone (metric values, a refusal)."""
         paths = self._paths(key)
