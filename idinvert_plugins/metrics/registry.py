@@ -213,6 +213,17 @@ def fd_of(images_a: torch.Tensor, images_b: torch.Tensor, feature_fn: FeatureFn)
                             *feature_statistics(images_b, feature_fn, device=device))
 
 
+def swd_of(images_a: torch.Tensor, images_b: torch.Tensor) -> float:
+    """Mean multi-scale SWD (x 1e3, seed 0) between two image sets."""
+    from .swd import swd
+
+    return float(swd(images_a, images_b, seed=0)["mean"])
+
+
+def _below_swd(data: MetricData) -> str | None:
+    return "images below SWD's 16 px coarsest level" if data.inputs.shape[-1] < 16 else None
+
+
 # -- fidelity -----------------------------------------------------------------------------------------------------
 class MSEMetric(Metric):
     name = "mse"
@@ -292,12 +303,10 @@ class SWDMetric(Metric):
     description = "multi-scale sliced Wasserstein distance (x 1e3, mean over levels) inputs vs reconstructions"
 
     def unavailable(self, data: MetricData) -> str | None:
-        return "images below SWD's 16 px coarsest level" if data.inputs.shape[-1] < 16 else None
+        return _below_swd(data)
 
     def compute(self, data: MetricData) -> float:
-        from .swd import swd
-
-        return float(swd(data.inputs, data.reconstructions, seed=0)["mean"])
+        return swd_of(data.inputs, data.reconstructions)
 
 
 # -- attribute preservation ------------------------------------------------------------------------------------------
@@ -410,9 +419,7 @@ class SWDEdited(Metric):
         return _below_swd(data) or super().unavailable(data)
 
     def compute(self, data: MetricData) -> float:
-        from .swd import swd
-
-        return float(swd(data.inputs, torch.cat(list(data.edited.values())), seed=0)["mean"])
+        return swd_of(data.inputs, torch.cat(list(data.edited.values())))
 
 
 class FDInterpolated(Metric):
@@ -441,13 +448,9 @@ class SWDInterpolated(Metric):
         return _below_swd(data) or super().unavailable(data)
 
     def compute(self, data: MetricData) -> float:
-        from .swd import swd
-
-        return float(swd(data.inputs, data.interpolated, seed=0)["mean"])
+        return swd_of(data.inputs, data.interpolated)
 
 
-def _below_swd(data: MetricData) -> str | None:
-    return "images below SWD's 16 px coarsest level" if data.inputs.shape[-1] < 16 else None
 
 
 # -- cost -----------------------------------------------------------------------------------------------------------
