@@ -263,7 +263,7 @@ def evaluate(
         result["timings"][section] = time.perf_counter() - t0
 
     if "table1" in cfg.sections:
-        timed("table1", _table1, ctx, available, fd_fn, result, out_dir)
+        timed("table1", _table1, ctx, available, result, out_dir)
     if "semantic" in cfg.sections and dirs:
         timed("semantic", _semantic, ctx, available, targets, dirs, result, out_dir)
     if "ldom" in cfg.sections:
@@ -282,7 +282,7 @@ def _rel(path: Path, out_dir: Path) -> str:
 
 
 # -- sections -----------------------------------------------------------------------------------------------
-def _table1(ctx: _Context, available: list[str], fd_fn, result: dict, out_dir: Path) -> None:
+def _table1(ctx: _Context, available: list[str], result: dict, out_dir: Path) -> None:
     """The paper's Table I: a view of each method's measured metrics (:meth:`_Context.measure`)."""
     rows: dict[str, dict[str, Any]] = {}
     for m in available:
